@@ -1,0 +1,1 @@
+"""Database layer: engine and sessions, column types, metadata, migrations."""

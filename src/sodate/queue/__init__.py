@@ -1,0 +1,1 @@
+"""Durable jobs and timers: rows with a due time, an idempotency key, retries and a dead letter."""

@@ -1,0 +1,1 @@
+"""Health, metrics, the clock endpoints and the heartbeats of background services."""

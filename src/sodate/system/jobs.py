@@ -1,0 +1,26 @@
+"""Background services of the system capability."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sodate.system import service
+from sodate.worker_types import Service, ServiceContext
+
+HEARTBEAT_RETENTION = timedelta(days=1)
+
+
+def _prune_heartbeats(context: ServiceContext) -> int:
+    runtime = context.runtime
+    with runtime.db.transaction() as session:
+        return service.prune_heartbeats(
+            session, older_than=runtime.clock.now() - HEARTBEAT_RETENTION
+        )
+
+
+heartbeat_pruner = Service(
+    name="heartbeat-pruner",
+    run=_prune_heartbeats,
+    enabled_setting="maintenance_enabled",
+    interval_setting="maintenance_interval_seconds",
+)

@@ -1,0 +1,1 @@
+"""Workspaces (tenants), users, roles, API keys and authentication."""
