@@ -27,7 +27,9 @@ from sodate.workspaces.schemas import Created, WorkspaceCreate
 
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 POSTGRES_URL = os.environ.get("SODATE_TEST_POSTGRES_URL")
-REQUIRE_POSTGRES = os.environ.get("CI") == "true" or os.environ.get("SODATE_TEST_REQUIRE_POSTGRES") == "1"
+REQUIRE_POSTGRES = (
+    os.environ.get("CI") == "true" or os.environ.get("SODATE_TEST_REQUIRE_POSTGRES") == "1"
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,7 +94,7 @@ def truncate_all(url: str) -> None:
             connection.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
         else:
             for table in tables:
-                connection.execute(sa.text(f"DELETE FROM {table}"))  # noqa: S608 - our own names
+                connection.execute(sa.text(f"DELETE FROM {table}"))
     engine.dispose()
 
 

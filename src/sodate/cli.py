@@ -137,7 +137,13 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
 def _serve(application: Any, settings: Settings, host: str | None, port: int | None) -> None:
     import uvicorn
 
-    uvicorn.run(
+    class GracefulServer(uvicorn.Server):
+        # uvicorn re-raises SIGTERM after shutting down; a finished shutdown is a clean exit.
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    config = uvicorn.Config(
         application,
         host=host or settings.host,
         port=port or settings.port,
@@ -145,6 +151,7 @@ def _serve(application: Any, settings: Settings, host: str | None, port: int | N
         access_log=False,
         proxy_headers=True,
     )
+    GracefulServer(config).run()
 
 
 @app.command()

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from sodate.db.base import Base
 from sodate.db.engine import Database
+from sodate.errors import InvalidInput
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
-class ClockError(Exception):
+class ClockError(InvalidInput):
     """A clock operation that is not allowed or not understood."""
 
 
@@ -76,7 +77,7 @@ class ManualClock:
             state = self._locked_state(session)
             if instant < state.now:
                 raise ClockError("the clock only moves forward")
-            state.now = instant
+            state.now = instant.astimezone(UTC)
             return state.now
 
     def _locked_state(self, session: sa.orm.Session) -> ClockState:

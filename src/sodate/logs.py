@@ -42,5 +42,6 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Requests are logged once, with their workspace and timing, by the app's own middleware.
     logging.getLogger("uvicorn.access").disabled = True

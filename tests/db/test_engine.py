@@ -34,7 +34,8 @@ def test_datetimes_come_back_aware_in_utc(runtime: Runtime) -> None:
     with runtime.db.read() as session:
         stored = session.scalar(sa.select(ClockState.now))
     assert stored == datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
-    assert stored is not None and stored.utcoffset() == timedelta(0)
+    assert stored is not None
+    assert stored.utcoffset() == timedelta(0)
 
 
 def test_write_transaction_rolls_back_on_error(runtime: Runtime) -> None:

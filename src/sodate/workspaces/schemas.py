@@ -20,7 +20,7 @@ class Locale(StrEnum):
 def _known_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(
             f"unknown time zone {value!r} (use an IANA name such as Asia/Tokyo)"
         ) from exc

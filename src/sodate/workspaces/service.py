@@ -177,8 +177,10 @@ def update_user(
     _check_grant(granter, Role(user.role))
     if patch.role is not None:
         _check_grant(granter, patch.role)
-    losing_owner = user.role == Role.OWNER and (
-        (patch.role is not None and patch.role != Role.OWNER) or patch.is_active is False
+    losing_owner = (
+        user.role == Role.OWNER
+        and user.is_active
+        and ((patch.role is not None and patch.role != Role.OWNER) or patch.is_active is False)
     )
     if losing_owner and _active_owner_count(session, workspace_id) <= 1:
         raise Conflict("a workspace keeps at least one active owner")

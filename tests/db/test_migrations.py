@@ -1,0 +1,68 @@
+"""One migration history for both databases: builds the schema from empty, matches the models."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from sodate.db import migrate
+from sodate.db.engine import create_db_engine
+from sodate.db.metadata import metadata
+
+
+@pytest.fixture
+def empty_database_url(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    if database_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path_factory.mktemp('empty') / 'empty.db'}"
+        return
+    name = f"sodate_empty_{uuid.uuid4().hex[:8]}"
+    admin = create_db_engine(database_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield database_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
+
+
+def test_upgrade_from_empty_reaches_head_and_matches_the_models(empty_database_url: str) -> None:
+    engine = create_db_engine(empty_database_url)
+    try:
+        assert migrate.current_revision(engine) is None
+        migrate.upgrade(engine)
+        assert migrate.is_up_to_date(engine)
+        with engine.connect() as connection:
+            differences = compare_metadata(
+                MigrationContext.configure(connection, opts={"compare_type": True}), metadata
+            )
+            tables = set(sa.inspect(connection).get_table_names())
+        assert differences == []
+        assert set(metadata.tables) <= tables
+        migrate.upgrade(engine)
+        assert migrate.is_up_to_date(engine)
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
+    from alembic import command
+
+    engine = create_db_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine)
+        command.downgrade(migrate.alembic_config(engine), "base")
+        with engine.connect() as connection:
+            assert set(sa.inspect(connection).get_table_names()) <= {"alembic_version"}
+        migrate.upgrade(engine)
+        assert migrate.is_up_to_date(engine)
+    finally:
+        engine.dispose()
