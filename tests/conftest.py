@@ -118,10 +118,9 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
 
 def new_workspace(runtime: Runtime, name: str = "株式会社サンプル") -> Created:
+    now = runtime.clock.now()
     with runtime.db.transaction() as session:
-        return workspaces.create_workspace_with_keys(
-            session, WorkspaceCreate(name=name), now=runtime.clock.now()
-        )
+        return workspaces.create_workspace_with_keys(session, WorkspaceCreate(name=name), now=now)
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -24,6 +24,7 @@ class Runtime:
         if settings.clock is ClockMode.MANUAL:
             start = parse_instant(settings.clock_start) if settings.clock_start else None
             clock = ManualClock(db, start=start)
+            clock.start()
         else:
             clock = SystemClock()
         return cls(settings=settings, db=db, clock=clock, secret_key=secret_key)

@@ -22,7 +22,7 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(runtime: Runti
 
 def test_naive_datetimes_are_refused(runtime: Runtime) -> None:
     with pytest.raises(StatementError) as raised, runtime.db.transaction() as session:
-        session.add(ClockState(id=1, now=datetime(2026, 1, 1)))  # noqa: DTZ001 - the point
+        session.add(ClockState(id=2, now=datetime(2026, 1, 1)))  # noqa: DTZ001 - the point
         session.flush()
     assert isinstance(raised.value.orig, NaiveDatetimeError)
 
@@ -30,9 +30,9 @@ def test_naive_datetimes_are_refused(runtime: Runtime) -> None:
 def test_datetimes_come_back_aware_in_utc(runtime: Runtime) -> None:
     tokyo = timezone(timedelta(hours=9))
     with runtime.db.transaction() as session:
-        session.add(ClockState(id=1, now=datetime(2026, 4, 1, 9, 0, tzinfo=tokyo)))
+        session.add(ClockState(id=2, now=datetime(2026, 4, 1, 9, 0, tzinfo=tokyo)))
     with runtime.db.read() as session:
-        stored = session.scalar(sa.select(ClockState.now))
+        stored = session.scalar(sa.select(ClockState.now).where(ClockState.id == 2))
     assert stored == datetime(2026, 4, 1, 0, 0, tzinfo=UTC)
     assert stored is not None
     assert stored.utcoffset() == timedelta(0)
@@ -40,8 +40,8 @@ def test_datetimes_come_back_aware_in_utc(runtime: Runtime) -> None:
 
 def test_write_transaction_rolls_back_on_error(runtime: Runtime) -> None:
     with pytest.raises(RuntimeError), runtime.db.transaction() as session:
-        session.add(ClockState(id=1, now=datetime(2026, 4, 1, tzinfo=UTC)))
+        session.add(ClockState(id=2, now=datetime(2026, 4, 1, tzinfo=UTC)))
         session.flush()
         raise RuntimeError("boom")
     with runtime.db.read() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(ClockState)) == 0
+        assert session.get(ClockState, 2) is None

@@ -2,11 +2,14 @@
 
 SQLite runs in WAL mode with foreign keys and a busy timeout. Its write transactions start with
 `BEGIN IMMEDIATE`, so two writers queue for the lock instead of failing when a read transaction
-tries to upgrade; read-only transactions stay deferred so readers never wait for writers.
+tries to upgrade; read-only transactions stay deferred so readers never wait for writers. Within one process,
+SQLite writers also queue on a lock: SQLite's own busy handler sleeps up to 100 ms between
+retries, which would turn contention between threads into latency.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +69,8 @@ class Database:
         self._read = sessionmaker(
             bind=engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"}), expire_on_commit=False
         )
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._writer: int | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -74,8 +79,23 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write transaction: committed when the block ends, rolled back if it raises."""
-        with self._write() as session, session.begin():
-            yield session
+        if self._write_lock is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        if self._writer == threading.get_ident():
+            # SQLite has one writer: a second write transaction in the same thread would wait
+            # on the first forever.
+            raise RuntimeError("a write transaction is already open in this thread")
+        if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            raise TimeoutError("timed out waiting for the database write lock")
+        self._writer = threading.get_ident()
+        try:
+            with self._write() as session, session.begin():
+                yield session
+        finally:
+            self._writer = None
+            self._write_lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -63,6 +63,9 @@ def _active_key(session: Session, key: str) -> ApiKey | None:
     return session.scalar(query)
 
 
+MAX_WORKSPACES_PER_EMAIL = 10
+
+
 @dataclass(frozen=True)
 class SignedIn:
     token: str
@@ -84,12 +87,17 @@ def sign_in(
         query = query.join(Workspace, Workspace.id == User.workspace_id).where(
             sa.or_(Workspace.id == workspace, Workspace.name == workspace)
         )
-    candidates = session.scalars(query.limit(2)).all()
-    if len(candidates) > 1:
+    candidates = session.scalars(query.limit(MAX_WORKSPACES_PER_EMAIL)).all()
+    # Check the password before saying anything about the account, and against a dummy hash
+    # when there is none, so neither the answer nor its timing tells whether the email exists.
+    matching = [u for u in candidates if secrets.verify_password(u.password_hash, password)]
+    if not candidates:
+        secrets.verify_password(None, password)
+    if len(matching) > 1:
         raise InvalidInput("this email belongs to several workspaces: name the workspace")
-    user = candidates[0] if candidates else None
-    if not secrets.verify_password(user.password_hash if user else None, password) or user is None:
+    if not matching:
         raise Unauthorized("wrong email or password")
+    user = matching[0]
     token = secrets.new_token()
     web_session = WebSession(
         token_hash=secrets.digest(token),

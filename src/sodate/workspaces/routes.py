@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from sqlalchemy.orm import Session
 
 from sodate.deps import SESSION_COOKIE, Caller, allowed, authenticate, get_runtime
@@ -26,6 +27,10 @@ from sodate.workspaces.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1")
+
+# User and key ids are 32-bit integer columns: a larger id must be refused here, not by the
+# database (PostgreSQL fails the query and SQLite's driver overflows, both giving a 500).
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 @router.get("/workspace", response_model=WorkspaceOut, tags=["workspace"])
@@ -61,14 +66,14 @@ def create_user(
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
-def get_user(user_id: int, caller: Caller = Depends(allowed(Permission.USERS_MANAGE))) -> UserOut:
+def get_user(user_id: RowId, caller: Caller = Depends(allowed(Permission.USERS_MANAGE))) -> UserOut:
     with caller.runtime.db.read() as session:
         return UserOut.model_validate(service.get_user(session, caller.workspace_id, user_id))
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
 def patch_user(
-    user_id: int, patch: UserPatch, caller: Caller = Depends(allowed(Permission.USERS_MANAGE))
+    user_id: RowId, patch: UserPatch, caller: Caller = Depends(allowed(Permission.USERS_MANAGE))
 ) -> UserOut:
     with caller.runtime.db.transaction() as session:
         user = service.update_user(
@@ -101,7 +106,7 @@ def create_api_key(
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["api-keys"])
 def revoke_api_key(
-    key_id: int, caller: Caller = Depends(allowed(Permission.API_KEYS_MANAGE))
+    key_id: RowId, caller: Caller = Depends(allowed(Permission.API_KEYS_MANAGE))
 ) -> ApiKeyOut:
     with caller.runtime.db.transaction() as session:
         key = service.revoke_api_key(

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from sodate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sodate.workspaces import secrets
-from sodate.workspaces.models import ApiKey, User, Workspace
+from sodate.workspaces.models import ApiKey, User, WebSession, Workspace
 from sodate.workspaces.roles import Role, may_grant
 from sodate.workspaces.schemas import (
     ApiKeyCreate,
@@ -192,15 +192,26 @@ def update_user(
         user.password_hash = secrets.hash_password(patch.password)
     if patch.is_active is not None:
         user.is_active = patch.is_active
+    if patch.is_active is False or patch.password is not None:
+        # Deactivation or a new password ends every session: reactivation must not revive
+        # them, and a password changed after a theft must lock the thief out.
+        session.execute(sa.delete(WebSession).where(WebSession.user_id == user.id))
     session.flush()
     return user
 
 
 def _active_owner_count(session: Session, workspace_id: str) -> int:
-    query = sa.select(sa.func.count()).where(
-        User.workspace_id == workspace_id, User.role == Role.OWNER.value, User.is_active.is_(True)
+    # Lock the owners' rows so two owners demoting each other at once cannot both succeed.
+    owners = (
+        sa.select(User.id)
+        .where(
+            User.workspace_id == workspace_id,
+            User.role == Role.OWNER.value,
+            User.is_active.is_(True),
+        )
+        .with_for_update()
     )
-    return session.scalar(query) or 0
+    return len(session.scalars(owners).all())
 
 
 def _check_grant(granter: Role, role: Role) -> None:
