@@ -2,9 +2,9 @@
 
 SQLite runs in WAL mode with foreign keys and a busy timeout. Its write transactions start with
 `BEGIN IMMEDIATE`, so two writers queue for the lock instead of failing when a read transaction
-tries to upgrade; read-only transactions stay deferred so readers never wait for writers. Within one process,
-SQLite writers also queue on a lock: SQLite's own busy handler sleeps up to 100 ms between
-retries, which would turn contention between threads into latency.
+tries to upgrade; read-only transactions stay deferred so readers never wait for writers.
+Within one process, SQLite writers also queue on a lock: SQLite's own busy handler sleeps up
+to 100 ms between retries, which would turn contention between threads into latency.
 """
 
 from __future__ import annotations
