@@ -29,5 +29,9 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+bench: $(STAMP)
+	$(BIN)/python bench/queue_throughput.py --jobs 20000 --workers 1 2
+	scripts/with-test-postgres sh -c '$(BIN)/python bench/queue_throughput.py --jobs 20000 --workers 1 2 --database-url "$$SODATE_TEST_POSTGRES_URL"'
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -108,13 +108,17 @@ class ServiceRunner:
         )
         interval = float(getattr(self.runtime.settings, service.interval_setting))
         wake = self._wake[service.name]
-        started_at = self.runtime.clock.now()
+        # Read in the first pass, not here: an error escaping before the loop would end the
+        # service's thread for good.
+        started_at: datetime | None = None
         passes = failures = 0
         last_beat = 0.0
         while not self.stop_event.is_set():
             error: BaseException | None = None
             done = 0
             try:
+                if started_at is None:
+                    started_at = self.runtime.clock.now()
                 done = service.run(context)
                 SERVICE_PASSES.labels(service=service.name, outcome="ok").inc()
             except Exception as exc:
@@ -135,19 +139,20 @@ class ServiceRunner:
     def _beat(
         self,
         service: Service,
-        started_at: datetime,
+        started_at: datetime | None,
         passes: int,
         failures: int,
         error: BaseException | None,
     ) -> None:
         try:
+            now = self.runtime.clock.now()
             with self.runtime.db.transaction() as session:
                 record_heartbeat(
                     session,
                     worker_id=self.worker_id,
                     service=service.name,
-                    started_at=started_at,
-                    now=self.runtime.clock.now(),
+                    started_at=started_at or now,
+                    now=now,
                     passes=passes,
                     failures=failures,
                     error=error,

@@ -82,8 +82,8 @@ def _try_run(runtime: Runtime, jobs: Sequence[ClaimedJob], claim_token: str) -> 
     try:
         if handler is None:
             raise LookupError(f"no handler is registered for job kind {kind!r}")
+        now = runtime.clock.now()
         with runtime.db.transaction() as session:
-            now = runtime.clock.now()
             handler(JobContext(session=session, runtime=runtime, now=now), jobs)
             service.complete(session, jobs, claim_token=claim_token, now=now)
     except service.LeaseLost:

@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from sodate.db.statements import insert_ignoring_conflicts
 from sodate.errors import Conflict, NotFound
 from sodate.queue.handlers import ClaimedJob
 from sodate.queue.models import Job, JobState
@@ -54,9 +54,16 @@ def enqueue(session: Session, jobs: Sequence[NewJob], *, now: datetime, max_atte
         }
         for job in jobs
     ]
-    return insert_ignoring_conflicts(
-        session, JOBS, rows, conflict_columns=("kind", "idempotency_key")
+    if not rows:
+        return 0
+    # Count the rows RETURNING gives back: a multi-row insert's rowcount is -1 on psycopg.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(JOBS)
+        .on_conflict_do_nothing(index_elements=["kind", "idempotency_key"])
+        .returning(JOBS.c.id)
     )
+    return len(session.execute(statement, rows).all())
 
 
 def claim_due(
@@ -155,7 +162,11 @@ def release(
         sa.update(Job)
         .where(Job.id.in_([job.id for job in jobs]), Job.locked_by == claim_token)
         .values(
-            state=JobState.SCHEDULED.value, due_at=now, attempts=Job.attempts - 1, locked_by=None
+            state=JobState.SCHEDULED.value,
+            due_at=now,
+            attempts=Job.attempts - 1,
+            locked_by=None,
+            updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )
