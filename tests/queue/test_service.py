@@ -692,3 +692,12 @@ def test_jobs_api_retries_dead_jobs(
     assert again.json()["error"]["code"] == "conflict"
     theirs = client.post(f"/api/v1/jobs/{ids['theirs']}/retry", headers=admin_headers)
     assert theirs.status_code == 404
+
+
+def test_job_ids_out_of_range_are_invalid_not_errors(client, admin_headers) -> None:
+    for path in (
+        "/api/v1/jobs/99999999999999999999",
+        "/api/v1/jobs?before_id=99999999999999999999",
+    ):
+        response = client.get(path, headers=admin_headers)
+        assert response.status_code == 422, path

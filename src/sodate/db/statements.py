@@ -22,6 +22,8 @@ def insert_ignoring_conflicts(
         return 0
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    statement = insert.on_conflict_do_nothing(index_elements=list(conflict_columns))
-    result = session.execute(statement, list(rows))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    # Count what RETURNING gives back: psycopg reports -1 as a multi-row insert's rowcount.
+    statement = insert.on_conflict_do_nothing(index_elements=list(conflict_columns)).returning(
+        *table.primary_key.columns
+    )
+    return len(session.execute(statement, list(rows)).all())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
 
 from sodate.deps import Caller, allowed
 from sodate.queue import service
@@ -12,12 +14,16 @@ from sodate.workspaces.roles import Permission
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
 
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
 
 @router.get("/jobs", response_model=list[JobOut])
 def list_jobs(
     state: JobState | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
-    before_id: int | None = Query(default=None, description="Page: jobs with a smaller id."),
+    before_id: int | None = Query(
+        default=None, ge=1, le=2**63 - 1, description="Page: jobs with a smaller id."
+    ),
     caller: Caller = Depends(allowed(Permission.READ)),
 ) -> list[JobOut]:
     with caller.runtime.db.read() as session:
@@ -28,7 +34,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, caller: Caller = Depends(allowed(Permission.READ))) -> JobOut:
+def get_job(job_id: JobId, caller: Caller = Depends(allowed(Permission.READ))) -> JobOut:
     with caller.runtime.db.read() as session:
         return JobOut.model_validate(service.get_job(session, caller.workspace_id, job_id))
 

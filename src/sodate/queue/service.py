@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from sodate.db.statements import insert_ignoring_conflicts
 from sodate.errors import Conflict, NotFound
 from sodate.queue.handlers import ClaimedJob
 from sodate.queue.models import Job, JobState
@@ -54,16 +54,9 @@ def enqueue(session: Session, jobs: Sequence[NewJob], *, now: datetime, max_atte
         }
         for job in jobs
     ]
-    if not rows:
-        return 0
-    # Count the rows RETURNING gives back: a multi-row insert's rowcount is -1 on psycopg.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = (
-        insert(JOBS)
-        .on_conflict_do_nothing(index_elements=["kind", "idempotency_key"])
-        .returning(JOBS.c.id)
+    return insert_ignoring_conflicts(
+        session, JOBS, rows, conflict_columns=("kind", "idempotency_key")
     )
-    return len(session.execute(statement, rows).all())
 
 
 def claim_due(
