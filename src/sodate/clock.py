@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from sodate.db.base import Base
 from sodate.db.engine import Database
+from sodate.db.statements import insert_ignoring_conflicts
 from sodate.errors import InvalidInput
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)", re.IGNORECASE)
@@ -32,6 +33,9 @@ class ClockState(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     now: Mapped[datetime]
+
+
+CLOCK_STATE: sa.Table = ClockState.__table__  # type: ignore[assignment]
 
 
 class Clock(Protocol):
@@ -89,11 +93,15 @@ class ManualClock:
             return state.now
 
     def _locked_state(self, session: sa.orm.Session) -> ClockState:
+        # Several processes may start at once: the first row wins and everyone reads it.
+        insert_ignoring_conflicts(
+            session,
+            CLOCK_STATE,
+            [{"id": 1, "now": self._start or datetime.now(UTC)}],
+            conflict_columns=("id",),
+        )
         state = session.scalar(sa.select(ClockState).where(ClockState.id == 1).with_for_update())
-        if state is None:
-            state = ClockState(id=1, now=self._start or datetime.now(UTC))
-            session.add(state)
-            session.flush()
+        assert state is not None
         return state
 
 
