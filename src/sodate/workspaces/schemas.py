@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
@@ -155,6 +155,3 @@ class Created(BaseModel):
     workspace: WorkspaceOut
     admin_key: ApiKeyCreated
     write_key: ApiKeyCreated
-
-
-AuthKind = Literal["api_key", "session"]
