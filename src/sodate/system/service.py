@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import traceback
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.clock import ManualClock, parse_duration
-from sodate.errors import Conflict
+from sodate.errors import Conflict, InvalidInput
 from sodate.queue.runner import drain_due_jobs
 from sodate.runtime import Runtime
 from sodate.system.models import ServiceHeartbeat
@@ -24,12 +24,12 @@ def advance_clock(
     clock = runtime.clock
     if not isinstance(clock, ManualClock):
         raise Conflict("the clock is the system clock; only SODATE_CLOCK=manual may be advanced")
-    if by is not None:
+    if by is not None and to is None:
         now = clock.advance(parse_duration(by))
-    elif to is not None:
+    elif to is not None and by is None:
         now = clock.set(to)
     else:
-        now = clock.advance(timedelta(0))
+        raise InvalidInput("give exactly one of a duration or an instant")
     return now, drain_due_jobs(runtime, worker_id=worker_id)
 
 
