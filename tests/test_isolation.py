@@ -4,12 +4,13 @@ Every /api/v1 route of the app must appear in CASES (a test showing that workspa
 or change workspace A's data through it) or in NOT_SCOPED (with the reason it holds no workspace
 data). `test_every_api_route_has_an_isolation_case` fails when a route is missing, so a new
 endpoint cannot ship without its isolation case.
+
+The machinery is in `tests/isolation.py`; each capability's cases are in
+`tests/<capability>/isolation_cases.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+import tests.commerce.isolation_cases
+import tests.contacts.isolation_cases
+import tests.imports.isolation_cases
 from sodate.app import create_app
 from sodate.queue.models import Job, JobState
 from sodate.queue.service import NewJob, enqueue
@@ -26,66 +30,15 @@ from sodate.runtime import Runtime
 from sodate.workspaces.models import User
 from sodate.workspaces.schemas import Created
 from tests.conftest import bearer, new_workspace
-from tests.workspaces.helpers import create_key, create_user, error_of, login, use_cheap_argon2
+from tests.isolation import CASES, NOT_SCOPED, Pair, Route, case, not_found
+from tests.workspaces.helpers import create_key, create_user, login, use_cheap_argon2
 
-Route = tuple[str, str]
-
-
-@dataclass
-class Pair:
-    """Two workspaces side by side: A holds the data, B tries to reach it."""
-
-    client: TestClient
-    runtime: Runtime
-    a: Created
-    b: Created
-
-    @property
-    def a_key(self) -> dict[str, str]:
-        return bearer(self.a.admin_key.key)
-
-    @property
-    def b_key(self) -> dict[str, str]:
-        return bearer(self.b.admin_key.key)
-
-    def get(self, url: str, headers: dict[str, str]) -> Any:
-        response = self.client.get(url, headers=headers)
-        assert response.status_code == 200, (url, response.text)
-        return response.json()
-
-
-Case = Callable[[Pair], None]
-CASES: dict[Route, Case] = {}
-
-
-def case(method: str, path: str) -> Callable[[Case], Case]:
-    def register(function: Case) -> Case:
-        assert (method, path) not in CASES, (method, path)
-        CASES[(method, path)] = function
-        return function
-
-    return register
-
-
-NOT_SCOPED: dict[Route, str] = {
-    ("POST", "/api/v1/auth/login"): (
-        "takes no credentials and reads no workspace's data: it finds the user by email (and "
-        "the workspace named in the body) and opens a session scoped to that user's workspace; "
-        "test_a_session_sees_only_its_own_workspace shows the session is confined to it"
-    ),
-    ("GET", "/api/v1/openapi.json"): "the API's description, the same for everyone",
-    ("GET", "/api/v1/clock"): (
-        "the clock is one for the whole installation and holds no workspace data"
-    ),
-    ("POST", "/api/v1/clock/advance"): (
-        "moves the installation's manual clock (tests and demos only); holds no workspace data"
-    ),
-}
-
-
-def _not_found(response: Any) -> None:
-    assert response.status_code == 404, response.text
-    assert error_of(response)["code"] == "not_found"
+# Imported for the cases they register.
+CAPABILITY_CASES = (
+    tests.commerce.isolation_cases,
+    tests.contacts.isolation_cases,
+    tests.imports.isolation_cases,
+)
 
 
 def _user_row(pair: Pair, user_id: int) -> dict[str, Any]:
@@ -172,7 +125,7 @@ def _create_user(pair: Pair) -> None:
 @case("GET", "/api/v1/users/{user_id}")
 def _get_user(pair: Pair) -> None:
     a_user = create_user(pair.client, pair.a_key, email="a-user@example.jp", role="admin")
-    _not_found(pair.client.get(f"/api/v1/users/{a_user['id']}", headers=pair.b_key))
+    not_found(pair.client.get(f"/api/v1/users/{a_user['id']}", headers=pair.b_key))
     assert pair.get(f"/api/v1/users/{a_user['id']}", pair.a_key) == a_user
 
 
@@ -189,7 +142,7 @@ def _patch_user(pair: Pair) -> None:
         response = pair.client.patch(
             f"/api/v1/users/{a_user['id']}", json=patch, headers=pair.b_key
         )
-        _not_found(response)
+        not_found(response)
     assert _user_row(pair, a_user["id"]) == before
     # A itself can still change its user: the 404 above was about the workspace, not the id.
     response = pair.client.patch(
@@ -228,7 +181,7 @@ def _create_api_key(pair: Pair) -> None:
 def _revoke_api_key(pair: Pair) -> None:
     before = pair.get("/api/v1/api-keys", pair.a_key)
     for key_id in (pair.a.admin_key.id, pair.a.write_key.id):
-        _not_found(pair.client.delete(f"/api/v1/api-keys/{key_id}", headers=pair.b_key))
+        not_found(pair.client.delete(f"/api/v1/api-keys/{key_id}", headers=pair.b_key))
     assert pair.get("/api/v1/api-keys", pair.a_key) == before
     assert all(key["revoked_at"] is None for key in before)
     assert pair.get("/api/v1/workspace", pair.a_key)["id"] == pair.a.workspace.id
@@ -281,7 +234,7 @@ def _list_jobs(pair: Pair) -> None:
 @case("GET", "/api/v1/jobs/{job_id}")
 def _get_job(pair: Pair) -> None:
     a_job = _job_in(pair, pair.a.workspace.id, name="a-scheduled")
-    _not_found(pair.client.get(f"/api/v1/jobs/{a_job}", headers=pair.b_key))
+    not_found(pair.client.get(f"/api/v1/jobs/{a_job}", headers=pair.b_key))
     assert pair.get(f"/api/v1/jobs/{a_job}", pair.a_key)["id"] == a_job
 
 
@@ -289,7 +242,7 @@ def _get_job(pair: Pair) -> None:
 def _retry_job(pair: Pair) -> None:
     a_dead = _job_in(pair, pair.a.workspace.id, name="a-dead", dead=True)
     before = pair.get(f"/api/v1/jobs/{a_dead}", pair.a_key)
-    _not_found(pair.client.post(f"/api/v1/jobs/{a_dead}/retry", headers=pair.b_key))
+    not_found(pair.client.post(f"/api/v1/jobs/{a_dead}/retry", headers=pair.b_key))
     after = pair.get(f"/api/v1/jobs/{a_dead}", pair.a_key)
     assert after == before
     assert after["state"] == "dead"
@@ -370,11 +323,11 @@ def test_a_session_sees_only_its_own_workspace(pair: Pair) -> None:
     csrf = {"X-CSRF-Token": login(pair.client, "a-admin@example.jp")["csrf_token"]}
     assert pair.client.get("/api/v1/workspace").json()["id"] == pair.a.workspace.id
     assert [u["email"] for u in pair.client.get("/api/v1/users").json()] == ["a-admin@example.jp"]
-    _not_found(pair.client.get(f"/api/v1/users/{b_user['id']}"))
-    _not_found(pair.client.patch(f"/api/v1/users/{b_user['id']}", json={"name": "x"}, headers=csrf))
-    _not_found(pair.client.get(f"/api/v1/jobs/{b_job}"))
-    _not_found(pair.client.post(f"/api/v1/jobs/{b_job}/retry", headers=csrf))
-    _not_found(pair.client.delete(f"/api/v1/api-keys/{pair.b.admin_key.id}", headers=csrf))
+    not_found(pair.client.get(f"/api/v1/users/{b_user['id']}"))
+    not_found(pair.client.patch(f"/api/v1/users/{b_user['id']}", json={"name": "x"}, headers=csrf))
+    not_found(pair.client.get(f"/api/v1/jobs/{b_job}"))
+    not_found(pair.client.post(f"/api/v1/jobs/{b_job}/retry", headers=csrf))
+    not_found(pair.client.delete(f"/api/v1/api-keys/{pair.b.admin_key.id}", headers=csrf))
     assert pair.client.get("/api/v1/jobs").json() == []
     response = pair.client.patch("/api/v1/workspace", json={"locale": "en"}, headers=csrf)
     assert response.status_code == 200

@@ -17,7 +17,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sodate import __version__
+from sodate.commerce.routes import router as commerce_router
+from sodate.contacts.routes import router as contacts_router
 from sodate.errors import SodateError
+from sodate.events.routes import router as tracking_router
+from sodate.imports.routes import router as imports_router
 from sodate.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from sodate.queue.routes import router as queue_router
 from sodate.runtime import Runtime
@@ -54,7 +58,15 @@ def create_app(runtime: Runtime, *, runner: ServiceRunner | None = None) -> Fast
     app.state.runtime = runtime
     app.state.runner = runner
     app.state.worker_id = runner.worker_id if runner is not None else new_worker_id("api")
-    for router in (system_router, workspaces_router, queue_router):
+    for router in (
+        system_router,
+        workspaces_router,
+        queue_router,
+        contacts_router,
+        commerce_router,
+        imports_router,
+        tracking_router,
+    ):
         app.include_router(router)
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes)

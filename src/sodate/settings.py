@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     job_retention_days: int = Field(default=14, ge=1)
     job_runner_enabled: bool = True
     job_runner_interval_seconds: float = Field(default=1.0, gt=0)
+    event_processor_enabled: bool = True
+    event_processor_interval_seconds: float = Field(default=0.2, gt=0)
+    event_batch_size: int = Field(default=2000, ge=1, le=20_000)
+    tracking_rate_limit: float = Field(default=10_000, ge=0)
+    tracking_burst_seconds: float = Field(default=5, gt=0)
     maintenance_enabled: bool = True
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
     plugins: Annotated[tuple[str, ...], NoDecode] = ()

@@ -20,6 +20,7 @@ from datetime import datetime
 
 import structlog
 
+from sodate.events.jobs import event_processor
 from sodate.metrics import SERVICE_LAST_PASS, SERVICE_PASSES
 from sodate.queue.jobs import job_pruner, job_runner
 from sodate.runtime import Runtime
@@ -33,7 +34,13 @@ log = structlog.get_logger(__name__)
 
 HEARTBEAT_EVERY_SECONDS = 5.0
 
-SERVICES: tuple[Service, ...] = (job_runner, job_pruner, session_cleaner, heartbeat_pruner)
+SERVICES: tuple[Service, ...] = (
+    job_runner,
+    event_processor,
+    job_pruner,
+    session_cleaner,
+    heartbeat_pruner,
+)
 
 _plugin_services: list[Service] = []
 
@@ -84,10 +91,11 @@ class ServiceRunner:
             services=[service.name for service in self.services],
         )
 
-    def wake(self) -> None:
-        """Run every service's next pass now rather than after its interval."""
-        for event in self._wake.values():
-            event.set()
+    def wake(self, service: str | None = None) -> None:
+        """Run the named service's next pass (all, if none) now rather than after its interval."""
+        for name, event in self._wake.items():
+            if service is None or name == service:
+                event.set()
 
     def stop(self, timeout: float = 30.0) -> None:
         self.stop_event.set()

@@ -5,11 +5,24 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from sodate import clock
+from sodate.commerce import models as commerce_models
+from sodate.contacts import models as contact_models
 from sodate.db.base import Base
+from sodate.events import models as event_models
+from sodate.imports import models as import_models
 from sodate.queue import models as queue_models
 from sodate.system import models as system_models
 from sodate.workspaces import models as workspace_models
 
-MODEL_MODULES = (clock, queue_models, system_models, workspace_models)
+MODEL_MODULES = (
+    clock,
+    commerce_models,
+    contact_models,
+    event_models,
+    import_models,
+    queue_models,
+    system_models,
+    workspace_models,
+)
 
 metadata: sa.MetaData = Base.metadata

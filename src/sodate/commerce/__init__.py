@@ -1,0 +1,1 @@
+"""Commerce: orders with line items and open carts, from the Segment ecommerce events."""

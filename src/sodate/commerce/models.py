@@ -1,0 +1,3 @@
+"""Tables of orders, their line items, and carts."""
+
+from __future__ import annotations

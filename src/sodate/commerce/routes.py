@@ -1,0 +1,7 @@
+"""HTTP routes of orders and carts. Handlers only delegate."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1")

@@ -1,0 +1,1 @@
+"""Contacts: unified profiles, their identities, merges and companies."""

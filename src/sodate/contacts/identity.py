@@ -1,0 +1,211 @@
+"""Identity resolution and merges against the database, for a whole batch at a time.
+
+Loading is set-based: one query per identifier kind for the batch, one for the identities of
+the contacts found. The rules themselves live in `sodate.contacts.resolution`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.contacts.identifiers import IdentityKey
+from sodate.contacts.models import Contact, ContactIdentity, ContactMerge
+from sodate.contacts.profiles import filled, search_text
+from sodate.contacts.resolution import IdentityClaim, PlannedMerge, Resolver
+from sodate.db.statements import insert_ignoring_conflicts
+
+CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
+IDENTITIES: sa.Table = ContactIdentity.__table__  # type: ignore[assignment]
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Resolution:
+    contact_ids: list[int]
+    """The contact of each claim, in order."""
+    created: set[int]
+    merges: list[PlannedMerge]
+
+
+def resolve_identities(
+    session: Session,
+    workspace_id: str,
+    claims: Sequence[IdentityClaim],
+    *,
+    now: datetime,
+    source: str,
+) -> Resolution:
+    """Find or create the contact of every claim, merging contacts the rules say are one."""
+    wanted = {key for claim in claims for key in (*claim.keys, *claim.aliases)}
+    found = _identities_by_key(session, workspace_id, wanted)
+    holders = {contact for _key, contact in found}
+    resolver = Resolver.from_identities(_identities_of(session, holders))
+    refs = [resolver.resolve(claim) for claim in claims]
+
+    new_refs = [ref for ref in resolver.new_contacts if ref not in resolver.redirect]
+    stored = _create_contacts(session, workspace_id, len(new_refs), now=now, source=source)
+    real = dict(zip(new_refs, stored, strict=True))
+
+    def final(ref: int) -> int:
+        ref = resolver.find(ref)
+        return real.get(ref, ref)
+
+    for merge in resolver.merges:
+        merge_contact_rows(
+            session, workspace_id, merge.survivor, merge.merged, reason=merge.reason, now=now
+        )
+    identity_rows = [
+        {
+            "workspace_id": workspace_id,
+            "kind": key.kind,
+            "value": key.value,
+            "contact_id": final(ref),
+            "created_at": now,
+        }
+        for key, ref in resolver.new_keys.items()
+    ]
+    insert_ignoring_conflicts(
+        session, IDENTITIES, identity_rows, conflict_columns=("workspace_id", "kind", "value")
+    )
+    return Resolution(
+        contact_ids=[final(ref) for ref in refs], created=set(stored), merges=resolver.merges
+    )
+
+
+def _identities_by_key(
+    session: Session, workspace_id: str, keys: Iterable[IdentityKey]
+) -> list[tuple[IdentityKey, int]]:
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for key in keys:
+        by_kind[key.kind].append(key.value)
+    found: list[tuple[IdentityKey, int]] = []
+    for kind, values in by_kind.items():
+        for start in range(0, len(values), CHUNK):
+            rows = session.execute(
+                sa.select(IDENTITIES.c.value, IDENTITIES.c.contact_id).where(
+                    IDENTITIES.c.workspace_id == workspace_id,
+                    IDENTITIES.c.kind == kind,
+                    IDENTITIES.c.value.in_(values[start : start + CHUNK]),
+                )
+            )
+            found.extend((IdentityKey(kind, value), contact) for value, contact in rows)
+    return found
+
+
+def _identities_of(session: Session, contacts: set[int]) -> list[tuple[IdentityKey, int]]:
+    ids = sorted(contacts)
+    found: list[tuple[IdentityKey, int]] = []
+    for start in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            sa.select(IDENTITIES.c.kind, IDENTITIES.c.value, IDENTITIES.c.contact_id).where(
+                IDENTITIES.c.contact_id.in_(ids[start : start + CHUNK])
+            )
+        )
+        found.extend((IdentityKey(kind, value), contact) for kind, value, contact in rows)
+    return found
+
+
+def _create_contacts(
+    session: Session, workspace_id: str, count: int, *, now: datetime, source: str
+) -> list[int]:
+    if count == 0:
+        return []
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "traits": {},
+            "search_text": "",
+            "sources": [source],
+            "created_at": now,
+            "updated_at": now,
+        }
+        for _ in range(count)
+    ]
+    statement = sa.insert(CONTACTS).returning(CONTACTS.c.id, sort_by_parameter_order=True)
+    return list(session.execute(statement, rows).scalars())
+
+
+def merge_contact_rows(
+    session: Session,
+    workspace_id: str,
+    survivor_id: int,
+    merged_id: int,
+    *,
+    reason: str,
+    now: datetime,
+) -> ContactMerge:
+    """Merge one contact into another: identities, profile fields, and a redirect.
+
+    Conflicting values: the most recent non-empty one wins, "recent" meaning the contact
+    updated last. Other capabilities move their own rows through `sodate.pipeline`.
+    """
+    survivor = session.get(Contact, survivor_id)
+    merged = session.get(Contact, merged_id)
+    if survivor is None or merged is None or merged.merged_into_id is not None:
+        raise LookupError(f"cannot merge contact {merged_id} into {survivor_id}")
+    moved = session.execute(
+        sa.update(IDENTITIES)
+        .where(IDENTITIES.c.contact_id == merged_id)
+        .values(contact_id=survivor_id)
+        .returning(IDENTITIES.c.kind, IDENTITIES.c.value)
+    ).all()
+    newer, older = (
+        (merged, survivor)
+        if merged.updated_at > survivor.updated_at
+        else (
+            survivor,
+            merged,
+        )
+    )
+    taken = {
+        key: value
+        for key, value in merged.traits.items()
+        if filled(value) and (newer is merged or not filled(survivor.traits.get(key)))
+    }
+    survivor.traits = {**survivor.traits, **taken}
+    for column in ("user_id", "email", "phone", "company_id"):
+        if getattr(newer, column) is not None or getattr(older, column) is None:
+            setattr(survivor, column, getattr(newer, column) or getattr(older, column))
+    survivor.sources = list(dict.fromkeys([*survivor.sources, *merged.sources]))
+    survivor.first_seen_at = _earliest(survivor.first_seen_at, merged.first_seen_at)
+    survivor.last_seen_at = _latest(survivor.last_seen_at, merged.last_seen_at)
+    survivor.updated_at = now
+    survivor.search_text = search_text(
+        survivor.traits, email=survivor.email, phone=survivor.phone, user_id=survivor.user_id
+    )
+    merged.merged_into_id = survivor_id
+    merged.traits, merged.email, merged.phone, merged.user_id = {}, None, None, None
+    merged.search_text, merged.company_id, merged.updated_at = "", None, now
+    session.execute(
+        sa.update(CONTACTS)
+        .where(CONTACTS.c.merged_into_id == merged_id)
+        .values(merged_into_id=survivor_id)
+    )
+    record = ContactMerge(
+        workspace_id=workspace_id,
+        survivor_id=survivor_id,
+        merged_id=merged_id,
+        reason=reason,
+        details={
+            "identities": [{"kind": kind, "value": value} for kind, value in moved],
+            "traits_taken": taken,
+        },
+        created_at=now,
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min((v for v in (a, b) if v is not None), default=None)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max((v for v in (a, b) if v is not None), default=None)

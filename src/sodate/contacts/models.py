@@ -1,0 +1,96 @@
+"""Tables of contacts, their identities, merges and companies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sodate.db.base import Base, BigId, JSONDocument
+
+
+class Company(Base):
+    """A B2B account; `group_key` is the id a `group` call names it by."""
+
+    __tablename__ = "companies"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "group_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    group_key: Mapped[str] = mapped_column(sa.String(200))
+    name: Mapped[str | None] = mapped_column(sa.String(300))
+    traits: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Contact(Base):
+    """One person. A merged contact stays as a redirect to the contact it was merged into."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (sa.Index("ix_contacts_workspace_id_email", "workspace_id", "email"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str | None] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    traits: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    search_text: Mapped[str] = mapped_column(sa.Text, default="")
+    company_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("companies.id", ondelete="SET NULL"), index=True
+    )
+    sources: Mapped[list[str]] = mapped_column(JSONDocument)
+    first_seen_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    merged_into_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("contacts.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ContactIdentity(Base):
+    """An identifier that leads to a contact: user id, anonymous id, email, phone, external id.
+
+    `kind` is `user_id`, `anonymous_id`, `email`, `phone` or `external:<type>`; each value
+    leads to one contact in a workspace.
+    """
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    value: Mapped[str] = mapped_column(sa.String(320))
+    contact_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+
+
+class ContactMerge(Base):
+    """What was merged into what, when and why."""
+
+    __tablename__ = "contact_merges"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    survivor_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    merged_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    reason: Mapped[str] = mapped_column(sa.String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime]

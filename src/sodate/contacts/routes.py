@@ -1,0 +1,211 @@
+"""HTTP routes of contacts and companies. Handlers only delegate."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import RedirectResponse
+
+from sodate.contacts import service, writes
+from sodate.contacts.schemas import (
+    CompanyOut,
+    CompanyPage,
+    CompanyUpsert,
+    ContactOut,
+    ContactPage,
+    ContactPatch,
+    ContactUpsert,
+    ContactUpserted,
+    MergeIn,
+    MergeOut,
+)
+from sodate.contacts.service import ContactFilter, ContactMoved
+from sodate.deps import Caller, allowed
+from sodate.errors import InvalidInput
+from sodate.events import service as events
+from sodate.events.schemas import EventPage
+from sodate.pipeline import merge_contacts
+from sodate.workspaces.roles import Permission
+
+router = APIRouter(prefix="/api/v1")
+
+ContactId = Annotated[int, Path(ge=1, le=2**62)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[int | None, Query(alias="cursor", ge=0, le=2**62)]
+
+
+def _moved(request: Request, exc: ContactMoved, old_id: int) -> RedirectResponse:
+    path = request.url.path.replace(f"/contacts/{old_id}", f"/contacts/{exc.contact_id}", 1)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(path + query, status_code=status.HTTP_308_PERMANENT_REDIRECT)
+
+
+@router.get("/contacts", response_model=ContactPage, tags=["contacts"])
+def list_contacts(
+    request: Request,
+    caller: Caller = Depends(allowed(Permission.READ)),
+    email: str | None = None,
+    user_id: str | None = None,
+    anonymous_id: str | None = None,
+    phone: str | None = None,
+    external_id: Annotated[
+        str | None, Query(description="`type:value`, e.g. `line:U4af4980629…`")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Search name, email, phone")] = None,
+    company_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> ContactPage:
+    """List contacts. Filter by identifier, search text, company, or `trait.<name>=value`."""
+    where = ContactFilter(
+        email=email,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        phone=phone,
+        external=_external(external_id),
+        q=q,
+        company_id=company_id,
+        traits=tuple(
+            (key.removeprefix("trait."), value)
+            for key, value in request.query_params.multi_items()
+            if key.startswith("trait.") and len(key) > len("trait.")
+        ),
+    )
+    with caller.runtime.db.read() as session:
+        return service.list_contacts(session, caller.workspace_id, where, limit=limit, after=cursor)
+
+
+def _external(value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    kind, _, identifier = value.partition(":")
+    if not kind or not identifier:
+        raise InvalidInput(
+            "external_id must be `type:value`", details=[{"field": "external_id", "message": value}]
+        )
+    return kind, identifier
+
+
+@router.post("/contacts", response_model=ContactUpserted, tags=["contacts"])
+def upsert_contact(
+    data: ContactUpsert,
+    response: Response,
+    caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE)),
+) -> ContactUpserted:
+    """Create a contact, or update the one its identifiers lead to (merging if they say so)."""
+    with caller.runtime.db.transaction() as session:
+        result = writes.upsert_contact(session, caller.workspace_id, data, now=caller.now())
+        contact = service.get_contact(session, caller.workspace_id, result.contact_id)
+    response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+    return ContactUpserted(created=result.created, contact=contact)
+
+
+@router.get("/contacts/{contact_id}", response_model=ContactOut, tags=["contacts"])
+def get_contact(
+    request: Request, contact_id: ContactId, caller: Caller = Depends(allowed(Permission.READ))
+) -> ContactOut | RedirectResponse:
+    """A contact. A merged contact's old id answers 308 with the surviving contact's URL."""
+    with caller.runtime.db.read() as session:
+        try:
+            return service.get_contact(session, caller.workspace_id, contact_id)
+        except ContactMoved as exc:
+            return _moved(request, exc, contact_id)
+
+
+@router.patch("/contacts/{contact_id}", response_model=ContactOut, tags=["contacts"])
+def patch_contact(
+    contact_id: ContactId,
+    patch: ContactPatch,
+    caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE)),
+) -> ContactOut:
+    with caller.runtime.db.transaction() as session:
+        live_id = writes.patch_contact(
+            session, caller.workspace_id, contact_id, patch, now=caller.now()
+        )
+        return service.get_contact(session, caller.workspace_id, live_id)
+
+
+@router.get("/contacts/{contact_id}/timeline", response_model=EventPage, tags=["contacts"])
+def contact_timeline(
+    request: Request,
+    contact_id: ContactId,
+    caller: Caller = Depends(allowed(Permission.READ)),
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> EventPage | RedirectResponse:
+    """The contact's events, newest first."""
+    with caller.runtime.db.read() as session:
+        try:
+            service.get_contact(session, caller.workspace_id, contact_id)
+        except ContactMoved as exc:
+            return _moved(request, exc, contact_id)
+        return events.timeline(session, caller.workspace_id, contact_id, limit=limit, before=cursor)
+
+
+@router.post("/contacts/{contact_id}/merge", response_model=ContactOut, tags=["contacts"])
+def merge_into(
+    contact_id: ContactId,
+    data: MergeIn,
+    caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE)),
+) -> ContactOut:
+    """Merge another contact into this one: its identities, traits, events and orders move."""
+    with caller.runtime.db.transaction() as session:
+        survivor = service.live_contact_id(session, caller.workspace_id, contact_id)
+        merged = service.live_contact_id(session, caller.workspace_id, data.contact_id)
+        if survivor == merged:
+            raise InvalidInput(
+                "a contact cannot be merged into itself",
+                details=[{"field": "contact_id", "message": str(data.contact_id)}],
+            )
+        merge_contacts(
+            session, caller.workspace_id, survivor, merged, reason=data.reason, now=caller.now()
+        )
+        return service.get_contact(session, caller.workspace_id, survivor)
+
+
+@router.get("/contacts/{contact_id}/merges", response_model=list[MergeOut], tags=["contacts"])
+def contact_merges(
+    contact_id: ContactId, caller: Caller = Depends(allowed(Permission.READ))
+) -> list[MergeOut]:
+    """What was merged into this contact, when and why."""
+    with caller.runtime.db.read() as session:
+        live_id = service.live_contact_id(session, caller.workspace_id, contact_id)
+        return service.list_merges(session, caller.workspace_id, live_id)
+
+
+@router.get("/companies", response_model=CompanyPage, tags=["companies"])
+def list_companies(
+    caller: Caller = Depends(allowed(Permission.READ)),
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CompanyPage:
+    with caller.runtime.db.read() as session:
+        return service.list_companies(session, caller.workspace_id, q=q, limit=limit, after=cursor)
+
+
+@router.get("/companies/{company_id}", response_model=CompanyOut, tags=["companies"])
+def get_company(
+    company_id: ContactId, caller: Caller = Depends(allowed(Permission.READ))
+) -> CompanyOut:
+    with caller.runtime.db.read() as session:
+        return service.get_company(session, caller.workspace_id, company_id)
+
+
+@router.put("/companies/{group_key}", response_model=CompanyOut, tags=["companies"])
+def put_company(
+    group_key: Annotated[str, Path(min_length=1, max_length=200)],
+    data: CompanyUpsert,
+    caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE)),
+) -> CompanyOut:
+    """Create or update a company by its group key (the `groupId` of `group` calls)."""
+    now = caller.now()
+    with caller.runtime.db.transaction() as session:
+        ids = service.upsert_companies(
+            session,
+            caller.workspace_id,
+            [service.CompanyChange(group_key=group_key, traits=data.traits)],
+            now=now,
+        )
+        return service.get_company(session, caller.workspace_id, ids[group_key])

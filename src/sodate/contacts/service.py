@@ -1,0 +1,271 @@
+"""Contacts and companies: finding, listing and showing them; the profile operations.
+
+Profile writes that resolve identities run through the event pipeline (`sodate.pipeline`), so
+an API upsert or an import row has the same effects, and the same history, as an identify
+call. The functions here flush and never commit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.contacts.identifiers import IdentityKind, external_kind, normalize_email
+from sodate.contacts.identity import Resolution, merge_contact_rows, resolve_identities
+from sodate.contacts.models import Company, Contact, ContactIdentity, ContactMerge
+from sodate.contacts.profiles import (
+    CompanyChange,
+    ProfileChange,
+    apply_profile_changes,
+    display_name,
+    upsert_companies,
+)
+from sodate.contacts.schemas import (
+    CompanyOut,
+    CompanyPage,
+    CompanyRef,
+    ContactOut,
+    ContactPage,
+    IdentityOut,
+    MergeOut,
+)
+from sodate.errors import NotFound
+
+__all__ = [
+    "CompanyChange",
+    "ContactFilter",
+    "ContactMoved",
+    "ProfileChange",
+    "Resolution",
+    "apply_profile_changes",
+    "merge_contact_rows",
+    "resolve_identities",
+    "upsert_companies",
+]
+
+
+class ContactMoved(Exception):
+    """The contact was merged into another; callers redirect to it."""
+
+    def __init__(self, contact_id: int) -> None:
+        super().__init__(f"merged into contact {contact_id}")
+        self.contact_id = contact_id
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    email: str | None = None
+    user_id: str | None = None
+    anonymous_id: str | None = None
+    phone: str | None = None
+    external: tuple[str, str] | None = None
+    q: str | None = None
+    company_id: int | None = None
+    traits: tuple[tuple[str, str], ...] = ()
+
+
+def get_contact(session: Session, workspace_id: str, contact_id: int) -> ContactOut:
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.workspace_id != workspace_id:
+        raise NotFound(f"no contact {contact_id}")
+    if contact.merged_into_id is not None:
+        raise ContactMoved(contact.merged_into_id)
+    return contacts_out(session, [contact])[0]
+
+
+def live_contact_id(session: Session, workspace_id: str, contact_id: int) -> int:
+    """The contact's id, or the id it was merged into; NotFound if it is not in the workspace."""
+    contact = session.get(Contact, contact_id)
+    if contact is None or contact.workspace_id != workspace_id:
+        raise NotFound(f"no contact {contact_id}")
+    return contact.merged_into_id or contact.id
+
+
+def list_contacts(
+    session: Session, workspace_id: str, where: ContactFilter, *, limit: int, after: int | None
+) -> ContactPage:
+    statement = (
+        sa.select(Contact)
+        .where(Contact.workspace_id == workspace_id, Contact.merged_into_id.is_(None))
+        .order_by(Contact.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        statement = statement.where(Contact.id > after)
+    for kind, value in _identity_filters(where):
+        statement = statement.where(
+            Contact.id.in_(
+                sa.select(ContactIdentity.contact_id).where(
+                    ContactIdentity.workspace_id == workspace_id,
+                    ContactIdentity.kind == kind,
+                    ContactIdentity.value == value,
+                )
+            )
+        )
+    if where.q:
+        pattern = "%" + _escape_like(where.q.strip().casefold()) + "%"
+        statement = statement.where(Contact.search_text.like(pattern, escape="\\"))
+    if where.company_id is not None:
+        statement = statement.where(Contact.company_id == where.company_id)
+    for key, value in where.traits:
+        statement = statement.where(Contact.traits[key].as_string() == value)
+    rows = list(session.execute(statement).scalars())
+    page = rows[:limit]
+    return ContactPage(
+        items=contacts_out(session, page),
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+def _identity_filters(where: ContactFilter) -> list[tuple[str, str]]:
+    filters: list[tuple[str, str]] = []
+    if where.email is not None:
+        filters.append((IdentityKind.EMAIL, normalize_email(where.email) or where.email))
+    if where.user_id is not None:
+        filters.append((IdentityKind.USER_ID, where.user_id))
+    if where.anonymous_id is not None:
+        filters.append((IdentityKind.ANONYMOUS_ID, where.anonymous_id))
+    if where.phone is not None:
+        filters.append((IdentityKind.PHONE, where.phone))
+    if where.external is not None:
+        filters.append((external_kind(where.external[0]), where.external[1]))
+    return filters
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def contacts_out(session: Session, contacts: Sequence[Contact]) -> list[ContactOut]:
+    """Show contacts with their identities and company, in three queries whatever their number."""
+    ids = [contact.id for contact in contacts]
+    identities: dict[int, list[IdentityOut]] = defaultdict(list)
+    if ids:
+        for kind, value, contact_id in session.execute(
+            sa.select(ContactIdentity.kind, ContactIdentity.value, ContactIdentity.contact_id)
+            .where(ContactIdentity.contact_id.in_(ids))
+            .order_by(ContactIdentity.id)
+        ):
+            identities[contact_id].append(IdentityOut(kind=kind, value=value))
+    company_ids = {c.company_id for c in contacts if c.company_id is not None}
+    companies = {
+        company.id: CompanyRef(
+            id=company.id, group_key=company.group_key, name=company.name, traits=company.traits
+        )
+        for company in (
+            session.execute(sa.select(Company).where(Company.id.in_(company_ids))).scalars()
+            if company_ids
+            else ()
+        )
+    }
+    return [
+        ContactOut(
+            id=contact.id,
+            email=contact.email,
+            phone=contact.phone,
+            user_id=contact.user_id,
+            name=display_name(contact.traits),
+            traits=contact.traits,
+            identities=identities[contact.id],
+            company=companies.get(contact.company_id) if contact.company_id else None,
+            sources=contact.sources,
+            first_seen_at=contact.first_seen_at,
+            last_seen_at=contact.last_seen_at,
+            created_at=contact.created_at,
+            updated_at=contact.updated_at,
+        )
+        for contact in contacts
+    ]
+
+
+def list_merges(session: Session, workspace_id: str, contact_id: int) -> list[MergeOut]:
+    """The merges that made this contact what it is, oldest first."""
+    rows = session.execute(
+        sa.select(ContactMerge)
+        .where(ContactMerge.workspace_id == workspace_id, ContactMerge.survivor_id == contact_id)
+        .order_by(ContactMerge.id)
+    ).scalars()
+    return [
+        MergeOut(
+            id=m.id,
+            survivor_id=m.survivor_id,
+            merged_id=m.merged_id,
+            reason=m.reason,
+            details=m.details,
+            created_at=m.created_at,
+        )
+        for m in rows
+    ]
+
+
+def get_company(session: Session, workspace_id: str, company_id: int) -> CompanyOut:
+    company = session.get(Company, company_id)
+    if company is None or company.workspace_id != workspace_id:
+        raise NotFound(f"no company {company_id}")
+    return _companies_out(session, [company])[0]
+
+
+def company_id_by_key(session: Session, workspace_id: str, group_key: str) -> int:
+    company_id = session.execute(
+        sa.select(Company.id).where(
+            Company.workspace_id == workspace_id, Company.group_key == group_key
+        )
+    ).scalar()
+    if company_id is None:
+        raise NotFound(f"no company with group key {group_key!r}")
+    return company_id
+
+
+def list_companies(
+    session: Session, workspace_id: str, *, q: str | None, limit: int, after: int | None
+) -> CompanyPage:
+    statement = (
+        sa.select(Company)
+        .where(Company.workspace_id == workspace_id)
+        .order_by(Company.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        statement = statement.where(Company.id > after)
+    if q:
+        pattern = "%" + _escape_like(q.strip()) + "%"
+        statement = statement.where(
+            sa.or_(Company.name.ilike(pattern, escape="\\"), Company.group_key == q.strip())
+        )
+    rows = list(session.execute(statement).scalars())
+    page = rows[:limit]
+    return CompanyPage(
+        items=_companies_out(session, page),
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+def _companies_out(session: Session, companies: Sequence[Company]) -> list[CompanyOut]:
+    ids = [company.id for company in companies]
+    counts: dict[int, int] = {}
+    if ids:
+        counts = {
+            company_id: count
+            for company_id, count in session.execute(
+                sa.select(Contact.company_id, sa.func.count())
+                .where(Contact.company_id.in_(ids), Contact.merged_into_id.is_(None))
+                .group_by(Contact.company_id)
+            ).tuples()
+            if company_id is not None
+        }
+    return [
+        CompanyOut(
+            id=c.id,
+            group_key=c.group_key,
+            name=c.name,
+            traits=c.traits,
+            contact_count=counts.get(c.id, 0),
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        )
+        for c in companies
+    ]

@@ -1,0 +1,124 @@
+"""Profile writes from the API and imports, run as identify events through the pipeline.
+
+Going through the pipeline gives an upsert exactly the identity rules, merges and history of
+an `identify` call, and lets later stages (scores, segments, journeys) react to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from sodate.contacts.identifiers import normalize_email, normalize_phone
+from sodate.contacts.schemas import ContactPatch, ContactUpsert
+from sodate.contacts.service import live_contact_id
+from sodate.errors import InvalidInput
+from sodate.events.pipeline import BatchEvent, EventBatch
+from sodate.events.schemas import MessageType
+from sodate.pipeline import process_batch
+
+API_SOURCE = "api"
+
+
+@dataclass(frozen=True)
+class Upserted:
+    contact_id: int
+    created: bool
+
+
+def check_identifiers(data: ContactUpsert) -> list[dict[str, Any]]:
+    """The errors of identifiers that cannot be used, by field."""
+    errors = []
+    if data.email is not None and normalize_email(data.email) is None:
+        errors.append({"field": "email", "message": f"not an email address: {data.email!r}"})
+    if data.phone is not None and normalize_phone(data.phone) is None:
+        errors.append({"field": "phone", "message": f"not a valid phone number: {data.phone!r}"})
+    return errors
+
+
+def upsert_contacts(
+    session: Session,
+    workspace_id: str,
+    rows: Sequence[ContactUpsert],
+    *,
+    now: datetime,
+    source: str = API_SOURCE,
+    context: dict[str, Any] | None = None,
+) -> list[Upserted]:
+    """Create or update one contact per row, in order; rows must have passed check_identifiers."""
+    events = [_identify(row, now, source, context) for row in rows]
+    batch = EventBatch(workspace_id=workspace_id, events=events, now=now, source=source)
+    process_batch(session, batch)
+    return [
+        Upserted(contact_id=event.contact_id, created=event.contact_id in batch.created_contacts)
+        for event in events
+    ]
+
+
+def upsert_contact(
+    session: Session, workspace_id: str, data: ContactUpsert, *, now: datetime
+) -> Upserted:
+    errors = check_identifiers(data)
+    if errors:
+        raise InvalidInput("the contact's identifiers are not valid", details=errors)
+    return upsert_contacts(session, workspace_id, [data], now=now)[0]
+
+
+def patch_contact(
+    session: Session, workspace_id: str, contact_id: int, patch: ContactPatch, *, now: datetime
+) -> int:
+    """Set and clear traits of a known contact; return its id (the survivor's, if merged)."""
+    contact_id = live_contact_id(session, workspace_id, contact_id)
+    event = BatchEvent(
+        message_id=f"api-{uuid.uuid4()}",
+        type=MessageType.IDENTIFY,
+        name=None,
+        user_id=None,
+        anonymous_id=None,
+        properties=dict(patch.traits),
+        traits={k: v for k, v in patch.traits.items() if v is not None},
+        context={"source": API_SOURCE},
+        timestamp=now,
+        received_at=now,
+        group_id=patch.company_key,
+        clear_traits=tuple(k for k, v in patch.traits.items() if v is None),
+        contact_id=contact_id,
+        activity=False,
+    )
+    process_batch(
+        session, EventBatch(workspace_id=workspace_id, events=[event], now=now, source=API_SOURCE)
+    )
+    return contact_id
+
+
+def _identify(
+    row: ContactUpsert, now: datetime, source: str, context: dict[str, Any] | None
+) -> BatchEvent:
+    traits = dict(row.traits)
+    if row.email is not None:
+        traits["email"] = row.email
+    if row.phone is not None:
+        traits["phone"] = row.phone
+    return BatchEvent(
+        message_id=f"{source}-{uuid.uuid4()}",
+        type=MessageType.IDENTIFY,
+        name=None,
+        user_id=row.user_id,
+        anonymous_id=None,
+        properties=traits,
+        traits=traits,
+        context={
+            **(context or {}),
+            "source": source,
+            "externalIds": [{"id": v, "type": k} for k, v in row.external_ids.items()],
+        },
+        timestamp=now,
+        received_at=now,
+        group_id=row.company_key,
+        activity=False,
+    )

@@ -1,0 +1,200 @@
+"""The event batch that flows through the processing pipeline, and the events' own steps.
+
+A batch holds one workspace's messages in arrival order. Each step reads what earlier steps
+found (the contact of each event, merges, changed profiles) and adds its own facts; steps of
+later capabilities (scores, segments, journey triggers) plug in after these, in
+`sodate.pipeline`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from sodate.contacts import service as contacts
+from sodate.contacts.identifiers import (
+    IdentityKey,
+    IdentityKind,
+    external_kind,
+    normalize_email,
+    normalize_phone,
+    usable_id,
+)
+from sodate.contacts.resolution import IdentityClaim, PlannedMerge
+from sodate.events import service
+from sodate.events.schemas import MessageType
+
+TRACKING_SOURCE = "tracking"
+EVENT_NAMES = {MessageType.PAGE: "Page Viewed", MessageType.SCREEN: "Screen Viewed"}
+
+
+@dataclass
+class BatchEvent:
+    """One accepted message on its way through the pipeline."""
+
+    message_id: str
+    type: MessageType
+    name: str | None
+    user_id: str | None
+    anonymous_id: str | None
+    properties: dict[str, Any]
+    traits: dict[str, Any]
+    context: dict[str, Any]
+    timestamp: datetime
+    received_at: datetime
+    group_id: str | None = None
+    previous_id: str | None = None
+    clear_traits: tuple[str, ...] = ()
+    activity: bool = True
+    """False for profile edits (API, import), which do not make a contact "seen"."""
+    contact_id: int = 0
+    """Set by identity resolution; set beforehand when the contact is already known."""
+    event_id: int = 0
+
+    @classmethod
+    def from_payload(cls, payload: str) -> BatchEvent:
+        document = json.loads(payload)
+        kind = MessageType(document["type"])
+        properties = document.get("properties") or {}
+        traits = document.get("traits") or {}
+        if kind in (MessageType.PAGE, MessageType.SCREEN):
+            properties = {
+                **properties,
+                **{k: document[k] for k in ("name", "category") if document.get(k)},
+            }
+        elif kind in (MessageType.IDENTIFY, MessageType.GROUP):
+            properties = traits
+        return cls(
+            message_id=document["messageId"],
+            type=kind,
+            name=document.get("event") if kind == MessageType.TRACK else EVENT_NAMES.get(kind),
+            user_id=document.get("userId"),
+            anonymous_id=document.get("anonymousId"),
+            properties=properties,
+            traits=traits,
+            context=document.get("context") or {},
+            timestamp=datetime.fromisoformat(document["timestamp"]),
+            received_at=datetime.fromisoformat(document["receivedAt"]),
+            group_id=document.get("groupId"),
+            previous_id=document.get("previousId"),
+        )
+
+
+@dataclass
+class EventBatch:
+    workspace_id: str
+    events: list[BatchEvent]
+    now: datetime
+    source: str = TRACKING_SOURCE
+    created_contacts: set[int] = field(default_factory=set)
+    merges: list[PlannedMerge] = field(default_factory=list)
+    changed_profiles: set[int] = field(default_factory=set)
+
+    @property
+    def contact_ids(self) -> set[int]:
+        return {event.contact_id for event in self.events}
+
+
+def resolve_contacts(session: Session, batch: EventBatch) -> None:
+    unresolved = [event for event in batch.events if not event.contact_id]
+    resolution = contacts.resolve_identities(
+        session,
+        batch.workspace_id,
+        [_claim(event) for event in unresolved],
+        now=batch.now,
+        source=batch.source,
+    )
+    for event, contact_id in zip(unresolved, resolution.contact_ids, strict=True):
+        event.contact_id = contact_id
+    batch.created_contacts |= resolution.created
+    batch.merges.extend(resolution.merges)
+
+
+def _claim(event: BatchEvent) -> IdentityClaim:
+    keys: list[IdentityKey] = []
+    if event.user_id:
+        keys.append(IdentityKey(IdentityKind.USER_ID, event.user_id))
+    for external in event.context.get("externalIds") or ():
+        value = usable_id(str(external.get("id", "")))
+        if value and isinstance(external.get("type"), str):
+            keys.append(IdentityKey(external_kind(external["type"]), value))
+    if event.type == MessageType.IDENTIFY:
+        traits = event.traits
+        if email := normalize_email(traits.get("email")):
+            keys.append(IdentityKey(IdentityKind.EMAIL, email))
+        if phone := normalize_phone(traits.get("phone")):
+            keys.append(IdentityKey(IdentityKind.PHONE, phone))
+    if event.anonymous_id:
+        keys.append(IdentityKey(IdentityKind.ANONYMOUS_ID, event.anonymous_id))
+    aliases: tuple[IdentityKey, ...] = ()
+    if event.type == MessageType.ALIAS and (previous := usable_id(event.previous_id)):
+        aliases = (
+            IdentityKey(IdentityKind.USER_ID, previous),
+            IdentityKey(IdentityKind.ANONYMOUS_ID, previous),
+        )
+    return IdentityClaim(keys=tuple(keys), aliases=aliases)
+
+
+def store_events(session: Session, batch: EventBatch) -> None:
+    ids = service.insert_events(
+        session,
+        [
+            {
+                "workspace_id": batch.workspace_id,
+                "contact_id": event.contact_id,
+                "message_id": event.message_id,
+                "type": event.type.value,
+                "name": event.name,
+                "properties": event.properties,
+                "context": event.context,
+                "timestamp": event.timestamp,
+                "received_at": event.received_at,
+            }
+            for event in batch.events
+        ],
+    )
+    for event, event_id in zip(batch.events, ids, strict=True):
+        event.event_id = event_id
+
+
+def update_profiles(session: Session, batch: EventBatch) -> None:
+    companies = contacts.upsert_companies(
+        session,
+        batch.workspace_id,
+        [
+            contacts.CompanyChange(
+                group_key=event.group_id,
+                traits=event.traits if event.type == MessageType.GROUP else {},
+            )
+            for event in batch.events
+            if event.group_id
+        ],
+        now=batch.now,
+    )
+    changes = [
+        contacts.ProfileChange(
+            contact_id=event.contact_id,
+            seen_at=event.timestamp if event.activity else None,
+            traits=event.traits if event.type == MessageType.IDENTIFY else {},
+            user_id=event.user_id,
+            company_key=event.group_id if event.group_id in companies else None,
+            source=batch.source,
+            clear=event.clear_traits,
+        )
+        for event in batch.events
+    ]
+    batch.changed_profiles |= contacts.apply_profile_changes(
+        session, batch.workspace_id, changes, now=batch.now
+    )
+
+
+def count_events(session: Session, batch: EventBatch) -> None:
+    service.add_daily_counts(
+        session,
+        batch.workspace_id,
+        [(event.contact_id, event.name, event.timestamp) for event in batch.events if event.name],
+    )

@@ -1,0 +1,136 @@
+"""The Segment tracking spec's messages, as accepted on /v1/*, and the API's event shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+MAX_ID_CHARS = 200
+
+
+class MessageType(StrEnum):
+    IDENTIFY = "identify"
+    TRACK = "track"
+    PAGE = "page"
+    SCREEN = "screen"
+    GROUP = "group"
+    ALIAS = "alias"
+
+
+def _id_to_text(value: object) -> object:
+    # SDKs send numeric ids as numbers; booleans are never ids.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+MessageId = Annotated[
+    str,
+    BeforeValidator(_id_to_text),
+    StringConstraints(min_length=1, max_length=MAX_ID_CHARS),
+]
+OptionalId = (
+    Annotated[str, BeforeValidator(_id_to_text), StringConstraints(max_length=MAX_ID_CHARS)] | None
+)
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class ExternalId(BaseModel):
+    """An entry of `context.externalIds`: an id in another system, such as a LINE user id."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: MessageId
+    type: Name
+
+
+class MessageContext(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    externalIds: list[ExternalId] | None = None  # noqa: N815 - the spec's name
+
+
+class TrackingMessage(BaseModel):
+    """One message of the Segment spec. Which fields are required depends on `type`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: MessageType | None = None
+    messageId: MessageId | None = None  # noqa: N815
+    userId: OptionalId = None  # noqa: N815
+    anonymousId: OptionalId = None  # noqa: N815
+    event: Name | None = None
+    name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    category: Annotated[str, StringConstraints(max_length=200)] | None = None
+    groupId: OptionalId = None  # noqa: N815
+    previousId: OptionalId = None  # noqa: N815
+    properties: dict[str, Any] | None = None
+    traits: dict[str, Any] | None = None
+    context: MessageContext | None = None
+    integrations: dict[str, Any] | None = None
+    timestamp: datetime | None = None
+    originalTimestamp: datetime | None = None  # noqa: N815
+    sentAt: datetime | None = None  # noqa: N815
+    writeKey: str | None = None  # noqa: N815
+
+    @field_validator("timestamp", "originalTimestamp", "sentAt")
+    @classmethod
+    def _assume_utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class TrackingBatch(BaseModel):
+    """The body of /v1/batch. Messages are checked one by one, so they stay loose here."""
+
+    model_config = ConfigDict(extra="allow")
+
+    batch: list[dict[str, Any]] = Field(max_length=2500)
+    sentAt: datetime | None = None  # noqa: N815
+    context: dict[str, Any] | None = None
+    writeKey: str | None = None  # noqa: N815
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class RejectedMessage(BaseModel):
+    index: int
+    errors: list[FieldError]
+
+
+class TrackingAccepted(BaseModel):
+    success: bool = True
+    accepted: int
+    rejected: list[RejectedMessage] = Field(default_factory=list)
+
+
+class EventOut(BaseModel):
+    id: int
+    message_id: str
+    type: str
+    name: str | None
+    properties: dict[str, Any]
+    context: dict[str, Any]
+    timestamp: datetime
+    received_at: datetime
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None

@@ -1,0 +1,145 @@
+"""Checking and normalizing tracking messages as the Segment spec defines them.
+
+A message is accepted when it has a usable `userId` or `anonymousId` and the fields its type
+requires. Its time is corrected for the sender's clock skew:
+`timestamp = receivedAt − (sentAt − originalTimestamp)`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from sodate.contacts.identifiers import usable_id
+from sodate.events.schemas import FieldError, MessageType, TrackingMessage
+
+MAX_MESSAGE_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+MAX_BATCH_MESSAGES = 2500
+
+REQUIRED_BY_TYPE: dict[MessageType, tuple[str, ...]] = {
+    MessageType.TRACK: ("event",),
+    MessageType.GROUP: ("groupId",),
+    MessageType.ALIAS: ("previousId",),
+}
+
+
+@dataclass(frozen=True)
+class AcceptedMessage:
+    message_id: str
+    payload: str
+
+
+class MessageRejected(Exception):
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = errors
+
+
+def check_message(
+    raw: object,
+    *,
+    message_type: MessageType | None,
+    received_at: datetime,
+    batch_sent_at: datetime | None = None,
+    batch_context: dict[str, Any] | None = None,
+) -> AcceptedMessage:
+    """Validate one message and return it normalized and serialized, or raise MessageRejected.
+
+    `message_type` is the type the endpoint implies; inside a batch each message names its own.
+    """
+    if not isinstance(raw, dict):
+        raise MessageRejected([FieldError(field="", message="a message must be a JSON object")])
+    try:
+        message = TrackingMessage.model_validate(raw)
+    except ValidationError as exc:
+        raise MessageRejected(field_errors(exc)) from None
+    kind = message_type or message.type
+    if kind is None:
+        raise MessageRejected([FieldError(field="type", message="required: " + _TYPES)])
+    errors = [
+        FieldError(field=name, message=f"required for a {kind.value} message")
+        for name in REQUIRED_BY_TYPE.get(kind, ())
+        if getattr(message, name) in (None, "")
+    ]
+    user_id = usable_id(message.userId)
+    anonymous_id = usable_id(message.anonymousId)
+    if user_id is None and anonymous_id is None:
+        errors.append(
+            FieldError(
+                field="userId",
+                message="userId or anonymousId is required (placeholders such as "
+                "'undefined' or '0' do not count)",
+            )
+        )
+    if errors:
+        raise MessageRejected(errors)
+    document = _normalized(
+        message, raw, kind, user_id, anonymous_id, received_at, batch_sent_at, batch_context
+    )
+    payload = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
+    if len(payload.encode()) > MAX_MESSAGE_BYTES:
+        raise MessageRejected(
+            [FieldError(field="", message=f"a message may be at most {MAX_MESSAGE_BYTES} bytes")]
+        )
+    return AcceptedMessage(message_id=document["messageId"], payload=payload)
+
+
+_TYPES = ", ".join(t.value for t in MessageType)
+
+
+def _normalized(
+    message: TrackingMessage,
+    raw: dict[str, Any],
+    kind: MessageType,
+    user_id: str | None,
+    anonymous_id: str | None,
+    received_at: datetime,
+    batch_sent_at: datetime | None,
+    batch_context: dict[str, Any] | None,
+) -> dict[str, Any]:
+    original = message.originalTimestamp or message.timestamp
+    sent_at = message.sentAt or batch_sent_at
+    if original is not None and sent_at is not None:
+        timestamp = received_at - (sent_at - original)
+    else:
+        timestamp = original or received_at
+    context = dict(batch_context or {})
+    context.update(raw.get("context") or {})
+    return {
+        "type": kind.value,
+        "messageId": message.messageId or str(uuid.uuid4()),
+        "userId": user_id,
+        "anonymousId": anonymous_id,
+        "event": message.event,
+        "name": message.name,
+        "category": message.category,
+        "groupId": message.groupId,
+        "previousId": message.previousId,
+        "properties": message.properties or {},
+        "traits": message.traits or {},
+        "context": context,
+        "timestamp": _iso(timestamp),
+        "originalTimestamp": _iso(original) if original else None,
+        "sentAt": _iso(sent_at) if sent_at else None,
+        "receivedAt": _iso(received_at),
+    }
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    errors = []
+    for error in exc.errors(include_url=False):
+        field = ""
+        for part in error["loc"]:
+            field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
+        errors.append(FieldError(field=field, message=error["msg"]))
+    return errors

@@ -1,0 +1,1 @@
+"""Imports and exports: contacts and events from CSV files, contacts to CSV and JSONL."""

@@ -1,0 +1,3 @@
+"""Tables of import jobs and their per-row reports."""
+
+from __future__ import annotations

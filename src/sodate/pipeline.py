@@ -1,0 +1,110 @@
+"""The event-processing pipeline: its steps in order, and what a merge moves. One place.
+
+The event processor takes a workspace's oldest accepted messages as one batch and runs every
+step over the batch in one transaction, then deletes the messages from the inbox in that same
+transaction: a crash anywhere rolls the whole batch back, and it is processed again from the
+start, so nothing counts twice. Only one processor works on a workspace at a time (SQLite has
+one writer; PostgreSQL takes a transaction-scoped advisory lock), so each contact's events are
+applied in the order they were accepted.
+
+Later capabilities add their steps to `STEPS` (scores, segments, journey triggers), and the
+tables they keep per contact to `MERGE_STEPS`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.commerce import pipeline as commerce
+from sodate.contacts import service as contacts
+from sodate.contacts.resolution import PlannedMerge
+from sodate.events import pipeline as events
+from sodate.events import service as event_log
+from sodate.runtime import Runtime
+
+PipelineStep = Callable[[Session, events.EventBatch], None]
+MergeStep = Callable[[Session, str, Sequence[PlannedMerge]], None]
+
+MERGE_STEPS: tuple[MergeStep, ...] = (event_log.move_history, commerce.move_orders)
+
+
+def _move_merged_history(session: Session, batch: events.EventBatch) -> None:
+    if batch.merges:
+        for step in MERGE_STEPS:
+            step(session, batch.workspace_id, batch.merges)
+
+
+STEPS: tuple[PipelineStep, ...] = (
+    events.resolve_contacts,
+    _move_merged_history,
+    events.store_events,
+    events.update_profiles,
+    events.count_events,
+    commerce.apply_commerce,
+)
+
+
+def process_batch(session: Session, batch: events.EventBatch) -> None:
+    for step in STEPS:
+        step(session, batch)
+
+
+def merge_contacts(
+    session: Session,
+    workspace_id: str,
+    survivor_id: int,
+    merged_id: int,
+    *,
+    reason: str,
+    now: datetime,
+) -> None:
+    """An explicit merge (API, CLI): the contact rows, then every capability's history."""
+    record = contacts.merge_contact_rows(
+        session, workspace_id, survivor_id, merged_id, reason=reason, now=now
+    )
+    merge = PlannedMerge(survivor=record.survivor_id, merged=record.merged_id, reason=reason)
+    for step in MERGE_STEPS:
+        step(session, workspace_id, [merge])
+
+
+def process_pending(runtime: Runtime, *, batch_size: int) -> int:
+    """Process one batch of the workspace whose messages waited longest; return its size."""
+    skip: list[str] = []
+    while True:
+        with runtime.db.read() as session:
+            workspace_id = event_log.oldest_pending_workspace(session, skip=skip)
+        if workspace_id is None:
+            return 0
+        now = runtime.clock.now()
+        with runtime.db.transaction() as session:
+            if not _lock_workspace(session, workspace_id):
+                skip.append(workspace_id)
+                continue
+            rows = event_log.take_inbox(session, workspace_id, limit=batch_size)
+            if not rows:
+                return 0
+            fresh = [events.BatchEvent.from_payload(row.payload) for row in rows]
+            seen = event_log.stored_message_ids(
+                session, workspace_id, [event.message_id for event in fresh]
+            )
+            batch = events.EventBatch(
+                workspace_id=workspace_id,
+                events=[event for event in fresh if event.message_id not in seen],
+                now=now,
+            )
+            if batch.events:
+                process_batch(session, batch)
+            event_log.delete_inbox(session, [row.id for row in rows])
+            return len(rows)
+
+
+def _lock_workspace(session: Session, workspace_id: str) -> bool:
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    key = zlib.crc32(f"sodate-events:{workspace_id}".encode())
+    return bool(session.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar())

@@ -1,0 +1,3 @@
+"""Workspace-isolation cases of the imports routes (run by tests/test_isolation.py)."""
+
+from __future__ import annotations
