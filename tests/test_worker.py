@@ -300,10 +300,23 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, ["job-runner", "job-pruner", "session-cleaner", "heartbeat-pruner"]),
-        ({"maintenance_enabled": False}, ["job-runner"]),
-        ({"job_runner_enabled": False}, ["job-pruner", "session-cleaner", "heartbeat-pruner"]),
-        ({"job_runner_enabled": False, "maintenance_enabled": False}, []),
+        (
+            {},
+            ["job-runner", "event-processor", "job-pruner", "session-cleaner", "heartbeat-pruner"],
+        ),
+        ({"maintenance_enabled": False}, ["job-runner", "event-processor"]),
+        (
+            {"job_runner_enabled": False, "event_processor_enabled": False},
+            ["job-pruner", "session-cleaner", "heartbeat-pruner"],
+        ),
+        (
+            {
+                "job_runner_enabled": False,
+                "event_processor_enabled": False,
+                "maintenance_enabled": False,
+            },
+            [],
+        ),
     ],
 )
 def test_enabled_services_honour_their_enabled_setting(

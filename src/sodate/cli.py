@@ -18,6 +18,7 @@ from rich.table import Table
 from sodate.clock import ClockError, parse_instant
 from sodate.db import migrate as migrations
 from sodate.errors import SodateError
+from sodate.imports.cli import export_app, import_app
 from sodate.logs import configure_logging
 from sodate.runtime import Runtime
 from sodate.settings import Settings, SettingsError, load_settings
@@ -50,6 +51,8 @@ app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(clock_app, name="clock")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
 out = Console()
 err = Console(stderr=True)

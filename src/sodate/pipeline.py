@@ -50,6 +50,12 @@ STEPS: tuple[PipelineStep, ...] = (
 
 
 def process_batch(session: Session, batch: events.EventBatch) -> None:
+    """Run every step over the batch, holding the workspace's processing lock.
+
+    API upserts and imports call this directly, so they queue behind the event processor
+    (and it behind them) instead of resolving the same people concurrently.
+    """
+    _lock_workspace(session, batch.workspace_id, wait=True)
     for step in STEPS:
         step(session, batch)
 
@@ -103,8 +109,16 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
             return len(rows)
 
 
-def _lock_workspace(session: Session, workspace_id: str) -> bool:
+def _lock_workspace(session: Session, workspace_id: str, *, wait: bool = False) -> bool:
+    """Take the workspace's processing lock until the transaction ends; False if it is held.
+
+    SQLite needs none: its write transactions are already exclusive. PostgreSQL's advisory
+    locks stack within a transaction, so taking it again is free.
+    """
     if session.get_bind().dialect.name != "postgresql":
         return True
     key = zlib.crc32(f"sodate-events:{workspace_id}".encode())
+    if wait:
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        return True
     return bool(session.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar())

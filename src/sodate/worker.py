@@ -21,6 +21,7 @@ from datetime import datetime
 import structlog
 
 from sodate.events.jobs import event_processor
+from sodate.imports import jobs as import_jobs
 from sodate.metrics import SERVICE_LAST_PASS, SERVICE_PASSES
 from sodate.queue.jobs import job_pruner, job_runner
 from sodate.runtime import Runtime
@@ -41,6 +42,9 @@ SERVICES: tuple[Service, ...] = (
     session_cleaner,
     heartbeat_pruner,
 )
+
+# Modules whose job handlers every runner needs; importing them registers the handlers.
+JOB_HANDLER_MODULES = (import_jobs,)
 
 _plugin_services: list[Service] = []
 

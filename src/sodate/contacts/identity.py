@@ -127,8 +127,9 @@ def _create_contacts(
         }
         for _ in range(count)
     ]
-    statement = sa.insert(CONTACTS).returning(CONTACTS.c.id, sort_by_parameter_order=True)
-    return list(session.execute(statement, rows).scalars())
+    # The new rows are alike, so any id may go to any of them: asking for the ids in
+    # parameter order would make SQLite insert one row per statement.
+    return list(session.execute(sa.insert(CONTACTS).returning(CONTACTS.c.id), rows).scalars())
 
 
 def merge_contact_rows(
@@ -170,8 +171,7 @@ def merge_contact_rows(
     }
     survivor.traits = {**survivor.traits, **taken}
     for column in ("user_id", "email", "phone", "company_id"):
-        if getattr(newer, column) is not None or getattr(older, column) is None:
-            setattr(survivor, column, getattr(newer, column) or getattr(older, column))
+        setattr(survivor, column, getattr(newer, column) or getattr(older, column))
     survivor.sources = list(dict.fromkeys([*survivor.sources, *merged.sources]))
     survivor.first_seen_at = _earliest(survivor.first_seen_at, merged.first_seen_at)
     survivor.last_seen_at = _latest(survivor.last_seen_at, merged.last_seen_at)

@@ -1,6 +1,6 @@
 """Profile updates for many contacts at once: traits, first and last seen, companies.
 
-Trait rule: a new non-empty value replaces the old one; an empty value (null, "") changes
+Trait rule: a new non-empty value replaces the old one; an empty value (null, "", "  ") changes
 nothing, so an SDK that sends a partial profile never erases what is known. Clearing a trait
 is an explicit act through the REST API.
 """
@@ -44,7 +44,10 @@ class CompanyChange:
 
 
 def filled(value: Any) -> bool:
-    return value is not None and value != "" and value != [] and value != {}
+    """Whether a value says something: not null, nor blank text, nor an empty list or object."""
+    if isinstance(value, str):
+        return value.strip() != ""
+    return value is not None and value != [] and value != {}
 
 
 def display_name(traits: Mapping[str, Any]) -> str | None:
@@ -89,7 +92,18 @@ def apply_profile_changes(
         if _apply(row, change, company_ids):
             changed.add(change.contact_id)
         row["_touched"] = True
-    updates = [
+    # Most messages only move "last seen": those contacts get the narrow update, and only
+    # contacts whose profile changed have their traits written back.
+    seen_only = [
+        {
+            "_id": row["id"],
+            "first_seen_at": row["first_seen_at"],
+            "last_seen_at": row["last_seen_at"],
+        }
+        for row in rows.values()
+        if row.get("_touched") and row["id"] not in changed
+    ]
+    profiles = [
         {
             "_id": row["id"],
             "traits": row["traits"],
@@ -103,18 +117,19 @@ def apply_profile_changes(
             "search_text": search_text(
                 row["traits"], email=row["email"], phone=row["phone"], user_id=row["user_id"]
             ),
-            "updated_at": now if row["id"] in changed else row["updated_at"],
+            "updated_at": now,
         }
         for row in rows.values()
-        if row.get("_touched")
+        if row["id"] in changed
     ]
-    if updates:
-        statement = (
-            sa.update(CONTACTS)
-            .where(CONTACTS.c.id == sa.bindparam("_id"))
-            .values({key: sa.bindparam(key) for key in updates[0] if key != "_id"})
-        )
-        session.execute(statement, updates, execution_options={"synchronize_session": False})
+    for updates in (seen_only, profiles):
+        if updates:
+            statement = (
+                sa.update(CONTACTS)
+                .where(CONTACTS.c.id == sa.bindparam("_id"))
+                .values({key: sa.bindparam(key) for key in updates[0] if key != "_id"})
+            )
+            session.execute(statement, updates, execution_options={"synchronize_session": False})
     return changed
 
 

@@ -4,11 +4,14 @@ The rules, applied to each message's identifiers in order (user id, external ids
 phone, anonymous id):
 - The first identifier that leads to a compatible contact chooses the contact. A contact is
   incompatible when it holds a different user id (or external id of the same type) than the
-  message: then the message belongs to someone else.
+  message: then the message belongs to someone else. The contact holding the message's user id
+  is always compatible: a user id names one person, and an external id that contradicts it is
+  not attached (else the message would make a contact that cannot hold its user id, and that a
+  message of another user could then join).
 - Another contact reached through the message's other identifiers is merged in, except when
-  the merge would join two different user ids (or external ids), and except when it was
-  reached through an anonymous id and has ever been identified. So two identified people are
-  never merged through a shared browser or device.
+  it is incompatible with the message, when the merge would join two different user ids (or
+  external ids), and when it was reached through an anonymous id and has ever been
+  identified. So two identified people are never merged through a shared browser or device.
 - New identifiers are attached to the contact; a message that reaches no contact creates one.
 - Placeholder values never get this far: `sodate.contacts.identifiers` drops them.
 
@@ -71,9 +74,10 @@ class Resolver:
             if owner is None:
                 continue
             if anchor is None:
-                if self._compatible(owner, claim.keys):
+                # The contact of the message's user id is that user's, whatever else it holds.
+                if key.kind == IdentityKind.USER_ID or self._compatible(owner, claim.keys):
                     anchor = owner
-            elif owner != anchor and self._mergeable(anchor, owner, via=key):
+            elif owner != anchor and self._mergeable(anchor, owner, via=key, keys=claim.keys):
                 anchor = self._merge(anchor, owner, f"shared {key.kind}")
         if anchor is None:
             anchor = -(len(self.new_contacts) + 1)
@@ -119,7 +123,13 @@ class Resolver:
                 return True
         return False
 
-    def _mergeable(self, anchor: int, other: int, *, via: IdentityKey) -> bool:
+    def _mergeable(
+        self, anchor: int, other: int, *, via: IdentityKey, keys: tuple[IdentityKey, ...]
+    ) -> bool:
+        # The other contact must fit the message too: else a message of one user would merge
+        # in the contact of another, reached through a shared email or phone.
+        if not self._compatible(other, keys):
+            return False
         if via.kind == IdentityKind.ANONYMOUS_ID:
             return all(key.kind == IdentityKind.ANONYMOUS_ID for key in self.keys_of[other])
         return not self._conflicts(anchor, other)

@@ -28,7 +28,22 @@ from sodate.events.schemas import EventPage
 from sodate.pipeline import merge_contacts
 from sodate.workspaces.roles import Permission
 
-router = APIRouter(prefix="/api/v1")
+
+def _no_nul(request: Request) -> None:
+    """Refuse NUL characters in the path and the query: PostgreSQL's text cannot hold them."""
+    bad = [
+        name
+        for name, value in (*request.path_params.items(), *request.query_params.multi_items())
+        if "\x00" in name or "\x00" in str(value)
+    ]
+    if bad:
+        raise InvalidInput(
+            "NUL characters are not allowed",
+            details=[{"field": name, "message": "contains a NUL character"} for name in bad],
+        )
+
+
+router = APIRouter(prefix="/api/v1", dependencies=[Depends(_no_nul)])
 
 ContactId = Annotated[int, Path(ge=1, le=2**62)]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -66,14 +81,25 @@ def list_contacts(
         external=_external(external_id),
         q=q,
         company_id=company_id,
-        traits=tuple(
-            (key.removeprefix("trait."), value)
-            for key, value in request.query_params.multi_items()
-            if key.startswith("trait.") and len(key) > len("trait.")
-        ),
+        traits=_trait_filters(request),
     )
     with caller.runtime.db.read() as session:
         return service.list_contacts(session, caller.workspace_id, where, limit=limit, after=cursor)
+
+
+def _trait_filters(request: Request) -> tuple[tuple[str, str], ...]:
+    filters = tuple(
+        (key.removeprefix("trait."), value)
+        for key, value in request.query_params.multi_items()
+        if key.startswith("trait.") and len(key) > len("trait.")
+    )
+    for name, _value in filters:
+        if '"' in name:  # a JSON path on SQLite cannot name it
+            raise InvalidInput(
+                "a trait filter cannot name a trait with a double quote",
+                details=[{"field": f"trait.{name}", "message": "contains a double quote"}],
+            )
+    return filters
 
 
 def _external(value: str | None) -> tuple[str, str] | None:

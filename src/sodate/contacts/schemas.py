@@ -2,13 +2,62 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-TraitKey = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^.$]+$")]
+# Text and documents must be storable on both databases: PostgreSQL's text and JSONB hold no
+# NUL character, JSON has no NaN or infinity, and deep nesting cannot be serialized back.
+NO_NUL = r"^[^\x00]*$"
+MAX_TRAIT_DEPTH = 32
+
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+]
+TraitKey = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^.$\x00]+$")]
+
+
+def _storable_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("text may not contain NUL characters")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (an unpaired surrogate)") from None
+
+
+def _storable(traits: dict[str, Any]) -> dict[str, Any]:
+    stack: list[tuple[Any, int]] = [(traits, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _storable_text(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("numbers must be finite: JSON has no NaN or infinity")
+        elif isinstance(value, dict | list):
+            if depth >= MAX_TRAIT_DEPTH:
+                raise ValueError(f"documents may nest at most {MAX_TRAIT_DEPTH} levels deep")
+            if isinstance(value, dict):
+                for key in value:
+                    _storable_text(key)
+                stack.extend((child, depth + 1) for child in value.values())
+            else:
+                stack.extend((child, depth + 1) for child in value)
+    return traits
+
+
+Traits = Annotated[dict[TraitKey, Any], AfterValidator(_storable)]
+ShortText = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
 
 
 class IdentityOut(BaseModel):
@@ -55,13 +104,13 @@ class ContactUpsert(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    email: Annotated[str, StringConstraints(max_length=320)] | None = None
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    email: Annotated[str, StringConstraints(max_length=320, pattern=NO_NUL)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL)] | None = None
     user_id: Identifier | None = None
     external_ids: dict[TraitKey, Identifier] = Field(
         default_factory=dict, description='Ids in other systems by type, e.g. {"line": "U4af…"}'
     )
-    traits: dict[TraitKey, Any] = Field(default_factory=dict)
+    traits: Traits = Field(default_factory=dict)
     company_key: Identifier | None = Field(
         default=None, description="The group key of the company the contact works for"
     )
@@ -78,7 +127,7 @@ class ContactPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    traits: dict[TraitKey, Any] = Field(default_factory=dict)
+    traits: Traits = Field(default_factory=dict)
     company_key: Identifier | None = None
 
 
@@ -91,7 +140,7 @@ class MergeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     contact_id: int = Field(ge=1, le=2**62, description="The contact merged into this one")
-    reason: Annotated[str, StringConstraints(max_length=200)] = "merged by API"
+    reason: ShortText = "merged by API"
 
 
 class MergeOut(BaseModel):
@@ -123,4 +172,4 @@ class CompanyPage(BaseModel):
 class CompanyUpsert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    traits: dict[TraitKey, Any] = Field(default_factory=dict)
+    traits: Traits = Field(default_factory=dict)

@@ -10,11 +10,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sodate.contacts.identifiers import IdentityKind, external_kind, normalize_email
+from sodate.contacts.identifiers import (
+    IdentityKind,
+    external_kind,
+    normalize_email,
+    normalize_phone,
+)
 from sodate.contacts.identity import Resolution, merge_contact_rows, resolve_identities
 from sodate.contacts.models import Company, Contact, ContactIdentity, ContactMerge
 from sodate.contacts.profiles import (
@@ -112,7 +118,7 @@ def list_contacts(
     if where.company_id is not None:
         statement = statement.where(Contact.company_id == where.company_id)
     for key, value in where.traits:
-        statement = statement.where(Contact.traits[key].as_string() == value)
+        statement = statement.where(_trait_text(session, key) == value)
     rows = list(session.execute(statement).scalars())
     page = rows[:limit]
     return ContactPage(
@@ -130,10 +136,23 @@ def _identity_filters(where: ContactFilter) -> list[tuple[str, str]]:
     if where.anonymous_id is not None:
         filters.append((IdentityKind.ANONYMOUS_ID, where.anonymous_id))
     if where.phone is not None:
-        filters.append((IdentityKind.PHONE, where.phone))
+        filters.append((IdentityKind.PHONE, normalize_phone(where.phone) or where.phone))
     if where.external is not None:
         filters.append((external_kind(where.external[0]), where.external[1]))
     return filters
+
+
+def _trait_text(session: Session, key: str) -> sa.ColumnElement[Any]:
+    """A trait's value as text, the same on both databases (`true`, `false`, `30`, `pro`).
+
+    PostgreSQL's `->>` gives JSON booleans as `true` / `false`; SQLite's JSON_EXTRACT gives 1 / 0,
+    so there the JSON type names them.
+    """
+    text: sa.ColumnElement[Any] = Contact.traits[key].as_string()
+    if session.get_bind().dialect.name != "sqlite":
+        return text
+    kind = sa.func.json_type(Contact.traits, f'$."{key}"', type_=sa.String)
+    return sa.case((kind.in_(("true", "false")), kind), else_=text)
 
 
 def _escape_like(text: str) -> str:
@@ -254,7 +273,7 @@ def _companies_out(session: Session, companies: Sequence[Company]) -> list[Compa
                 sa.select(Contact.company_id, sa.func.count())
                 .where(Contact.company_id.in_(ids), Contact.merged_into_id.is_(None))
                 .group_by(Contact.company_id)
-            ).tuples()
+            )
             if company_id is not None
         }
     return [

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from sodate.contacts.identifiers import normalize_email, normalize_phone
+from sodate.contacts.identifiers import normalize_email, normalize_phone, usable_id
 from sodate.contacts.schemas import ContactPatch, ContactUpsert
 from sodate.contacts.service import live_contact_id
 from sodate.errors import InvalidInput
@@ -34,6 +34,14 @@ class Upserted:
 def check_identifiers(data: ContactUpsert) -> list[dict[str, Any]]:
     """The errors of identifiers that cannot be used, by field."""
     errors = []
+    if data.user_id is not None and usable_id(data.user_id) is None:
+        message = f"a placeholder, not an id: {data.user_id!r}"
+        errors.append({"field": "user_id", "message": message})
+    for kind, value in data.external_ids.items():
+        if usable_id(value) is None:
+            errors.append(
+                {"field": f"external_ids.{kind}", "message": f"a placeholder, not an id: {value!r}"}
+            )
     if data.email is not None and normalize_email(data.email) is None:
         errors.append({"field": "email", "message": f"not an email address: {data.email!r}"})
     if data.phone is not None and normalize_phone(data.phone) is None:

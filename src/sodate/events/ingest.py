@@ -117,6 +117,8 @@ def _parse_body(body: bytes, encoding: str | None, limit: int) -> dict[str, Any]
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TrackingInvalid(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise TrackingInvalid("the body is nested too deeply") from None
     if not isinstance(document, dict):
         raise TrackingInvalid("the body must be a JSON object")
     return document
@@ -135,6 +137,8 @@ def _write_key(request: TrackingRequest, document: dict[str, Any]) -> str:
         return request.write_key_header.strip()
     body_key = document.get("writeKey")
     if isinstance(body_key, str) and body_key:
+        if not body_key.isascii():  # keys are ASCII; this one may not even encode
+            raise Unauthorized("invalid or revoked write key")
         return body_key
     raise Unauthorized(
         "a write key is required: HTTP Basic (key as user name), X-Write-Key, or writeKey"

@@ -31,15 +31,19 @@ class MessageRateLimiter:
         self._lock = threading.Lock()
 
     def take(self, workspace_id: str, messages: int) -> None:
-        """Spend `messages` tokens or raise RateLimited without spending any."""
+        """Spend `messages` tokens or raise RateLimited without spending any.
+
+        A request larger than the burst is let through from a full bucket, which it leaves in
+        debt: else a client whose batches exceed the burst would be refused for ever.
+        """
         if self.rate <= 0:
             return
         now = self._monotonic()
         with self._lock:
             tokens, since = self._buckets.get(workspace_id, (self.burst, now))
             tokens = min(self.burst, tokens + (now - since) * self.rate)
-            if messages > tokens:
+            needed = min(messages, self.burst)
+            if needed > tokens:
                 self._buckets[workspace_id] = (tokens, now)
-                needed = min(messages, self.burst) - tokens
-                raise RateLimited(max(1, math.ceil(needed / self.rate)))
+                raise RateLimited(max(1, math.ceil((needed - tokens) / self.rate)))
             self._buckets[workspace_id] = (tokens - messages, now)

@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -94,11 +95,12 @@ class TrackingMessage(BaseModel):
 
 
 class TrackingBatch(BaseModel):
-    """The body of /v1/batch. Messages are checked one by one, so they stay loose here."""
+    """The body of /v1/batch. Messages are checked one by one, so they stay loose here: even
+    an item that is not an object is rejected alone, by index, and the others are kept."""
 
     model_config = ConfigDict(extra="allow")
 
-    batch: list[dict[str, Any]] = Field(max_length=2500)
+    batch: list[Annotated[Any, WithJsonSchema({"type": "object"})]] = Field(max_length=2500)
     sentAt: datetime | None = None  # noqa: N815
     context: dict[str, Any] | None = None
     writeKey: str | None = None  # noqa: N815

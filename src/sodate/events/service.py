@@ -72,10 +72,14 @@ def stored_message_ids(session: Session, workspace_id: str, message_ids: Sequenc
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Store events whose message ids are distinct; return their ids in the rows' order."""
     if not rows:
         return []
-    statement = sa.insert(EVENTS).returning(EVENTS.c.id, sort_by_parameter_order=True)
-    return list(session.execute(statement, list(rows)).scalars())
+    # Matched by message id: asking for ids in parameter order would make SQLite insert one
+    # row per statement.
+    statement = sa.insert(EVENTS).returning(EVENTS.c.message_id, EVENTS.c.id)
+    ids: dict[str, int] = dict(session.execute(statement, list(rows)).all())
+    return [ids[row["message_id"]] for row in rows]
 
 
 def add_daily_counts(

@@ -7,12 +7,13 @@ requires. Its time is corrected for the sender's clock skew:
 
 from __future__ import annotations
 
-import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic_core
 from pydantic import ValidationError
 
 from sodate.contacts.identifiers import usable_id
@@ -79,15 +80,42 @@ def check_message(
         )
     if errors:
         raise MessageRejected(errors)
-    document = _normalized(
-        message, raw, kind, user_id, anonymous_id, received_at, batch_sent_at, batch_context
-    )
-    payload = json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
-    if len(payload.encode()) > MAX_MESSAGE_BYTES:
+    try:
+        document = _normalized(
+            message, raw, kind, user_id, anonymous_id, received_at, batch_sent_at, batch_context
+        )
+    except OverflowError:
+        raise MessageRejected(
+            [FieldError(field="timestamp", message="the message's times are out of range")]
+        ) from None
+    payload = _payload(document)
+    if len(payload) > MAX_MESSAGE_BYTES:
         raise MessageRejected(
             [FieldError(field="", message=f"a message may be at most {MAX_MESSAGE_BYTES} bytes")]
         )
-    return AcceptedMessage(message_id=document["messageId"], payload=payload)
+    return AcceptedMessage(message_id=document["messageId"], payload=payload.decode())
+
+
+# A NUL character, as JSON escapes it: `\u0000` after an even number of backslashes.
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _payload(document: dict[str, Any]) -> bytes:
+    """The message as JSON text that every database stores and every reader parses back.
+
+    NaN and infinities (which Python's JSON reader accepts) become null, as in JavaScript. Text
+    that is not valid Unicode (an unpaired surrogate), nesting too deep to serialize again, and
+    NUL characters (which PostgreSQL's text and JSONB cannot hold) are refused.
+    """
+    try:
+        payload = pydantic_core.to_json(document, inf_nan_mode="null")
+    except pydantic_core.PydanticSerializationError as exc:
+        raise MessageRejected([FieldError(field="", message=str(exc))]) from None
+    if _ESCAPED_NUL.search(payload):
+        raise MessageRejected(
+            [FieldError(field="", message="text may not contain NUL characters (\\u0000)")]
+        )
+    return payload
 
 
 _TYPES = ", ".join(t.value for t in MessageType)
@@ -122,13 +150,22 @@ def _normalized(
         "groupId": message.groupId,
         "previousId": message.previousId,
         "properties": message.properties or {},
-        "traits": message.traits or {},
+        "traits": _traits(kind, message.traits, context),
         "context": context,
         "timestamp": _iso(timestamp),
         "originalTimestamp": _iso(original) if original else None,
         "sentAt": _iso(sent_at) if sent_at else None,
         "receivedAt": _iso(received_at),
     }
+
+
+def _traits(
+    kind: MessageType, traits: dict[str, Any] | None, context: dict[str, Any]
+) -> dict[str, Any]:
+    """The message's traits; an identify's `context.traits` too, where RudderStack SDKs put them."""
+    if kind == MessageType.IDENTIFY and isinstance(context.get("traits"), dict):
+        return {**context["traits"], **(traits or {})}
+    return traits or {}
 
 
 def _iso(value: datetime) -> str:

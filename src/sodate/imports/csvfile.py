@@ -1,0 +1,192 @@
+"""Reading CSV files: the encoding, the header, and records with their line and byte offset.
+
+Files are read as bytes and split on b"\\n" before decoding: in UTF-8 and in CP932 a newline
+byte is always a newline (no multi-byte character contains 0x0A), so every record ends at a
+known byte offset and an import can resume there. Bytes that do not decode are kept as lone
+surrogates (`surrogateescape`), so the row that holds them is reported rather than the file
+refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import BinaryIO
+
+SCAN_BLOCK = 1 << 20
+UTF8_BOM = codecs.BOM_UTF8
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+UNDECODED = re.compile("[\udc80-\udcff]")
+DELIMITERS = (",", "\t")
+
+
+class Encoding(StrEnum):
+    AUTO = "auto"
+    UTF8 = "utf-8"
+    CP932 = "cp932"
+
+
+class FileFormatError(Exception):
+    """The file cannot be imported at all (as opposed to some of its rows)."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the start of a file says: how to decode it, split it, and its header."""
+
+    encoding: str
+    delimiter: str
+    header: list[str]
+    data_start: int
+    """Byte offset of the first record after the header."""
+    data_line: int
+    """Line number of that record (1-based)."""
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int
+    """The line the record starts on (1-based, as an editor shows it)."""
+    end: int
+    """Byte offset just after the record."""
+    next_line: int
+    """The line the next record starts on."""
+    fields: list[str] | None
+    """None when the CSV syntax itself is broken; `problem` says how."""
+    problem: str = ""
+
+
+def read_layout(stream: BinaryIO, requested: Encoding = Encoding.AUTO) -> Layout:
+    """Detect the encoding (unless given), the delimiter and the header of a file."""
+    stream.seek(0)
+    start = stream.read(4)
+    if start.startswith(UTF16_BOMS):
+        raise FileFormatError(
+            "UTF-16 files are not supported: save the file as CSV (UTF-8 or Shift_JIS)"
+        )
+    has_bom = start.startswith(UTF8_BOM)
+    offset = len(UTF8_BOM) if has_bom else 0
+    if requested is not Encoding.AUTO:
+        encoding = requested.value
+    elif has_bom:
+        encoding = Encoding.UTF8.value
+    else:
+        encoding = _detect(stream, offset)
+    stream.seek(offset)
+    first = stream.readline()
+    if not first.strip():
+        raise FileFormatError("the file is empty: its first line should be a header")
+    text = first.decode(encoding, "surrogateescape")
+    delimiter = max(DELIMITERS, key=text.count)
+    records = iter_records(stream, encoding, delimiter, start=offset, line=1)
+    header_record = next(records)
+    header_text = "".join(header_record.fields or ())
+    if header_record.fields is None or UNDECODED.search(header_text) or "\x00" in header_text:
+        raise FileFormatError(f"the header line cannot be read as {encoding}")
+    header = [name.strip() for name in header_record.fields]
+    return Layout(
+        encoding=encoding,
+        delimiter=delimiter,
+        header=header,
+        data_start=header_record.end,
+        data_line=header_record.next_line,
+    )
+
+
+def _detect(stream: BinaryIO, offset: int) -> str:
+    """UTF-8 unless the file reads better as CP932 (Shift_JIS as Japanese Excel writes it).
+
+    The whole file is scanned, in blocks (constant memory): a CP932 file often starts with
+    lines of ASCII, so a prefix proves nothing. UTF-8 is a strict format: CP932 text read as
+    UTF-8 gives almost nothing but bad bytes, so a file with more well-formed non-ASCII
+    characters than bad bytes is UTF-8 with a few damaged cells (reported row by row).
+    """
+    decoder = codecs.getincrementaldecoder(Encoding.UTF8.value)("surrogateescape")
+    stream.seek(offset)
+    good = bad = 0
+    while True:
+        block = stream.read(SCAN_BLOCK)
+        text = decoder.decode(block, final=not block)
+        undecodable = len(UNDECODED.findall(text))
+        bad += undecodable
+        good += len(text) - len(text.encode("ascii", "ignore")) - undecodable
+        if not block:
+            break
+    return Encoding.UTF8.value if good > bad or bad == 0 else Encoding.CP932.value
+
+
+def iter_records(
+    stream: BinaryIO, encoding: str, delimiter: str, *, start: int, line: int
+) -> Iterator[Record]:
+    """The records from byte offset `start`, which begins line `line`."""
+    stream.seek(start)
+    consumed = start
+    lines_read = 0
+
+    def decoded() -> Iterator[str]:
+        nonlocal consumed, lines_read
+        for raw in stream:
+            consumed += len(raw)
+            lines_read += 1
+            yield raw.decode(encoding, "surrogateescape")
+
+    reader = csv.reader(decoded(), delimiter=delimiter)
+    while True:
+        first_line = line + lines_read
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Record(first_line, consumed, line + lines_read, None, f"bad CSV: {exc}")
+            continue
+        yield Record(first_line, consumed, line + lines_read, fields)
+
+
+def undecoded(text: str) -> bool:
+    """Whether a field read by `iter_records` holds bytes that did not decode."""
+    return UNDECODED.search(text) is not None
+
+
+class BlockStream(io.RawIOBase):
+    """A file stored in numbered blocks of equal size, read from any offset.
+
+    `fetch(seq)` returns block `seq`, or None past the end; only one block is held at a time.
+    """
+
+    def __init__(self, fetch: Callable[[int], bytes | None], block_size: int) -> None:
+        self._fetch = fetch
+        self._block_size = block_size
+        self._seq = -1
+        self._block = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("only absolute seeks")
+        self._pos = offset
+        return offset
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        seq, within = divmod(self._pos, self._block_size)
+        if seq != self._seq:
+            self._block = self._fetch(seq) or b""
+            self._seq = seq
+        chunk = self._block[within : within + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)

@@ -1,0 +1,260 @@
+"""From a CSV record to a contact upsert or an event, or to the reasons it is rejected.
+
+Every problem of a row is reported (line, column, value, reason), and a row with any problem
+is rejected whole: half a row is never imported.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from typing import Any
+
+from pydantic import ValidationError
+
+from sodate.contacts.identifiers import is_placeholder, normalize_email, normalize_phone
+from sodate.contacts.schemas import ContactUpsert
+from sodate.imports.csvfile import Record, undecoded
+from sodate.imports.mapping import (
+    EMPTY_MARKERS,
+    IDENTIFIERS,
+    Field,
+    Target,
+    ValueType,
+    coerce,
+    parse_datetime,
+)
+from sodate.imports.models import ImportKind
+
+MAX_ID = 200
+MAX_PHONE = 40
+MAX_COMPANY_NAME = 300
+MAX_EVENT_NAME = 200
+MAX_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    column: str | None
+    value: str | None
+    reason: str
+
+
+@dataclass
+class ParsedRow:
+    """A valid row: the contact it names (and, for events, the event it records)."""
+
+    line: int
+    contact: ContactUpsert
+    company_name: str | None = None
+    event: str | None = None
+    timestamp: datetime | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Values:
+    email: str | None = None
+    phone: str | None = None
+    user_id: str | None = None
+    external_ids: dict[str, str] = field(default_factory=dict)
+    company: str | None = None
+    company_key: str | None = None
+    event: str | None = None
+    timestamp: datetime | None = None
+    named: dict[str, Any] = field(default_factory=dict)
+
+
+Take = Callable[[_Values, Field, str], str | None]
+"""Stores a cell's value; returns the reason it cannot be used, if any."""
+
+
+class RowParser:
+    """Turns records of one file into parsed rows, with the file's mapping and time zone.
+
+    Each column's handler is chosen once, here: the per-cell work is the least it can be.
+    """
+
+    def __init__(
+        self,
+        kind: ImportKind,
+        header: Sequence[str],
+        fields: Sequence[Field],
+        *,
+        encoding: str,
+        zone: tzinfo,
+        fixed_event: str | None = None,
+    ) -> None:
+        self.header = list(header)
+        handlers: dict[Target, Take] = {
+            Target.TRAIT: self._take_named,
+            Target.PROPERTY: self._take_named,
+            Target.EMAIL: _take_email,
+            Target.PHONE: _take_phone,
+            Target.USER_ID: _take_id,
+            Target.EXTERNAL: _take_id,
+            Target.TIMESTAMP: self._take_timestamp,
+            Target.COMPANY: _take_name,
+            Target.COMPANY_KEY: _take_name,
+            Target.EVENT: _take_name,
+        }
+        self.columns = [
+            (index, header[index], column, handlers[column.target])
+            for index, column in enumerate(fields)
+            if column.target is not Target.IGNORE
+        ]
+        self.events = kind is ImportKind.EVENTS
+        self.encoding = encoding
+        self.zone = zone
+        self.fixed_event = fixed_event
+
+    def parse(self, record: Record) -> ParsedRow | list[RowError]:
+        line = record.line
+        if record.fields is None:
+            return [RowError(line, None, None, record.problem)]
+        cells = record.fields
+        if len(cells) != len(self.header) and not (
+            len(cells) > len(self.header) and not "".join(cells[len(self.header) :]).strip()
+        ):
+            reason = f"{len(cells)} values, but the header has {len(self.header)} columns"
+            return [RowError(line, None, None, reason)]
+        joined = "".join(cells)
+        suspect = undecoded(joined) or "\x00" in joined
+        values = _Values()
+        errors: list[RowError] = []
+        for index, name, column, take in self.columns:
+            raw = cells[index].strip()
+            if raw in EMPTY_MARKERS:
+                continue
+            problem = (suspect and self._check_text(raw)) or take(values, column, raw)
+            if problem:
+                errors.append(RowError(line, name, shown(raw, self.encoding), problem))
+        if errors:
+            return errors
+        return self._build(line, values)
+
+    def _check_text(self, raw: str) -> str | None:
+        if undecoded(raw):
+            return f"holds bytes that are not valid {self.encoding}"
+        if "\x00" in raw:
+            return "holds a NUL character"
+        return None
+
+    def _take_named(self, values: _Values, column: Field, raw: str) -> str | None:
+        if column.type is ValueType.TEXT:
+            values.named[column.name] = raw
+            return None
+        try:
+            values.named[column.name] = coerce(raw, column.type, self.zone)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def _take_timestamp(self, values: _Values, column: Field, raw: str) -> str | None:
+        try:
+            values.timestamp = parse_datetime(_nfkc(raw), self.zone)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def _build(self, line: int, values: _Values) -> ParsedRow | list[RowError]:
+        if not (values.email or values.phone or values.user_id or values.external_ids):
+            names = [name for _, name, column, _ in self.columns if column.target in IDENTIFIERS]
+            reason = "no identifier: every identifier column is empty"
+            return [RowError(line, ", ".join(names)[:MAX_SHOWN], None, reason)]
+        event = values.event or self.fixed_event
+        if self.events and not event:
+            return [RowError(line, self._name_of(Target.EVENT), None, "no event name")]
+        company_key = values.company_key or _company_key(values.company)
+        try:
+            contact = ContactUpsert(
+                email=values.email,
+                phone=values.phone,
+                user_id=values.user_id,
+                external_ids=values.external_ids,
+                traits={} if self.events else values.named,
+                company_key=company_key,
+            )
+        except ValidationError as exc:  # the schema's own limits, should they outgrow ours
+            first = exc.errors()[0]
+            column = ".".join(str(part) for part in first["loc"]) or None
+            return [RowError(line, column, None, first["msg"][:MAX_SHOWN])]
+        return ParsedRow(
+            line=line,
+            contact=contact,
+            company_name=values.company,
+            event=event,
+            timestamp=values.timestamp,
+            properties=values.named if self.events else {},
+        )
+
+    def _name_of(self, target: Target) -> str | None:
+        return next((name for _, name, column, _ in self.columns if column.target is target), None)
+
+
+def _nfkc(text: str) -> str:
+    # Full-width letters and digits (ｔａｒｏ＠…, ０９０…) are what Japanese forms often hold.
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def _take_email(values: _Values, column: Field, raw: str) -> str | None:
+    text = _nfkc(raw)
+    if normalize_email(text) is None:
+        return "not an email address"
+    values.email = text
+    return None
+
+
+def _take_phone(values: _Values, column: Field, raw: str) -> str | None:
+    text = _nfkc(raw)
+    normalized = normalize_phone(text)
+    if normalized is None:
+        return "not a valid phone number"
+    values.phone = text if len(text) <= MAX_PHONE else normalized
+    return None
+
+
+def _take_id(values: _Values, column: Field, raw: str) -> str | None:
+    if len(raw) > MAX_ID:
+        return f"longer than {MAX_ID} characters"
+    if is_placeholder(raw):
+        return "a placeholder, not an id"
+    if column.target is Target.USER_ID:
+        values.user_id = raw
+    else:
+        values.external_ids[column.name] = raw
+    return None
+
+
+NAME_LIMITS = {Target.COMPANY: MAX_COMPANY_NAME, Target.EVENT: MAX_EVENT_NAME}
+
+
+def _take_name(values: _Values, column: Field, raw: str) -> str | None:
+    limit = NAME_LIMITS.get(column.target, MAX_ID)
+    if len(raw) > limit:
+        return f"longer than {limit} characters"
+    if column.target is Target.COMPANY:
+        values.company = raw
+    elif column.target is Target.COMPANY_KEY:
+        values.company_key = raw
+    else:
+        values.event = raw
+    return None
+
+
+def _company_key(name: str | None) -> str | None:
+    """The group key of a company known by name only: the name, width and spaces evened out."""
+    if name is None:
+        return None
+    return " ".join(_nfkc(name).split())[:MAX_ID] or None
+
+
+def shown(value: str, encoding: str) -> str:
+    """A cell's text as an error report can store it: undecodable bytes and NULs escaped."""
+    text = value
+    if undecoded(text):
+        text = text.encode(encoding, "surrogateescape").decode(encoding, "backslashreplace")
+    return text.replace("\x00", "\\x00")[:MAX_SHOWN]

@@ -1,0 +1,262 @@
+"""The event processor: one transaction per batch, arrival order, counts, seen times, companies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from sodate import pipeline
+from sodate.contacts.models import ContactMerge
+from sodate.events.pipeline import EventBatch
+from sodate.runtime import Runtime
+from sodate.workspaces.schemas import Created
+from tests.events.helpers import (
+    count_rows,
+    daily_counts,
+    event_count,
+    inbox_count,
+    live_contact_count,
+    only_contact,
+    process_all,
+    send,
+    timeline,
+)
+
+
+@pytest.fixture
+def write_key(workspace: Created) -> str:
+    return workspace.write_key.key
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash(_session: Session, batch: EventBatch) -> None:
+    raise Crash(f"the processor died after the other steps of {len(batch.events)} events")
+
+
+def test_a_crash_rolls_the_batch_back_and_it_is_then_processed_exactly_once(
+    client: TestClient,
+    runtime: Runtime,
+    write_key: str,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before: a known user, and an anonymous browser that is about to turn out to be them.
+    send(client, write_key, "identify", {"userId": "u-1", "traits": {"plan": "free"}})
+    send(client, write_key, "page", {"anonymousId": "a-2"})
+    process_all(runtime)
+    before = client.get("/api/v1/contacts", headers=admin_headers).json()
+    assert len(before["items"]) == 2
+    # The batch: a merge, trait changes, a company, events with daily counts.
+    send(
+        client,
+        write_key,
+        "batch",
+        {
+            "batch": [
+                {"type": "identify", "userId": "u-1", "anonymousId": "a-2"},
+                {"type": "identify", "userId": "u-1", "traits": {"plan": "pro"}},
+                {"type": "group", "userId": "u-1", "groupId": "acme", "traits": {"name": "Acme"}},
+                {"type": "track", "userId": "u-1", "event": "Upgraded"},
+                {"type": "track", "userId": "u-3", "event": "Signed Up"},
+            ]
+        },
+    )
+    monkeypatch.setattr(pipeline, "STEPS", (*pipeline.STEPS, crash))
+    with pytest.raises(Crash):
+        process_all(runtime)
+    # Nothing of the batch happened, and it is all still waiting.
+    assert inbox_count(runtime) == 5
+    assert event_count(runtime) == 2
+    assert count_rows(runtime, ContactMerge) == 0
+    assert client.get("/api/v1/contacts", headers=admin_headers).json() == before
+    assert client.get("/api/v1/companies", headers=admin_headers).json()["items"] == []
+    counts_before = daily_counts(runtime)
+
+    monkeypatch.setattr(pipeline, "STEPS", tuple(s for s in pipeline.STEPS if s is not crash))
+    assert process_all(runtime) == 5
+    assert process_all(runtime) == 0
+    assert inbox_count(runtime) == 0
+    assert event_count(runtime) == 7
+    assert count_rows(runtime, ContactMerge) == 1
+    assert live_contact_count(runtime) == 2
+    user = only_contact(client, admin_headers, user_id="u-1")
+    assert user["traits"] == {"plan": "pro"}
+    assert user["company"]["group_key"] == "acme"
+    assert len(timeline(client, admin_headers, user["id"])) == 6
+    counts = {(name, count) for _c, name, _d, count in daily_counts(runtime)}
+    assert counts == {("Page Viewed", 1), ("Upgraded", 1), ("Signed Up", 1)}
+    assert len(daily_counts(runtime)) == len(counts_before) + 2
+
+
+@pytest.mark.parametrize("batch_size", [1, 1000])
+def test_traits_are_applied_in_arrival_order_and_empty_values_never_erase(
+    client: TestClient,
+    runtime: Runtime,
+    write_key: str,
+    admin_headers: dict[str, str],
+    batch_size: int,
+) -> None:
+    messages: list[dict[str, Any]] = [
+        {"traits": {"plan": "free", "lastName": "山田", "firstName": "太郎", "company": "A社"}},
+        {"traits": {"plan": "pro", "company": "", "title": None}},
+        {"traits": {"plan": None, "title": "部長", "tags": []}},
+        # Sent later, made earlier: arrival order decides, not the device's timestamp.
+        {"traits": {"plan": "enterprise"}, "timestamp": "2026-01-01T00:00:00Z"},
+        {"traits": {"firstName": "   "}},
+    ]
+    for message in messages:
+        send(client, write_key, "identify", {"userId": "u-1", **message})
+    assert process_all(runtime, batch_size=batch_size) == len(messages)
+    contact = only_contact(client, admin_headers, user_id="u-1")
+    assert contact["traits"] == {
+        "plan": "enterprise",
+        "lastName": "山田",
+        "firstName": "太郎",
+        "company": "A社",
+        "title": "部長",
+    }
+    assert contact["name"] == "山田 太郎"
+
+
+def test_each_contact_keeps_its_own_order_within_a_batch(
+    client: TestClient, runtime: Runtime, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    batch = []
+    for step in range(5):
+        for user in ("u-1", "u-2"):
+            batch.append({"type": "identify", "userId": user, "traits": {"step": step}})
+    send(client, write_key, "batch", {"batch": batch})
+    process_all(runtime)
+    for user in ("u-1", "u-2"):
+        assert only_contact(client, admin_headers, user_id=user)["traits"] == {"step": 4}
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def test_daily_counts_and_first_and_last_seen(
+    client: TestClient, runtime: Runtime, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    def track(event: str, timestamp: str) -> dict[str, Any]:
+        return {"type": "track", "userId": "u-1", "event": event, "timestamp": timestamp}
+
+    batch = [
+        track("Viewed", "2026-03-30T10:00:00Z"),
+        track("Viewed", "2026-03-30T23:59:59Z"),
+        track("Viewed", "2026-03-31T00:00:00Z"),
+        {"type": "page", "userId": "u-1", "timestamp": "2026-03-31T02:00:00Z"},
+        {"type": "identify", "userId": "u-1", "timestamp": "2026-03-30T12:00:00Z"},
+    ]
+    send(client, write_key, "batch", {"batch": batch})
+    process_all(runtime)
+    contact = only_contact(client, admin_headers, user_id="u-1")
+    cid = contact["id"]
+    assert daily_counts(runtime) == [
+        (cid, "Page Viewed", "2026-03-31", 1),
+        (cid, "Viewed", "2026-03-30", 2),
+        (cid, "Viewed", "2026-03-31", 1),
+    ]
+    assert at(contact["first_seen_at"]) == at("2026-03-30T10:00:00Z")
+    assert at(contact["last_seen_at"]) == at("2026-03-31T02:00:00Z")
+
+    # Later batches add to the counts; a late event moves first seen back, never last seen.
+    send(client, write_key, "batch", {"batch": [track("Viewed", "2026-03-30T08:00:00+09:00")]})
+    send(client, write_key, "batch", {"batch": [track("Viewed", "2026-03-30T00:30:00Z")]})
+    process_all(runtime)
+    contact = only_contact(client, admin_headers, user_id="u-1")
+    # Days are UTC days: 08:00 in Tokyo on the 30th is the 29th.
+    assert daily_counts(runtime) == [
+        (cid, "Page Viewed", "2026-03-31", 1),
+        (cid, "Viewed", "2026-03-29", 1),
+        (cid, "Viewed", "2026-03-30", 3),
+        (cid, "Viewed", "2026-03-31", 1),
+    ]
+    assert at(contact["first_seen_at"]) == at("2026-03-29T23:00:00Z")
+    assert at(contact["last_seen_at"]) == at("2026-03-31T02:00:00Z")
+
+
+def test_profile_edits_through_the_api_do_not_make_a_contact_seen(
+    client: TestClient, runtime: Runtime, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    created = client.post(
+        "/api/v1/contacts",
+        json={"user_id": "u-1", "traits": {"plan": "free"}},
+        headers=admin_headers,
+    ).json()["contact"]
+    assert created["first_seen_at"] is None
+    send(client, write_key, "track", {"userId": "u-1", "event": "Visited"})
+    process_all(runtime)
+    seen = only_contact(client, admin_headers, user_id="u-1")
+    assert at(seen["first_seen_at"]) == at("2026-04-01T00:00:00Z")
+    assert seen["sources"] == ["api", "tracking"]
+    # API writes have no event name: nothing is counted for them.
+    assert [name for _c, name, _d, _n in daily_counts(runtime)] == ["Visited"]
+
+
+def test_group_creates_and_updates_a_company_and_links_the_contact(
+    client: TestClient, runtime: Runtime, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    traits = {"name": "株式会社アクメ", "employees": 50, "industry": "SaaS"}
+    send(client, write_key, "group", {"userId": "u-1", "groupId": "acme", "traits": traits})
+    process_all(runtime)
+    contact = only_contact(client, admin_headers, user_id="u-1")
+    company = contact["company"]
+    assert company["group_key"] == "acme"
+    assert company["name"] == "株式会社アクメ"
+    assert company["traits"] == traits
+    assert contact["traits"] == {}  # group traits belong to the company
+
+    # Another member; empty values leave the company's traits alone.
+    send(
+        client,
+        write_key,
+        "g",
+        {"userId": "u-2", "groupId": "acme", "traits": {"employees": 80, "industry": ""}},
+    )
+    process_all(runtime)
+    listed = client.get("/api/v1/companies", headers=admin_headers).json()["items"]
+    assert len(listed) == 1
+    assert listed[0]["traits"] == {**traits, "employees": 80}
+    assert listed[0]["contact_count"] == 2
+    assert only_contact(client, admin_headers, user_id="u-2")["company"]["id"] == company["id"]
+
+    # A member moving to another company.
+    send(client, write_key, "group", {"userId": "u-1", "groupId": "beta"})
+    process_all(runtime)
+    moved = only_contact(client, admin_headers, user_id="u-1")
+    assert moved["company"]["group_key"] == "beta"
+    assert moved["company"]["name"] is None
+    members = client.get(
+        "/api/v1/contacts", params={"company_id": company["id"]}, headers=admin_headers
+    ).json()["items"]
+    assert [m["user_id"] for m in members] == ["u-2"]
+    acme = client.get(f"/api/v1/companies/{company['id']}", headers=admin_headers).json()
+    assert acme["contact_count"] == 1
+
+
+def test_many_messages_are_processed_in_batches_of_the_given_size(
+    client: TestClient, runtime: Runtime, write_key: str
+) -> None:
+    send(
+        client,
+        write_key,
+        "batch",
+        {"batch": [{"type": "page", "anonymousId": f"a-{i % 7}"} for i in range(50)]},
+    )
+    with runtime.db.read() as session:
+        assert session.execute(sa.text("SELECT count(*) FROM event_inbox")).scalar() == 50
+    sizes = []
+    while done := pipeline.process_pending(runtime, batch_size=20):
+        sizes.append(done)
+    assert sizes == [20, 20, 10]
+    assert event_count(runtime) == 50
+    assert live_contact_count(runtime) == 7

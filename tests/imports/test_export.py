@@ -1,0 +1,124 @@
+"""Exporting contacts as CSV and JSON Lines, and importing the export again."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from sodate.runtime import Runtime
+from sodate.workspaces.schemas import Created
+from tests.imports.helpers import contacts, import_file, write_csv
+from tests.workspaces.helpers import key_headers
+
+ROWS = [
+    ["メールアドレス", "氏名", "会社名", "役職", "LINE", "会員", "メモ"],
+    [
+        "taro@example.jp",
+        "山田 太郎",
+        "株式会社サンプル",
+        "部長",
+        "U-1",
+        "はい",
+        '改行\nあり、"引用"',
+    ],
+    ["hanako@example.jp", "佐藤 花子", "", "", "", "いいえ", "𠮷野家で名刺交換 🍱"],
+]
+
+
+@pytest.fixture
+def imported(tmp_path: Path, runtime: Runtime, workspace: Created) -> None:
+    path = write_csv(tmp_path / "in.csv", ROWS)
+    import_file(
+        runtime,
+        workspace.workspace.id,
+        path,
+        source="展示会2026",
+        mapping={"LINE": "external:line", "会員": "member:bool"},
+    )
+
+
+@pytest.mark.usefixtures("imported")
+def test_csv_export_keeps_japanese_text_and_imports_back(
+    tmp_path: Path,
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    response = client.get("/api/v1/exports/contacts", headers=admin_headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.content.startswith("\ufeff".encode())  # so that Excel reads UTF-8
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    by_email = {row["email"]: row for row in rows}
+    taro = by_email["taro@example.jp"]
+    assert taro["display_name"] == "山田 太郎"
+    assert taro["company"] == "株式会社サンプル"
+    assert taro["external:line"] == "U-1"
+    assert taro["title"] == "部長"
+    assert taro["member"] == "true"
+    assert taro["メモ"] == '改行\nあり、"引用"'
+    assert taro["sources"] == "展示会2026"
+    assert by_email["hanako@example.jp"]["メモ"] == "𠮷野家で名刺交換 🍱"
+
+    before = contacts(client, admin_headers)
+    path = tmp_path / "export.csv"
+    path.write_bytes(response.content)
+    # CSV has no types: a typed trait is declared again, as on the first import.
+    again = import_file(
+        runtime,
+        workspace.workspace.id,
+        path,
+        source="展示会2026",
+        mapping={"member": "member:bool"},
+    )
+    assert (again.created, again.updated, again.rejected) == (0, 2, 0)
+    after = contacts(client, admin_headers)
+    assert [(c["id"], c["traits"], c["company"]) for c in after] == [
+        (c["id"], c["traits"], c["company"]) for c in before
+    ]
+
+
+@pytest.mark.usefixtures("imported")
+def test_jsonl_export_has_whole_profiles(client: TestClient, admin_headers: dict[str, str]) -> None:
+    response = client.get(
+        "/api/v1/exports/contacts", params={"format": "jsonl"}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/x-ndjson; charset=utf-8"
+    assert "山田 太郎".encode() in response.content  # not \u-escaped
+    lines = [json.loads(line) for line in response.content.decode().splitlines()]
+    assert lines == contacts(client, admin_headers)
+
+
+def test_export_pages_through_every_contact(
+    tmp_path: Path,
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("sodate.imports.export.PAGE", 2)
+    rows = [["email", "no"]] + [[f"p{i}@example.jp", str(i)] for i in range(5)]
+    import_file(runtime, workspace.workspace.id, write_csv(tmp_path / "five.csv", rows))
+    response = client.get(
+        "/api/v1/exports/contacts", params={"bom": "false"}, headers=admin_headers
+    )
+    lines = response.content.decode().splitlines()
+    assert lines[0].startswith("id,email,")
+    assert len(lines) == 6
+
+
+def test_export_needs_read_and_import_needs_write(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    viewer = key_headers(client, admin_headers, role="viewer")
+    assert client.get("/api/v1/exports/contacts", headers=viewer).status_code == 200
+    response = client.post("/api/v1/imports", content=b"email\r\na@example.jp\r\n", headers=viewer)
+    assert response.status_code == 403
