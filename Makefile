@@ -25,6 +25,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
+	scripts/ensure-browser-tools
 	scripts/with-test-postgres $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -32,6 +33,12 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/queue_throughput.py --jobs 20000 --workers 1 2
 	scripts/with-test-postgres sh -c '$(BIN)/python bench/queue_throughput.py --jobs 20000 --workers 1 2 --database-url "$$SODATE_TEST_POSTGRES_URL"'
+	$(BIN)/python bench/ingest.py --events 100000 --contacts 10000 --mode http http-accept-only inprocess
+	scripts/with-test-postgres sh -c '$(BIN)/python bench/ingest.py --events 100000 --contacts 10000 --mode http http-accept-only inprocess --database-url "$$SODATE_TEST_POSTGRES_URL"'
+	$(BIN)/python bench/identify_latency.py --rate 1000 --identify-rate 10 --duration 45
+	scripts/with-test-postgres sh -c '$(BIN)/python bench/identify_latency.py --rate 1000 --identify-rate 10 --duration 45 --database-url "$$SODATE_TEST_POSTGRES_URL"'
+	$(BIN)/python bench/csv_import.py --rows 100000
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf tests/events/browser/node_modules tests/events/browser/dist

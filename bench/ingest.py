@@ -1,0 +1,896 @@
+"""Tracking ingest through /v1/batch, fully processed, beside the raw insert rate of the rows.
+
+    python bench/ingest.py --events 100000 --contacts 10000 [--database-url URL] [--json]
+    python bench/ingest.py --events 20000 --mode inprocess --profile
+
+`http` mode starts a real `sodate up` (subprocess, 127.0.0.1 only) and sends the events as
+/v1/batch requests of `--batch` messages from `--clients` concurrent httpx clients. The clock
+runs from the first request until the `event_inbox` table is empty: "accept" is events per
+second until the last 200, "processed" is events per second until the inbox is empty.
+`inprocess` mode calls `sodate.events.ingest.ingest` for every batch, then `process_pending`
+until nothing is left, in this process and one thread, so the HTTP layer and thread hand-offs
+are out of the picture (`--profile` runs it under cProfile and prints the top functions).
+"Raw insert" is the same rows (read back from `events`, new message ids) inserted into the
+same `events` table with a plain executemany per batch of `--batch`, one transaction each.
+
+Without --database-url it uses a fresh SQLite file in a temporary directory; with one (e.g.
+the throw-away cluster of `scripts/with-test-postgres`), the schema is dropped and recreated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from sodate.db import migrate
+from sodate.db.engine import Database, create_db_engine
+from sodate.events.models import Event, InboxMessage
+from sodate.runtime import Runtime
+from sodate.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SODATE = str(Path(sys.executable).parent / "sodate")
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
+INBOX: sa.Table = InboxMessage.__table__  # type: ignore[assignment]
+
+PAGES = (
+    ("Home", "/"),
+    ("Products", "/products"),
+    ("Product", "/products/{item}"),
+    ("Pricing", "/pricing"),
+    ("Blog", "/blog/{item}"),
+    ("Contact", "/contact"),
+)
+TRACKS = (
+    "Product Viewed",
+    "Product Added",
+    "Checkout Started",
+    "Video Played",
+    "Form Submitted",
+    "Newsletter Signed Up",
+)
+USER_AGENT = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
+)
+FAMILY = ("佐藤", "鈴木", "高橋", "田中", "伊藤", "Smith", "Tanaka", "Kato")
+GIVEN = ("太郎", "花子", "健", "美咲", "John", "Yui", "Ken", "Aoi")
+
+
+# --- the workload -------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """Pre-encoded /v1/batch bodies, and how many messages of each type they hold."""
+
+    bodies: list[tuple[bytes, int]]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return sum(n for _body, n in self.bodies)
+
+
+class Messages:
+    """A realistic mix over a pool of contacts, deterministic for a seed.
+
+    Every contact browses anonymously (`anonymousId`). A fraction of them (`known`) identify
+    once at some point, with userId, email and name traits; their later events carry the
+    userId as well, and now and then they send another identify (a trait update).
+    """
+
+    def __init__(self, contacts: int, *, known: float, seed: int, prefix: str = "") -> None:
+        self.random = random.Random(seed)
+        self.contacts = contacts
+        self.known = {c for c in range(contacts) if self.random.random() < known}
+        self.identified: set[int] = set()
+        self.prefix = prefix
+        self.sequence = 0
+        self.start = datetime.now(UTC) - timedelta(hours=1)
+
+    def next(self) -> dict[str, Any]:
+        r = self.random
+        contact = r.randrange(self.contacts)
+        self.sequence += 1
+        base: dict[str, Any] = {
+            "messageId": f"{self.prefix}m-{self.sequence}",
+            "anonymousId": f"{self.prefix}anon-{contact:07d}",
+            "timestamp": (self.start + timedelta(milliseconds=self.sequence)).isoformat(),
+            "context": {
+                "ip": f"203.0.113.{contact % 250 + 1}",
+                "userAgent": USER_AGENT,
+                "library": {"name": "analytics.js", "version": "4.1.0"},
+                "locale": "ja-JP",
+            },
+        }
+        identified = contact in self.identified
+        if contact in self.known and (
+            (not identified and r.random() < 0.3) or (identified and r.random() < 0.03)
+        ):
+            self.identified.add(contact)
+            return {**base, **self.identify(contact)}
+        if identified:
+            base["userId"] = self.user_id(contact)
+        if r.random() < 0.65:
+            title, path = r.choice(PAGES)
+            path = path.format(item=r.randrange(500))
+            return {
+                **base,
+                "type": "page",
+                "name": title,
+                "properties": {
+                    "path": path,
+                    "url": f"https://shop.example.jp{path}",
+                    "title": f"{title} | Example Shop",
+                    "referrer": "https://www.google.com/",
+                },
+            }
+        return {
+            **base,
+            "type": "track",
+            "event": r.choice(TRACKS),
+            "properties": {
+                "product_id": f"sku-{r.randrange(2000)}",
+                "price": round(r.uniform(500, 20000), 0),
+                "currency": "JPY",
+                "category": r.choice(("shoes", "bags", "books", "tea")),
+            },
+        }
+
+    def user_id(self, contact: int) -> str:
+        return f"{self.prefix}user-{contact:07d}"
+
+    def identify(self, contact: int) -> dict[str, Any]:
+        r = self.random
+        return {
+            "type": "identify",
+            "userId": self.user_id(contact),
+            "traits": {
+                "email": f"{self.prefix}user{contact}@example.jp",
+                "firstName": r.choice(GIVEN),
+                "lastName": r.choice(FAMILY),
+                "plan": r.choice(("free", "pro", "business")),
+                "newsletter": r.random() < 0.5,
+            },
+        }
+
+
+def build_workload(events: int, contacts: int, batch: int, *, known: float, seed: int) -> Workload:
+    messages = Messages(contacts, known=known, seed=seed)
+    workload = Workload(bodies=[])
+    for start in range(0, events, batch):
+        chunk = [messages.next() for _ in range(min(batch, events - start))]
+        for message in chunk:
+            workload.counts[message["type"]] = workload.counts.get(message["type"], 0) + 1
+        document = {"batch": chunk, "sentAt": datetime.now(UTC).isoformat()}
+        body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        workload.bodies.append((body, len(chunk)))
+    return workload
+
+
+# --- database and server ------------------------------------------------------------------
+
+
+def reset(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    engine = create_db_engine(url)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
+            connection.exec_driver_sql("CREATE SCHEMA public")
+    migrate.upgrade(engine)
+    engine.dispose()
+
+
+def dialect_of(url: str) -> str:
+    return url.split(":", 1)[0].split("+", 1)[0]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A real `sodate up` on 127.0.0.1 and a fresh workspace, stopped on exit."""
+
+    def __init__(self, url: str, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("SODATE_")}
+        self.env.update(
+            {
+                "SODATE_DATABASE_URL": url,
+                "SODATE_DATA_DIR": str(data_dir),
+                "SODATE_SECRET_KEY": SECRET,
+                "SODATE_HOST": "127.0.0.1",
+                "SODATE_TRACKING_RATE_LIMIT": "0",
+                "SODATE_MAINTENANCE_ENABLED": "false",
+                "SODATE_LOG_LEVEL": "WARNING",
+                **(extra_env or {}),
+            }
+        )
+        self.log_path = data_dir / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.write_key = ""
+        self.admin_key = ""
+
+    def __enter__(self) -> Server:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [SODATE, "up", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        try:
+            self._wait_healthy()
+            created = subprocess.run(
+                [SODATE, "workspace", "create", "Bench", "--json"],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            )
+            keys = json.loads(created.stdout)
+            self.write_key = keys["write_key"]["key"]
+            self.admin_key = keys["admin_key"]["key"]
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def _wait_healthy(self, timeout: float = 60) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        with httpx.Client(base_url=self.base, timeout=1) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise SystemExit(f"sodate up exited early; see {self.log_path}")
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+        raise SystemExit(f"sodate up did not become healthy in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the server process has used so far (Linux /proc), or None."""
+        if self.process is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def server_log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def scalar(db: Database, statement: sa.Select[Any]) -> int:
+    """A count read in a deferred (SQLite) transaction, so it never takes the write lock."""
+    with db.read() as session:
+        return int(session.execute(statement).scalar() or 0)
+
+
+INBOX_COUNT = sa.select(sa.func.count()).select_from(INBOX)
+EVENTS_COUNT = sa.select(sa.func.count()).select_from(EVENTS)
+
+
+# --- the runs -----------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    database: str
+    mode: str
+    events: int
+    batch: int
+    clients: int
+    accept_seconds: float
+    processed_seconds: float | None
+    """From the first request to the moment the inbox was empty (in-process: accept + process)."""
+    cpu_seconds: float | None = None
+    """CPU used meanwhile: the server process's (http), or this process's (inprocess)."""
+    accept_cpu_seconds: float | None = None
+    """In-process only: the part of `cpu_seconds` spent accepting."""
+    process_seconds: float | None = None
+    """In-process only: the process_pending loop alone."""
+    backlog_at_accept_end: int | None = None
+    peak_backlog: int | None = None
+    raw_insert_per_second: float | None = None
+    profiled: bool = False
+    steps: dict[str, float] = field(default_factory=dict)
+    """In-process only: seconds spent in each pipeline step and inbox statement."""
+
+    @property
+    def accept_per_second(self) -> float:
+        return self.events / self.accept_seconds
+
+    @property
+    def processed_per_second(self) -> float | None:
+        return self.events / self.processed_seconds if self.processed_seconds else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "mode": self.mode,
+            "events": self.events,
+            "batch": self.batch,
+            "clients": self.clients,
+            "accept_seconds": round(self.accept_seconds, 3),
+            "processed_seconds": _round(self.processed_seconds, 3),
+            "accept_per_second": round(self.accept_per_second),
+            "processed_per_second": _round(self.processed_per_second),
+            "cpu_seconds": _round(self.cpu_seconds, 2),
+            "cpu_us_per_event": _round(
+                self.cpu_seconds / self.events * 1e6 if self.cpu_seconds else None
+            ),
+            "accept_cpu_us_per_event": _round(
+                self.accept_cpu_seconds / self.events * 1e6 if self.accept_cpu_seconds else None
+            ),
+            "process_only_per_second": (
+                round(self.events / self.process_seconds) if self.process_seconds else None
+            ),
+            "backlog_at_accept_end": self.backlog_at_accept_end,
+            "peak_backlog": self.peak_backlog,
+            "raw_insert_per_second": (
+                round(self.raw_insert_per_second) if self.raw_insert_per_second else None
+            ),
+            "processed_vs_raw": (
+                round(self.processed_per_second / self.raw_insert_per_second, 3)
+                if self.raw_insert_per_second and self.processed_per_second
+                else None
+            ),
+            "profiled": self.profiled,
+            "process_seconds_by_step": {k: round(v, 3) for k, v in self.steps.items()},
+        }
+
+
+def _round(value: float | None, digits: int | None = None) -> Any:
+    return None if value is None else round(value, digits)
+
+
+def run_http(
+    url: str,
+    data_dir: Path,
+    workload: Workload,
+    *,
+    clients: int,
+    batch: int,
+    timeout: float,
+    env: dict[str, str],
+    accept_only: bool = False,
+) -> Result:
+    reset(url)
+    db = Database.from_url(url)
+    if accept_only:
+        env = {**env, "SODATE_EVENT_PROCESSOR_ENABLED": "false"}
+    try:
+        with Server(url, data_dir, env) as server:
+            result = _send_and_wait(
+                server, db, url, workload, clients, batch, timeout, accept_only=accept_only
+            )
+        if not accept_only:
+            result.raw_insert_per_second = raw_insert_rate(db, batch)
+        return result
+    finally:
+        db.dispose()
+
+
+def _send_and_wait(
+    server: Server,
+    db: Database,
+    url: str,
+    workload: Workload,
+    clients: int,
+    batch: int,
+    deadline_seconds: float,
+    *,
+    accept_only: bool,
+) -> Result:
+    bodies = iter(workload.bodies)
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+    finished: list[float] = []
+    auth = "Basic " + base64.b64encode(f"{server.write_key}:".encode()).decode()
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
+
+    def next_body() -> tuple[bytes, int] | None:
+        with lock:
+            return next(bodies, None)
+
+    def client() -> None:
+        try:
+            with httpx.Client(base_url=server.base, headers=headers, timeout=120) as http:
+                while not errors and (item := next_body()) is not None:
+                    body, count = item
+                    response = http.post("/v1/batch", content=body)
+                    if response.status_code != 200:
+                        raise RuntimeError(
+                            f"/v1/batch answered {response.status_code}: {response.text[:300]}"
+                        )
+                    answer = response.json()
+                    if answer["accepted"] != count:
+                        rejected = answer["rejected"][:3]
+                        raise RuntimeError(f"{answer['accepted']} of {count} accepted: {rejected}")
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            with lock:
+                finished.append(time.perf_counter())
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
+    cpu_before = server.cpu_seconds()
+    started = time.perf_counter()
+    deadline = started + deadline_seconds
+    for thread in threads:
+        thread.start()
+    peak = 0
+    backlog_at_accept_end: int | None = None
+    accept_end: float | None = None
+    while True:
+        time.sleep(0.05)
+        now = time.perf_counter()
+        if errors:
+            raise SystemExit(f"a client failed: {errors[0]}\n{server.server_log_tail()}")
+        if now > deadline:
+            raise SystemExit(f"not done after {deadline_seconds:.0f} s (--timeout)")
+        assert server.process is not None
+        if server.process.poll() is not None:
+            raise SystemExit(f"sodate up exited\n{server.server_log_tail()}")
+        backlog = scalar(db, INBOX_COUNT)
+        peak = max(peak, backlog)
+        if accept_end is None and len(finished) == clients:
+            accept_end = max(finished)
+            backlog_at_accept_end = backlog
+        if accept_end is not None and (accept_only or backlog == 0):
+            done = time.perf_counter()
+            break
+    cpu_after = server.cpu_seconds()
+    cpu = cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
+    if accept_only:
+        if backlog_at_accept_end != workload.events:
+            raise SystemExit(
+                f"{backlog_at_accept_end} messages in the inbox, {workload.events} sent"
+            )
+    elif (processed := scalar(db, EVENTS_COUNT)) != workload.events:
+        raise SystemExit(f"{processed} events stored, {workload.events} sent")
+    return Result(
+        database=dialect_of(url),
+        mode="http-accept-only" if accept_only else "http",
+        events=workload.events,
+        batch=batch,
+        clients=clients,
+        accept_seconds=accept_end - started,
+        processed_seconds=None if accept_only else done - started,
+        cpu_seconds=cpu,
+        backlog_at_accept_end=backlog_at_accept_end,
+        peak_backlog=peak,
+    )
+
+
+def run_inprocess(
+    url: str,
+    data_dir: Path,
+    workload: Workload,
+    *,
+    batch: int,
+    event_batch_size: int | None,
+    profile: bool,
+    top: int,
+    timeout: float,
+) -> tuple[Result, list[str]]:
+    from sodate.events.ingest import TrackingRequest, ingest
+    from sodate.events.ratelimit import MessageRateLimiter
+    from sodate.pipeline import process_pending
+    from sodate.workspaces import service as workspaces
+    from sodate.workspaces.schemas import WorkspaceCreate
+
+    reset(url)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    overrides: dict[str, Any] = {"tracking_rate_limit": 0}
+    if event_batch_size:
+        overrides["event_batch_size"] = event_batch_size
+    runtime = Runtime.create(
+        Settings(database_url=url, secret_key=SECRET, data_dir=data_dir, **overrides)
+    )
+    reports: list[str] = []
+    try:
+        with runtime.db.transaction() as session:
+            created = workspaces.create_workspace_with_keys(
+                session, WorkspaceCreate(name="Bench"), now=runtime.clock.now()
+            )
+        auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
+        requests = [
+            TrackingRequest(
+                body=body,
+                content_encoding=None,
+                authorization=auth,
+                write_key_header=None,
+                message_type=None,
+            )
+            for body, _count in workload.bodies
+        ]
+        limiter = MessageRateLimiter(0, 1)
+        size = runtime.settings.event_batch_size
+
+        deadline = time.monotonic() + timeout
+
+        def in_time() -> None:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not done after {timeout:.0f} s (--timeout)")
+
+        def accept_all() -> None:
+            for request in requests:
+                ingest(runtime, limiter, request)
+                in_time()
+
+        def process_all() -> None:
+            while process_pending(runtime, batch_size=size):
+                in_time()
+
+        cpu_before = time.process_time()
+        accept_seconds = _timed(accept_all, "accept (ingest)", profile, top, reports)
+        accept_cpu = time.process_time() - cpu_before
+        with _step_timer() as steps:
+            process_seconds = _timed(
+                process_all, "process (process_pending)", profile, top, reports
+            )
+        cpu = time.process_time() - cpu_before
+        processed = scalar(runtime.db, EVENTS_COUNT)
+        if processed != workload.events:
+            raise SystemExit(f"{processed} events stored, {workload.events} sent")
+        result = Result(
+            database=dialect_of(url),
+            mode="inprocess",
+            events=workload.events,
+            batch=batch,
+            clients=1,
+            accept_seconds=accept_seconds,
+            processed_seconds=accept_seconds + process_seconds,
+            process_seconds=process_seconds,
+            cpu_seconds=cpu,
+            accept_cpu_seconds=accept_cpu,
+            backlog_at_accept_end=workload.events,
+            peak_backlog=workload.events,
+            profiled=profile,
+            steps=dict(steps),
+        )
+        result.steps["(rest: parse payloads, commit)"] = process_seconds - sum(steps.values())
+        result.raw_insert_per_second = raw_insert_rate(runtime.db, batch)
+        return result, reports
+    finally:
+        runtime.close()
+
+
+@contextmanager
+def _step_timer() -> Iterator[dict[str, float]]:
+    """Time each pipeline step and each inbox statement of `process_pending`, in place.
+
+    Replaces `sodate.pipeline.STEPS` and three functions of `sodate.events.service` with
+    timed wrappers for the duration of the block (this process only; src/ is unchanged).
+    """
+    from sodate import pipeline
+    from sodate.events import service as event_log
+
+    spent: dict[str, float] = {}
+
+    def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+
+        return wrapper
+
+    steps = pipeline.STEPS
+    inbox = {name: getattr(event_log, name) for name in INBOX_FUNCTIONS}
+    pipeline.STEPS = tuple(timed(f"step {getattr(s, '__name__', s)}", s) for s in steps)
+    for name, function in inbox.items():
+        setattr(event_log, name, timed(name, function))
+    try:
+        yield spent
+    finally:
+        pipeline.STEPS = steps
+        for name, function in inbox.items():
+            setattr(event_log, name, function)
+
+
+INBOX_FUNCTIONS = ("oldest_pending_workspace", "take_inbox", "stored_message_ids", "delete_inbox")
+
+
+def _timed(work: Any, label: str, profile: bool, top: int, reports: list[str]) -> float:
+    profiler = cProfile.Profile() if profile else None
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.runcall(work)
+    else:
+        work()
+    elapsed = time.perf_counter() - started
+    if profiler is not None:
+        for title, order, restriction in (
+            ("cumulative time", "cumulative", ()),
+            ("cumulative time, sodate's own functions", "cumulative", (r"sodate/",)),
+            ("internal time (tottime)", "tottime", ()),
+        ):
+            stream = io.StringIO()
+            stats = pstats.Stats(profiler, stream=stream)
+            stats.sort_stats(order).print_stats(*restriction, top)
+            reports.append(
+                f"--- cProfile: {label}, {elapsed:.2f} s (profiled), top {top} by {title}\n"
+                + _trim_profile(stream.getvalue())
+            )
+    return elapsed
+
+
+def _trim_profile(text: str) -> str:
+    """pstats output without its preamble, paths relative to the venv or the repository."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+    prefixes = sorted(
+        {str(ROOT / "src") + "/", str(ROOT) + "/", *(p + "/" for p in sys.path if p)},
+        key=len,
+        reverse=True,
+    )
+    out = []
+    for line in lines[start:]:
+        for prefix in prefixes:
+            line = line.replace(prefix, "")
+        out.append(line)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def raw_insert_rate(db: Database, batch: int) -> float:
+    """Insert the stored events again (new message ids) with a plain executemany per batch."""
+    columns = [c for c in EVENTS.c if c.name != "id"]
+    with db.read() as session:
+        rows = [
+            dict(row)
+            for row in session.execute(sa.select(*columns).order_by(EVENTS.c.id)).mappings()
+        ]
+    for row in rows:
+        row["message_id"] = "raw-" + row["message_id"]
+    statement = sa.insert(EVENTS)
+    started = time.perf_counter()
+    for start in range(0, len(rows), batch):
+        with db.transaction() as session:
+            session.execute(statement, rows[start : start + batch])
+    return len(rows) / (time.perf_counter() - started)
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    header = (
+        "database",
+        "mode",
+        "events",
+        "accept/s",
+        "processed/s",
+        "process-only/s",
+        "backlog@accepted",
+        "raw insert/s",
+        "processed/raw",
+        "CPU µs/event",
+    )
+    rows = []
+    for r in results:
+        d = r.as_dict()
+        rows.append(
+            (
+                r.database,
+                r.mode + (" (profiled)" if r.profiled else ""),
+                f"{r.events:,}",
+                f"{d['accept_per_second']:,}",
+                f"{d['processed_per_second']:,}" if d["processed_per_second"] else "-",
+                f"{d['process_only_per_second']:,}" if d["process_only_per_second"] else "-",
+                f"{d['backlog_at_accept_end']:,}"
+                if d["backlog_at_accept_end"] is not None
+                else "-",
+                f"{d['raw_insert_per_second']:,}" if d["raw_insert_per_second"] else "-",
+                f"{d['processed_vs_raw']:.1%}" if d["processed_vs_raw"] else "-",
+                f"{d['cpu_us_per_event']:,.0f}" if d["cpu_us_per_event"] else "-",
+            )
+        )
+    widths = [max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)]
+    lines = [
+        "  ".join(
+            str(v).rjust(w) if i > 1 else str(v).ljust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in (header, *rows)
+    ]
+    return "\n".join(lines)
+
+
+def reproduce_command(argv: list[str], url: str | None) -> str:
+    python = (
+        os.path.relpath(sys.executable, ROOT)
+        if sys.executable.startswith(str(ROOT))
+        else sys.executable
+    )
+    script = os.path.relpath(Path(argv[0]).resolve(), ROOT)
+    args = list(argv[1:])
+    pg = os.environ.get("SODATE_TEST_POSTGRES_URL")
+    if url and pg and url == pg:
+        args = [a if a != url else "$SODATE_TEST_POSTGRES_URL" for a in args]
+        inner = " ".join(
+            shlex.quote(a) if a != "$SODATE_TEST_POSTGRES_URL" else '"$SODATE_TEST_POSTGRES_URL"'
+            for a in [python, script, *args]
+        )
+        return f"scripts/with-test-postgres sh -c {shlex.quote(inner)}"
+    return shlex.join([python, script, *args])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--known", type=float, default=0.3, help="share of contacts who identify")
+    parser.add_argument("--batch", type=int, default=500, help="messages per /v1/batch request")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients")
+    parser.add_argument(
+        "--mode",
+        nargs="+",
+        choices=("http", "http-accept-only", "inprocess"),
+        default=["http"],
+        help="http-accept-only: the server's event processor is off; accepting alone is timed",
+    )
+    parser.add_argument(
+        "--event-batch-size", type=int, help="SODATE_EVENT_BATCH_SIZE (default: the server's)"
+    )
+    parser.add_argument("--database-url", default=os.environ.get("SODATE_BENCH_DATABASE_URL"))
+    parser.add_argument(
+        "--timeout", type=float, default=900, help="give up after this many seconds per run"
+    )
+    parser.add_argument("--profile", action="store_true", help="run inprocess under cProfile")
+    parser.add_argument("--top", type=int, default=15, help="functions listed by --profile")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+    if args.profile and "inprocess" not in args.mode:
+        parser.error("--profile applies to --mode inprocess")
+
+    workload = build_workload(
+        args.events, args.contacts, args.batch, known=args.known, seed=args.seed
+    )
+    mix = ", ".join(f"{k} {v:,}" for k, v in sorted(workload.counts.items()))
+    size = sum(len(body) for body, _n in workload.bodies) / workload.events
+    info = (
+        f"workload: {workload.events:,} events from {args.contacts:,} contacts ({mix}), "
+        f"{len(workload.bodies)} batches of {args.batch}, {size:.0f} bytes/message"
+    )
+    results: list[Result] = []
+    reports: list[str] = []
+    env = {"SODATE_EVENT_BATCH_SIZE": str(args.event_batch_size)} if args.event_batch_size else {}
+    with tempfile.TemporaryDirectory(prefix="sodate-bench-") as tmp:
+        for mode in args.mode:
+            data_dir = Path(tmp) / mode
+            url = args.database_url or f"sqlite:///{data_dir}/bench.db"
+            data_dir.mkdir(parents=True, exist_ok=True)
+            if mode in ("http", "http-accept-only"):
+                results.append(
+                    run_http(
+                        url,
+                        data_dir,
+                        workload,
+                        clients=args.clients,
+                        batch=args.batch,
+                        timeout=args.timeout,
+                        env=env,
+                        accept_only=mode == "http-accept-only",
+                    )
+                )
+            else:
+                result, texts = run_inprocess(
+                    url,
+                    data_dir,
+                    workload,
+                    batch=args.batch,
+                    event_batch_size=args.event_batch_size,
+                    profile=args.profile,
+                    top=args.top,
+                    timeout=args.timeout,
+                )
+                results.append(result)
+                reports.extend(texts)
+            if not args.json:
+                print(f"done: {mode}", file=sys.stderr, flush=True)
+    command = reproduce_command(sys.argv, args.database_url)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "workload": info,
+                    "command": command,
+                    "results": [r.as_dict() for r in results],
+                    "profiles": reports,
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    print(info)
+    print(table(results))
+    for result in results:
+        if result.steps and result.process_seconds:
+            print()
+            if result.cpu_seconds and result.accept_cpu_seconds:
+                accept_cpu = result.accept_cpu_seconds / result.events * 1e6
+                process_cpu = (result.cpu_seconds - result.accept_cpu_seconds) / result.events * 1e6
+                print(
+                    f"in-process CPU ({result.database}): accept {accept_cpu:.0f} µs/event, "
+                    f"process {process_cpu:.0f} µs/event"
+                )
+            print(
+                f"where process_pending's {result.process_seconds:.2f} s went ({result.database}):"
+            )
+            for name, seconds in sorted(result.steps.items(), key=lambda kv: -kv[1]):
+                share = seconds / result.process_seconds
+                per_event = seconds / result.events * 1e6
+                print(f"  {name:38} {seconds:7.2f} s  {share:6.1%}  {per_event:6.1f} µs/event")
+    for report in reports:
+        print()
+        print(report, end="")
+    print()
+    print(f"reproduce: {command}")
+
+
+if __name__ == "__main__":
+    main()
