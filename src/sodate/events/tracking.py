@@ -111,7 +111,7 @@ def _payload(document: dict[str, Any]) -> bytes:
         payload = pydantic_core.to_json(document, inf_nan_mode="null")
     except pydantic_core.PydanticSerializationError as exc:
         raise MessageRejected([FieldError(field="", message=str(exc))]) from None
-    if _ESCAPED_NUL.search(payload):
+    if b"\\u0000" in payload and _ESCAPED_NUL.search(payload):
         raise MessageRejected(
             [FieldError(field="", message="text may not contain NUL characters (\\u0000)")]
         )
