@@ -12,6 +12,7 @@ from fastapi.security.http import HTTPBase
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from sodate.errors import SodateError
 from sodate.events.ingest import TrackingRequest, ingest
 from sodate.events.jobs import EVENT_PROCESSOR
 from sodate.events.ratelimit import MessageRateLimiter, RateLimited
@@ -23,7 +24,9 @@ router = APIRouter(prefix="/v1", tags=["tracking"])
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, Content-Encoding, X-Write-Key",
+    "Access-Control-Allow-Headers": (
+        "Authorization, Content-Type, Content-Encoding, X-Write-Key, X-Retry-Count"
+    ),
     "Access-Control-Max-Age": "86400",
 }
 
@@ -78,6 +81,13 @@ def _handler(message_type: MessageType | None) -> Callable[[Request], Awaitable[
                 },
                 429,
                 headers={**CORS_HEADERS, "Retry-After": str(exc.retry_after_seconds)},
+            )
+        except SodateError as exc:
+            # Answered here rather than by the app's handler so that a browser may read why.
+            return JSONResponse(
+                {"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
+                exc.status_code,
+                headers=CORS_HEADERS,
             )
         if result.accepted and request.app.state.runner is not None:
             request.app.state.runner.wake(EVENT_PROCESSOR)
