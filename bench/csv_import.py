@@ -18,25 +18,24 @@ import csv
 import pstats
 import random
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import SECRET, reset  # the root is on the path now
 from sodate.contacts.models import Contact
-from sodate.db import migrate
-from sodate.db.engine import create_db_engine
-from sodate.imports import service
-from sodate.imports.csvfile import iter_records
-from sodate.imports.models import ImportStatus
+from sodate.imports.local import import_file
 from sodate.imports.schemas import ImportOptions, ImportOut
 from sodate.runtime import Runtime
 from sodate.settings import Settings
 from sodate.workspaces import service as workspaces
 from sodate.workspaces.schemas import WorkspaceCreate
 
-SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 HEADER = ["メールアドレス", "姓", "名", "会社名", "部署", "役職", "電話番号", "来場日", "メモ"]
 SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]
 GIVEN = ["太郎", "花子", "翔", "陽菜", "蓮", "結衣", "大輝", "美咲", "健", "さくら"]
@@ -83,54 +82,13 @@ def _row(rng: random.Random, person: int, companies: list[str], *, bad: bool) ->
     ]
 
 
-def reset(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        for suffix in ("", "-wal", "-shm"):
-            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    engine = create_db_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
-            connection.exec_driver_sql("CREATE SCHEMA public")
-    migrate.upgrade(engine)
-    engine.dispose()
-
-
 def run_import(runtime: Runtime, path: Path) -> ImportOut:
     options = ImportOptions(source="展示会2026", mapping={"来場日": "visited:date"})
     now = runtime.clock.now()
-    with path.open("rb") as stream:
-        layout, fields = service.prepare(stream, options)
-        with runtime.db.transaction() as session:
-            workspace = workspaces.create_workspace(session, WorkspaceCreate(name="bench"), now=now)
-            record = service.create_import(
-                session,
-                workspace.id,
-                options,
-                layout,
-                fields,
-                file_name=path.name,
-                size=path.stat().st_size,
-                now=now,
-                status=ImportStatus.RUNNING,
-            )
-            workspace_id, import_id = workspace.id, record.id
-        records = iter_records(
-            stream,
-            layout.encoding,
-            layout.delimiter,
-            start=layout.data_start,
-            line=layout.data_line,
-        )
-        while True:
-            with runtime.db.transaction() as session:
-                result = service.import_out(
-                    service.run_chunk(
-                        session, workspace_id, import_id, records, now=runtime.clock.now()
-                    )
-                )
-            if result.status is ImportStatus.DONE:
-                return result
+    with runtime.db.transaction() as session:
+        workspace = workspaces.create_workspace(session, WorkspaceCreate(name="bench"), now=now)
+        workspace_id = workspace.id
+    return import_file(runtime, workspace_id, path, options)
 
 
 def main() -> None:

@@ -41,7 +41,8 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ingest import (  # the repository root is on the path from the line above
+from bench.common import reset  # the repository root is on the path from the line above
+from bench.ingest import (
     EVENTS_COUNT,
     FAMILY,
     GIVEN,
@@ -50,7 +51,6 @@ from bench.ingest import (  # the repository root is on the path from the line a
     Server,
     dialect_of,
     reproduce_command,
-    reset,
     scalar,
 )
 from sodate.db.engine import Database

@@ -45,15 +45,14 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from sodate.db import migrate
-from sodate.db.engine import Database, create_db_engine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, SECRET, SODATE, reset  # the root is on the path now
+from sodate.db.engine import Database
 from sodate.events.models import Event, InboxMessage
 from sodate.runtime import Runtime
 from sodate.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
-SODATE = str(Path(sys.executable).parent / "sodate")
-SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
 INBOX: sa.Table = InboxMessage.__table__  # type: ignore[assignment]
 
@@ -194,19 +193,6 @@ def build_workload(events: int, contacts: int, batch: int, *, known: float, seed
 
 
 # --- database and server ------------------------------------------------------------------
-
-
-def reset(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        for suffix in ("", "-wal", "-shm"):
-            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    engine = create_db_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
-            connection.exec_driver_sql("CREATE SCHEMA public")
-    migrate.upgrade(engine)
-    engine.dispose()
 
 
 def dialect_of(url: str) -> str:

@@ -19,30 +19,15 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from sodate.db import migrate
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, SECRET, SODATE, reset  # the root is on the path now
 from sodate.db.engine import create_db_engine
 from sodate.queue import service
 from sodate.queue.models import Job, JobState
 from sodate.runtime import Runtime
 from sodate.settings import Settings
 from sodate.system.models import ServiceHeartbeat
-
-ROOT = Path(__file__).resolve().parents[1]
-SODATE = str(Path(sys.executable).parent / "sodate")
-SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
-
-
-def reset(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        for suffix in ("", "-wal", "-shm"):
-            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    engine = create_db_engine(url)
-    if engine.dialect.name == "postgresql":
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP SCHEMA public CASCADE")
-            connection.exec_driver_sql("CREATE SCHEMA public")
-    migrate.upgrade(engine)
-    engine.dispose()
 
 
 def enqueue(runtime: Runtime, count: int, batch: int = 5000) -> float:

@@ -10,9 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from sodate.imports import service
-from sodate.imports.csvfile import iter_records
-from sodate.imports.models import ImportStatus
+from sodate.imports import local, service
 from sodate.imports.schemas import ImportOptions, ImportOut, RowErrorOut
 from sodate.queue.runner import drain_due_jobs
 from sodate.runtime import Runtime
@@ -40,35 +38,7 @@ def import_file(
     **options: Any,
 ) -> ImportOut:
     """Import a file the way `sodate import` does: one transaction per chunk."""
-    parsed = ImportOptions(**options)
-    with path.open("rb") as stream:
-        layout, fields = service.prepare(stream, parsed)
-        with runtime.db.transaction() as session:
-            import_id = service.create_import(
-                session,
-                workspace_id,
-                parsed,
-                layout,
-                fields,
-                file_name=path.name,
-                size=path.stat().st_size,
-                now=runtime.clock.now(),
-                status=ImportStatus.RUNNING,
-            ).id
-        records = iter_records(
-            stream,
-            layout.encoding,
-            layout.delimiter,
-            start=layout.data_start,
-            line=layout.data_line,
-        )
-        while True:
-            with runtime.db.transaction() as session:
-                record = service.run_chunk(
-                    session, workspace_id, import_id, records, now=runtime.clock.now(), limit=chunk
-                )
-                if record.status == ImportStatus.DONE.value:
-                    return service.import_out(record)
+    return local.import_file(runtime, workspace_id, path, ImportOptions(**options), chunk=chunk)
 
 
 def errors_of(runtime: Runtime, workspace_id: str, import_id: int) -> list[RowErrorOut]:

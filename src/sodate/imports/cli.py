@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import AbstractContextManager, nullcontext, suppress
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -19,9 +19,10 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from sodate.imports import service
-from sodate.imports.csvfile import Encoding, iter_records
+from sodate.imports.csvfile import Encoding
 from sodate.imports.export import ExportFormat, export_contacts
-from sodate.imports.models import ImportKind, ImportStatus
+from sodate.imports.local import import_file
+from sodate.imports.models import ImportKind
 from sodate.imports.schemas import DEFAULT_SOURCE, ImportOptions, ImportOut, parse_mapping
 from sodate.workspaces import service as workspaces
 
@@ -107,66 +108,34 @@ def _import(
         mapping=parse_mapping(mapping or ()),
         event=event,
     )
-    try:
-        stream = file.open("rb")
-    except OSError as exc:
-        base.fail(f"cannot read {escape(str(file))}: {exc.strerror or exc}")
-    with stream, base._runtime() as runtime:
-        layout, fields = service.prepare(stream, options)
-        with runtime.db.transaction() as session:
+    if not file.is_file():
+        base.fail(f"cannot read {escape(str(file))}: not a file")
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+    )
+    with base._runtime() as runtime:
+        with runtime.db.read() as session:
             workspace_id = workspaces.resolve_workspace(session, workspace).id
-            import_id = service.create_import(
-                session,
-                workspace_id,
-                options,
-                layout,
-                fields,
-                file_name=file.name,
-                size=file.stat().st_size,
-                now=runtime.clock.now(),
-                status=ImportStatus.RUNNING,
-            ).id
-        records = iter_records(
-            stream,
-            layout.encoding,
-            layout.delimiter,
-            start=layout.data_start,
-            line=layout.data_line,
-        )
         started = time.monotonic()
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rows]:,} rows, {task.fields[rate]:,.0f} rows/s"),
-            TimeElapsedColumn(),
-        )
         with Progress(*columns, console=base.err, transient=True) as progress:
             task = progress.add_task(file.name, total=file.stat().st_size, rows=0, rate=0.0)
+
+            def show(chunk: ImportOut) -> None:
+                rate = chunk.total / max(time.monotonic() - started, 1e-6)
+                progress.update(task, completed=chunk.bytes_read, rows=chunk.total, rate=rate)
+
             try:
-                while True:
-                    with runtime.db.transaction() as session:
-                        result = service.import_out(
-                            service.run_chunk(
-                                session, workspace_id, import_id, records, now=runtime.clock.now()
-                            )
-                        )
-                    rate = result.total / max(time.monotonic() - started, 1e-6)
-                    progress.update(task, completed=result.bytes_read, rows=result.total, rate=rate)
-                    if result.status is ImportStatus.DONE:
-                        break
-            except BaseException as exc:
-                # Best effort: if the database itself failed, the original error matters more.
-                with suppress(Exception), runtime.db.transaction() as session:
-                    reason = f"stopped: {type(exc).__name__}: {exc}".removesuffix(": ")
-                    service.mark_failed(
-                        session, workspace_id, import_id, reason, now=runtime.clock.now()
-                    )
-                raise
+                result = import_file(runtime, workspace_id, file, options, on_chunk=show)
+            except OSError as exc:
+                base.fail(f"cannot read {escape(str(file))}: {exc.strerror or exc}")
         elapsed = time.monotonic() - started
         with runtime.db.read() as session:
             errors = service.list_errors(
-                session, workspace_id, import_id, limit=ERRORS_IN_JSON, after=None
+                session, workspace_id, result.id, limit=ERRORS_IN_JSON, after=None
             )
     if as_json:
         base._print_json(
