@@ -70,6 +70,7 @@ def merge_contacts(
     now: datetime,
 ) -> None:
     """An explicit merge (API, CLI): the contact rows, then every capability's history."""
+    _lock_workspace(session, workspace_id, wait=True)
     record = contacts.merge_contact_rows(
         session, workspace_id, survivor_id, merged_id, reason=reason, now=now
     )

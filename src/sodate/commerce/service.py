@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -21,6 +19,7 @@ from sodate.commerce.schemas import (
     OrderPage,
 )
 from sodate.contacts import service as contacts
+from sodate.db.paging import fetch_page
 from sodate.errors import NotFound
 
 
@@ -59,7 +58,9 @@ def list_orders(
         statement = statement.where(Order.placed_at < where.placed_before)
     if where.order_key is not None:
         statement = statement.where(Order.order_key == where.order_key)
-    rows, next_cursor = _page(session, statement, Order.id, limit=limit, before=before)
+    if before is not None:
+        statement = statement.where(Order.id < before)
+    rows, next_cursor = fetch_page(session, statement.order_by(Order.id.desc()), limit=limit)
     return OrderPage(items=[_order_out(order) for order in rows], next_cursor=next_cursor)
 
 
@@ -106,7 +107,9 @@ def list_carts(
         )
     if where.cart_key is not None:
         statement = statement.where(Cart.cart_key == where.cart_key)
-    rows, next_cursor = _page(session, statement, Cart.id, limit=limit, before=before)
+    if before is not None:
+        statement = statement.where(Cart.id < before)
+    rows, next_cursor = fetch_page(session, statement.order_by(Cart.id.desc()), limit=limit)
     return CartPage(items=[_cart_out(cart) for cart in rows], next_cursor=next_cursor)
 
 
@@ -115,21 +118,6 @@ def get_cart(session: Session, workspace_id: str, cart_id: int) -> CartOut:
     if cart is None or cart.workspace_id != workspace_id:
         raise NotFound(f"no cart {cart_id}")
     return _cart_out(cart)
-
-
-def _page(
-    session: Session,
-    statement: sa.Select[Any],
-    id_column: Any,
-    *,
-    limit: int,
-    before: int | None,
-) -> tuple[Sequence[Any], str | None]:
-    if before is not None:
-        statement = statement.where(id_column < before)
-    rows = list(session.execute(statement.order_by(id_column.desc()).limit(limit + 1)).scalars())
-    page = rows[:limit]
-    return page, str(page[-1].id) if len(rows) > limit else None
 
 
 def _order_out(order: Order) -> OrderOut:

@@ -39,6 +39,7 @@ from sodate.contacts.schemas import (
     IdentityOut,
     MergeOut,
 )
+from sodate.db.paging import fetch_page
 from sodate.errors import NotFound
 
 __all__ = [
@@ -98,7 +99,6 @@ def list_contacts(
         sa.select(Contact)
         .where(Contact.workspace_id == workspace_id, Contact.merged_into_id.is_(None))
         .order_by(Contact.id)
-        .limit(limit + 1)
     )
     if after is not None:
         statement = statement.where(Contact.id > after)
@@ -119,12 +119,8 @@ def list_contacts(
         statement = statement.where(Contact.company_id == where.company_id)
     for key, value in where.traits:
         statement = statement.where(_trait_text(session, key) == value)
-    rows = list(session.execute(statement).scalars())
-    page = rows[:limit]
-    return ContactPage(
-        items=contacts_out(session, page),
-        next_cursor=str(page[-1].id) if len(rows) > limit else None,
-    )
+    page, next_cursor = fetch_page(session, statement, limit=limit)
+    return ContactPage(items=contacts_out(session, page), next_cursor=next_cursor)
 
 
 def _identity_filters(where: ContactFilter) -> list[tuple[str, str]]:
@@ -242,12 +238,7 @@ def company_id_by_key(session: Session, workspace_id: str, group_key: str) -> in
 def list_companies(
     session: Session, workspace_id: str, *, q: str | None, limit: int, after: int | None
 ) -> CompanyPage:
-    statement = (
-        sa.select(Company)
-        .where(Company.workspace_id == workspace_id)
-        .order_by(Company.id)
-        .limit(limit + 1)
-    )
+    statement = sa.select(Company).where(Company.workspace_id == workspace_id).order_by(Company.id)
     if after is not None:
         statement = statement.where(Company.id > after)
     if q:
@@ -255,12 +246,8 @@ def list_companies(
         statement = statement.where(
             sa.or_(Company.name.ilike(pattern, escape="\\"), Company.group_key == q.strip())
         )
-    rows = list(session.execute(statement).scalars())
-    page = rows[:limit]
-    return CompanyPage(
-        items=_companies_out(session, page),
-        next_cursor=str(page[-1].id) if len(rows) > limit else None,
-    )
+    page, next_cursor = fetch_page(session, statement, limit=limit)
+    return CompanyPage(items=_companies_out(session, page), next_cursor=next_cursor)
 
 
 def _companies_out(session: Session, companies: Sequence[Company]) -> list[CompanyOut]:

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sodate.contacts.resolution import PlannedMerge
+from sodate.db.paging import fetch_page
 from sodate.events.models import Event, EventDailyCount, InboxMessage
 from sodate.events.schemas import EventOut, EventPage
 
@@ -163,7 +164,6 @@ def timeline(
         sa.select(Event)
         .where(Event.workspace_id == workspace_id, Event.contact_id == contact_id)
         .order_by(Event.timestamp.desc(), Event.id.desc())
-        .limit(limit + 1)
     )
     if before is not None:
         anchor = session.get(Event, before)
@@ -174,8 +174,7 @@ def timeline(
                     sa.and_(Event.timestamp == anchor.timestamp, Event.id < anchor.id),
                 )
             )
-    events = list(session.execute(statement).scalars())
-    page = events[:limit]
+    page, next_cursor = fetch_page(session, statement, limit=limit)
     return EventPage(
         items=[
             EventOut(
@@ -190,5 +189,5 @@ def timeline(
             )
             for e in page
         ],
-        next_cursor=str(page[-1].id) if len(events) > limit else None,
+        next_cursor=next_cursor,
     )

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.orm import Session
 
+from sodate.db.paging import fetch_page
 from sodate.errors import InvalidInput, NotFound
 from sodate.imports import apply
 from sodate.imports.csvfile import (
@@ -325,19 +326,12 @@ def list_imports(
 ) -> ImportPage:
     """The workspace's imports, newest first."""
     statement = (
-        sa.select(Import)
-        .where(Import.workspace_id == workspace_id)
-        .order_by(Import.id.desc())
-        .limit(limit + 1)
+        sa.select(Import).where(Import.workspace_id == workspace_id).order_by(Import.id.desc())
     )
     if before is not None:
         statement = statement.where(Import.id < before)
-    found = list(session.execute(statement).scalars())
-    page = found[:limit]
-    return ImportPage(
-        items=[import_out(record) for record in page],
-        next_cursor=str(page[-1].id) if len(found) > limit else None,
-    )
+    page, next_cursor = fetch_page(session, statement, limit=limit)
+    return ImportPage(items=[import_out(record) for record in page], next_cursor=next_cursor)
 
 
 def list_errors(
@@ -349,15 +343,13 @@ def list_errors(
         sa.select(ImportRowError)
         .where(ImportRowError.import_id == record.id)
         .order_by(ImportRowError.id)
-        .limit(limit + 1)
     )
     if after is not None:
         statement = statement.where(ImportRowError.id > after)
-    found = list(session.execute(statement).scalars())
-    page = found[:limit]
+    page, next_cursor = fetch_page(session, statement, limit=limit)
     return RowErrorPage(
         items=[RowErrorOut.model_validate(error) for error in page],
-        next_cursor=str(page[-1].id) if len(found) > limit else None,
+        next_cursor=next_cursor,
         errors_not_stored=max(0, record.error_count - MAX_STORED_ERRORS),
     )
 
