@@ -49,12 +49,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, SECRET, SODATE, reset  # the root is on the path now
 from sodate.db.engine import Database
-from sodate.events.models import Event, InboxMessage
+from sodate.events.models import Event, InboxRequest
 from sodate.runtime import Runtime
 from sodate.settings import Settings
 
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
-INBOX: sa.Table = InboxMessage.__table__  # type: ignore[assignment]
+INBOX: sa.Table = InboxRequest.__table__  # type: ignore[assignment]
 
 PAGES = (
     ("Home", "/"),
@@ -308,7 +308,7 @@ def scalar(db: Database, statement: sa.Select[Any]) -> int:
         return int(session.execute(statement).scalar() or 0)
 
 
-INBOX_COUNT = sa.select(sa.func.count()).select_from(INBOX)
+INBOX_COUNT = sa.select(sa.func.coalesce(sa.func.sum(INBOX.c.message_count), 0))
 EVENTS_COUNT = sa.select(sa.func.count()).select_from(EVENTS)
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -95,19 +97,31 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
             rows = event_log.take_inbox(session, workspace_id, limit=batch_size)
             if not rows:
                 return 0
-            fresh = [events.BatchEvent.from_payload(row.payload) for row in rows]
-            seen = event_log.stored_message_ids(
-                session, workspace_id, [event.message_id for event in fresh]
-            )
+            documents = [document for row in rows for document in orjson.loads(row.messages)]
             batch = events.EventBatch(
                 workspace_id=workspace_id,
-                events=[event for event in fresh if event.message_id not in seen],
+                events=_fresh_events(session, workspace_id, documents),
                 now=now,
             )
             if batch.events:
                 process_batch(session, batch)
             event_log.delete_inbox(session, [row.id for row in rows])
-            return len(rows)
+            return len(documents)
+
+
+def _fresh_events(
+    session: Session, workspace_id: str, documents: list[dict[str, Any]]
+) -> list[events.BatchEvent]:
+    """The events of messages not processed before; a message id sent twice counts once."""
+    first: dict[str, dict[str, Any]] = {}
+    for document in documents:
+        first.setdefault(document["messageId"], document)
+    stored = event_log.stored_message_ids(session, workspace_id, list(first))
+    return [
+        events.BatchEvent.from_document(document)
+        for message_id, document in first.items()
+        if message_id not in stored
+    ]
 
 
 def _lock_workspace(session: Session, workspace_id: str, *, wait: bool = False) -> bool:

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from sodate.clock import ManualClock
 from sodate.contacts.models import Contact
-from sodate.events.models import Event, EventDailyCount, InboxMessage
+from sodate.events.models import Event, EventDailyCount
+from sodate.events.service import pending_count
 from sodate.pipeline import process_pending
 from sodate.runtime import Runtime
 
@@ -44,7 +45,9 @@ def count_rows(runtime: Runtime, model: type[Any], workspace_id: str | None = No
 
 
 def inbox_count(runtime: Runtime, workspace_id: str | None = None) -> int:
-    return count_rows(runtime, InboxMessage, workspace_id)
+    """How many accepted messages wait to be processed."""
+    with runtime.db.read() as session:
+        return pending_count(session, workspace_id)
 
 
 def event_count(runtime: Runtime, workspace_id: str | None = None) -> int:

@@ -18,11 +18,11 @@ from sodate.contacts.identifiers import IdentityKey
 from sodate.contacts.models import Contact, ContactIdentity, ContactMerge
 from sodate.contacts.profiles import filled, search_text
 from sodate.contacts.resolution import IdentityClaim, PlannedMerge, Resolver
+from sodate.db.bulk import fetch_in
 from sodate.db.statements import insert_ignoring_conflicts
 
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: sa.Table = ContactIdentity.__table__  # type: ignore[assignment]
-CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -41,12 +41,28 @@ def resolve_identities(
     now: datetime,
     source: str,
 ) -> Resolution:
-    """Find or create the contact of every claim, merging contacts the rules say are one."""
+    """Find or create the contact of every claim, merging contacts the rules say are one.
+
+    Most claims only repeat identifiers that all lead to one stored contact: that contact is
+    theirs, and they can change nothing. Only the others go through the resolver, which loads
+    every identity of the contacts they reach.
+    """
     wanted = {key for claim in claims for key in (*claim.keys, *claim.aliases)}
-    found = _identities_by_key(session, workspace_id, wanted)
-    holders = {contact for _key, contact in found}
+    found = dict(_identities_by_key(session, workspace_id, wanted))
+    settled: list[int | None] = []
+    for claim in claims:
+        owner = found.get(claim.keys[0]) if claim.keys and not claim.aliases else None
+        if owner is not None and all(found.get(key) == owner for key in claim.keys):
+            settled.append(owner)
+        else:
+            settled.append(None)
+    open_claims = [claim for claim, owner in zip(claims, settled, strict=True) if owner is None]
+    holders = {
+        found[key] for claim in open_claims for key in (*claim.keys, *claim.aliases) if key in found
+    }
     resolver = Resolver.from_identities(_identities_of(session, holders))
-    refs = [resolver.resolve(claim) for claim in claims]
+    open_refs = iter([resolver.resolve(claim) for claim in open_claims])
+    refs = [next(open_refs) if owner is None else owner for owner in settled]
 
     new_refs = [ref for ref in resolver.new_contacts if ref not in resolver.redirect]
     stored = _create_contacts(session, workspace_id, len(new_refs), now=now, source=source)
@@ -86,29 +102,24 @@ def _identities_by_key(
         by_kind[key.kind].append(key.value)
     found: list[tuple[IdentityKey, int]] = []
     for kind, values in by_kind.items():
-        for start in range(0, len(values), CHUNK):
-            rows = session.execute(
-                sa.select(IDENTITIES.c.value, IDENTITIES.c.contact_id).where(
-                    IDENTITIES.c.workspace_id == workspace_id,
-                    IDENTITIES.c.kind == kind,
-                    IDENTITIES.c.value.in_(values[start : start + CHUNK]),
-                )
-            )
-            found.extend((IdentityKey(kind, value), contact) for value, contact in rows)
+        rows = fetch_in(
+            session,
+            "SELECT value, contact_id FROM contact_identities"
+            " WHERE workspace_id = ? AND kind = ? AND value IN",
+            values,
+            (workspace_id, kind),
+        )
+        found.extend((IdentityKey(kind, value), contact) for value, contact in rows)
     return found
 
 
 def _identities_of(session: Session, contacts: set[int]) -> list[tuple[IdentityKey, int]]:
-    ids = sorted(contacts)
-    found: list[tuple[IdentityKey, int]] = []
-    for start in range(0, len(ids), CHUNK):
-        rows = session.execute(
-            sa.select(IDENTITIES.c.kind, IDENTITIES.c.value, IDENTITIES.c.contact_id).where(
-                IDENTITIES.c.contact_id.in_(ids[start : start + CHUNK])
-            )
-        )
-        found.extend((IdentityKey(kind, value), contact) for kind, value, contact in rows)
-    return found
+    rows = fetch_in(
+        session,
+        "SELECT kind, value, contact_id FROM contact_identities WHERE contact_id IN",
+        sorted(contacts),
+    )
+    return [(IdentityKey(kind, value), contact) for kind, value, contact in rows]
 
 
 def _create_contacts(

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.contacts.identifiers import normalize_email, normalize_phone
 from sodate.contacts.models import Company, Contact
+from sodate.db.bulk import driver_values, execute_many, fetch_in
 
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 COMPANIES: sa.Table = Company.__table__  # type: ignore[assignment]
@@ -24,7 +26,7 @@ CHUNK = 500
 SEARCHED_TRAITS = ("name", "firstName", "lastName", "firstNameKana", "lastNameKana", "title")
 
 
-@dataclass
+@dataclass(slots=True)
 class ProfileChange:
     """What one message or import row says about one contact."""
 
@@ -77,7 +79,85 @@ def search_text(
 def apply_profile_changes(
     session: Session, workspace_id: str, changes: Sequence[ProfileChange], *, now: datetime
 ) -> set[int]:
-    """Apply changes in order; return the contacts whose profile fields changed."""
+    """Apply changes in order; return the contacts whose profile fields changed.
+
+    Most messages only say a contact was seen. Those contacts are not loaded: their first and
+    last seen move in one narrow update each. Only contacts that some change could alter are
+    loaded whole, changed in order, and written back.
+    """
+    if not changes:
+        return set()
+    known = _load_identity_fields(session, workspace_id, {change.contact_id for change in changes})
+    profiled = {
+        change.contact_id
+        for change in changes
+        if change.contact_id in known and _may_change_profile(change, known[change.contact_id])
+    }
+    seen: dict[int, tuple[datetime, datetime]] = {}
+    for change in changes:
+        at = change.seen_at
+        if at is None or change.contact_id in profiled or change.contact_id not in known:
+            continue
+        first, last = seen.get(change.contact_id, (at, at))
+        seen[change.contact_id] = (min(first, at), max(last, at))
+    _move_seen(session, seen)
+    return _apply_profiles(
+        session,
+        workspace_id,
+        [change for change in changes if change.contact_id in profiled],
+        now=now,
+    )
+
+
+def _may_change_profile(change: ProfileChange, known: tuple[str | None, list[str]]) -> bool:
+    user_id, sources = known
+    return bool(
+        change.traits
+        or change.clear
+        or change.company_key
+        or (change.user_id and change.user_id != user_id)
+        or (change.source and change.source not in sources)
+    )
+
+
+def _load_identity_fields(
+    session: Session, workspace_id: str, ids: Iterable[int]
+) -> dict[int, tuple[str | None, list[str]]]:
+    """The user id and sources of each live contact: what decides if a change is only "seen"."""
+    rows = fetch_in(
+        session,
+        "SELECT id, user_id, sources FROM contacts"
+        " WHERE workspace_id = ? AND merged_into_id IS NULL AND id IN",
+        sorted(ids),
+        (workspace_id,),
+    )
+    # PostgreSQL's driver decodes JSONB itself; SQLite gives the text.
+    return {
+        contact_id: (user_id, orjson.loads(sources) if isinstance(sources, str) else sources)
+        for contact_id, user_id, sources in rows
+    }
+
+
+def _move_seen(session: Session, seen: Mapping[int, tuple[datetime, datetime]]) -> None:
+    values = driver_values(session)
+    rows = []
+    for contact_id, (first_at, last_at) in seen.items():
+        first, last = values.time(first_at), values.time(last_at)
+        rows.append((first, first, last, last, contact_id))
+    # A comparison with NULL is not true: a contact never seen takes the new times.
+    execute_many(
+        session,
+        "UPDATE contacts SET"
+        " first_seen_at = CASE WHEN first_seen_at <= ? THEN first_seen_at ELSE ? END,"
+        " last_seen_at = CASE WHEN last_seen_at >= ? THEN last_seen_at ELSE ? END"
+        " WHERE id = ?",
+        rows,
+    )
+
+
+def _apply_profiles(
+    session: Session, workspace_id: str, changes: Sequence[ProfileChange], *, now: datetime
+) -> set[int]:
     if not changes:
         return set()
     company_ids = _company_ids(
@@ -92,8 +172,7 @@ def apply_profile_changes(
         if _apply(row, change, company_ids):
             changed.add(change.contact_id)
         row["_touched"] = True
-    # Most messages only move "last seen": those contacts get the narrow update, and only
-    # contacts whose profile changed have their traits written back.
+    # A contact loaded for a change that turned out to change nothing gets the narrow update.
     seen_only = [
         {
             "_id": row["id"],

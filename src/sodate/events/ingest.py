@@ -15,12 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import ValidationError
 
-from sodate.db.statements import insert_ignoring_conflicts
 from sodate.errors import SodateError, Unauthorized
-from sodate.events.models import InboxMessage
 from sodate.events.ratelimit import MessageRateLimiter
 from sodate.events.schemas import (
     MessageType,
@@ -28,6 +25,7 @@ from sodate.events.schemas import (
     TrackingAccepted,
     TrackingBatch,
 )
+from sodate.events.service import add_to_inbox
 from sodate.events.tracking import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
@@ -38,8 +36,6 @@ from sodate.events.tracking import (
 )
 from sodate.runtime import Runtime
 from sodate.workspaces.auth import authenticate_write_key
-
-INBOX: sa.Table = InboxMessage.__table__  # type: ignore[assignment]
 
 
 class TrackingInvalid(SodateError):
@@ -84,18 +80,12 @@ def ingest(
         ]
         raise TrackingInvalid("no message could be accepted", details=details)
     limiter.take(owner.workspace_id, len(accepted))
-    rows = [
-        {
-            "workspace_id": owner.workspace_id,
-            "message_id": message.message_id,
-            "payload": message.payload,
-            "received_at": received_at,
-        }
-        for message in accepted
-    ]
     with runtime.db.transaction() as session:
-        insert_ignoring_conflicts(
-            session, INBOX, rows, conflict_columns=("workspace_id", "message_id")
+        add_to_inbox(
+            session,
+            owner.workspace_id,
+            [message.payload for message in accepted],
+            received_at=received_at,
         )
     return TrackingAccepted(accepted=len(accepted), rejected=rejected)
 

@@ -11,20 +11,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sodate.db.base import Base, BigId, JSONDocument
 
 
-class InboxMessage(Base):
-    """A tracking message accepted and not yet processed.
+class InboxRequest(Base):
+    """The messages one tracking request delivered, accepted and not yet processed.
 
     The row is written before the HTTP response, and deleted in the same transaction that
-    applies its effects, so a crash between the two can neither lose nor repeat it.
+    applies its messages' effects, so a crash between the two can neither lose nor repeat
+    them. One row per request keeps accepting cheap; duplicate message ids are dropped when
+    the messages are processed.
     """
 
     __tablename__ = "event_inbox"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "message_id"),)
+    __table_args__ = (sa.Index("ix_event_inbox_workspace_id_id", "workspace_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
-    message_id: Mapped[str] = mapped_column(sa.String(200))
-    payload: Mapped[str] = mapped_column(sa.Text)
+    messages: Mapped[str] = mapped_column(sa.Text)
+    """A JSON array of the messages as `sodate.events.tracking` normalized them."""
+    message_count: Mapped[int]
     received_at: Mapped[datetime]
 
 

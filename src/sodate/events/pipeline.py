@@ -8,7 +8,6 @@ later capabilities (scores, segments, journey triggers) plug in after these, in
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,9 +29,13 @@ from sodate.events.schemas import MessageType
 
 TRACKING_SOURCE = "tracking"
 EVENT_NAMES = {MessageType.PAGE: "Page Viewed", MessageType.SCREEN: "Screen Viewed"}
+# Looked up once: the pipeline touches these for every event, and enum lookups are slow.
+_TYPE_OF = {kind.value: kind for kind in MessageType}
+_TRACK, _IDENTIFY, _GROUP = MessageType.TRACK, MessageType.IDENTIFY, MessageType.GROUP
+_VIEWS = frozenset((MessageType.PAGE, MessageType.SCREEN))
 
 
-@dataclass
+@dataclass(slots=True)
 class BatchEvent:
     """One accepted message on its way through the pipeline."""
 
@@ -56,22 +59,22 @@ class BatchEvent:
     event_id: int = 0
 
     @classmethod
-    def from_payload(cls, payload: str) -> BatchEvent:
-        document = json.loads(payload)
-        kind = MessageType(document["type"])
+    def from_document(cls, document: dict[str, Any]) -> BatchEvent:
+        """The event of an accepted message, as `sodate.events.tracking` normalized it."""
+        kind = _TYPE_OF[document["type"]]
         properties = document.get("properties") or {}
         traits = document.get("traits") or {}
-        if kind in (MessageType.PAGE, MessageType.SCREEN):
+        if kind in _VIEWS:
             properties = {
                 **properties,
                 **{k: document[k] for k in ("name", "category") if document.get(k)},
             }
-        elif kind in (MessageType.IDENTIFY, MessageType.GROUP):
+        elif kind is _IDENTIFY or kind is _GROUP:
             properties = traits
         return cls(
             message_id=document["messageId"],
             type=kind,
-            name=document.get("event") if kind == MessageType.TRACK else EVENT_NAMES.get(kind),
+            name=document.get("event") if kind is _TRACK else EVENT_NAMES.get(kind),
             user_id=document.get("userId"),
             anonymous_id=document.get("anonymousId"),
             properties=properties,
@@ -122,7 +125,7 @@ def _claim(event: BatchEvent) -> IdentityClaim:
         value = usable_id(str(external.get("id", "")))
         if value and isinstance(external.get("type"), str):
             keys.append(IdentityKey(external_kind(external["type"]), value))
-    if event.type == MessageType.IDENTIFY:
+    if event.type is _IDENTIFY:
         traits = event.traits
         if email := normalize_email(traits.get("email")):
             keys.append(IdentityKey(IdentityKind.EMAIL, email))
@@ -142,18 +145,18 @@ def _claim(event: BatchEvent) -> IdentityClaim:
 def store_events(session: Session, batch: EventBatch) -> None:
     ids = service.insert_events(
         session,
+        batch.workspace_id,
         [
-            {
-                "workspace_id": batch.workspace_id,
-                "contact_id": event.contact_id,
-                "message_id": event.message_id,
-                "type": event.type.value,
-                "name": event.name,
-                "properties": event.properties,
-                "context": event.context,
-                "timestamp": event.timestamp,
-                "received_at": event.received_at,
-            }
+            service.EventRow(
+                contact_id=event.contact_id,
+                message_id=event.message_id,
+                type=event.type.value,
+                name=event.name,
+                properties=event.properties,
+                context=event.context,
+                timestamp=event.timestamp,
+                received_at=event.received_at,
+            )
             for event in batch.events
         ],
     )
@@ -168,7 +171,7 @@ def update_profiles(session: Session, batch: EventBatch) -> None:
         [
             contacts.CompanyChange(
                 group_key=event.group_id,
-                traits=event.traits if event.type == MessageType.GROUP else {},
+                traits=event.traits if event.type is _GROUP else {},
             )
             for event in batch.events
             if event.group_id
@@ -179,7 +182,7 @@ def update_profiles(session: Session, batch: EventBatch) -> None:
         contacts.ProfileChange(
             contact_id=event.contact_id,
             seen_at=event.timestamp if event.activity else None,
-            traits=event.traits if event.type == MessageType.IDENTIFY else {},
+            traits=event.traits if event.type is _IDENTIFY else {},
             user_id=event.user_id,
             company_key=event.group_id if event.group_id in companies else None,
             source=batch.source,
@@ -193,8 +196,10 @@ def update_profiles(session: Session, batch: EventBatch) -> None:
 
 
 def count_events(session: Session, batch: EventBatch) -> None:
-    service.add_daily_counts(
-        session,
-        batch.workspace_id,
-        [(event.contact_id, event.name, event.timestamp) for event in batch.events if event.name],
-    )
+    if batch.events:
+        service.count_stored_events(
+            session,
+            batch.workspace_id,
+            min(event.event_id for event in batch.events),
+            max(event.event_id for event in batch.events),
+        )

@@ -12,11 +12,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sodate.contacts.resolution import PlannedMerge
+from sodate.db.bulk import driver_values, execute_many, fetch_all, fetch_in
 from sodate.db.paging import fetch_page
-from sodate.events.models import Event, EventDailyCount, InboxMessage
+from sodate.events.models import Event, EventDailyCount, InboxRequest
 from sodate.events.schemas import EventOut, EventPage
 
-INBOX: sa.Table = InboxMessage.__table__  # type: ignore[assignment]
+INBOX: sa.Table = InboxRequest.__table__  # type: ignore[assignment]
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
 DAILY: sa.Table = EventDailyCount.__table__  # type: ignore[assignment]
 CHUNK = 500
@@ -25,7 +26,23 @@ CHUNK = 500
 @dataclass(frozen=True)
 class InboxRow:
     id: int
-    payload: str
+    messages: str
+    """A JSON array of normalized messages."""
+
+
+def add_to_inbox(
+    session: Session, workspace_id: str, payloads: Sequence[str], *, received_at: datetime
+) -> None:
+    """Keep one request's accepted messages (each already JSON) until they are processed."""
+    if payloads:
+        session.execute(
+            sa.insert(INBOX).values(
+                workspace_id=workspace_id,
+                messages="[" + ",".join(payloads) + "]",
+                message_count=len(payloads),
+                received_at=received_at,
+            )
+        )
 
 
 def oldest_pending_workspace(session: Session, *, skip: Sequence[str] = ()) -> str | None:
@@ -36,13 +53,26 @@ def oldest_pending_workspace(session: Session, *, skip: Sequence[str] = ()) -> s
 
 
 def take_inbox(session: Session, workspace_id: str, *, limit: int) -> list[InboxRow]:
-    rows = session.execute(
-        sa.select(INBOX.c.id, INBOX.c.payload)
+    """The workspace's oldest requests, as many as fit in `limit` messages (at least one)."""
+    counts = session.execute(
+        sa.select(INBOX.c.id, INBOX.c.message_count)
         .where(INBOX.c.workspace_id == workspace_id)
         .order_by(INBOX.c.id)
         .limit(limit)
+    ).all()
+    ids: list[int] = []
+    total = 0
+    for row_id, count in counts:
+        if ids and total + count > limit:
+            break
+        ids.append(row_id)
+        total += count
+    if not ids:
+        return []
+    rows = session.execute(
+        sa.select(INBOX.c.id, INBOX.c.messages).where(INBOX.c.id.in_(ids)).order_by(INBOX.c.id)
     )
-    return [InboxRow(id=row.id, payload=row.payload) for row in rows]
+    return [InboxRow(id=row.id, messages=row.messages) for row in rows]
 
 
 def delete_inbox(session: Session, ids: Sequence[int]) -> None:
@@ -51,75 +81,122 @@ def delete_inbox(session: Session, ids: Sequence[int]) -> None:
 
 
 def pending_count(session: Session, workspace_id: str | None = None) -> int:
-    statement = sa.select(sa.func.count()).select_from(INBOX)
+    """How many accepted messages wait to be processed."""
+    statement = sa.select(sa.func.coalesce(sa.func.sum(INBOX.c.message_count), 0))
     if workspace_id is not None:
         statement = statement.where(INBOX.c.workspace_id == workspace_id)
-    return session.execute(statement).scalar_one()
+    return int(session.execute(statement).scalar_one())
 
 
 def stored_message_ids(session: Session, workspace_id: str, message_ids: Sequence[str]) -> set[str]:
     """Which of these messages were processed before (a resent message is not counted twice)."""
-    found: set[str] = set()
-    for start in range(0, len(message_ids), CHUNK):
-        found.update(
-            session.execute(
-                sa.select(EVENTS.c.message_id).where(
-                    EVENTS.c.workspace_id == workspace_id,
-                    EVENTS.c.message_id.in_(message_ids[start : start + CHUNK]),
-                )
-            ).scalars()
-        )
-    return found
+    rows = fetch_in(
+        session,
+        "SELECT message_id FROM events WHERE workspace_id = ? AND message_id IN",
+        message_ids,
+        (workspace_id,),
+    )
+    return {row[0] for row in rows}
 
 
-def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Store events whose message ids are distinct; return their ids in the rows' order."""
+@dataclass(frozen=True)
+class EventRow:
+    contact_id: int
+    message_id: str
+    type: str
+    name: str | None
+    properties: dict[str, Any]
+    context: dict[str, Any]
+    timestamp: datetime
+    received_at: datetime
+
+
+_INSERT_EVENTS = (
+    "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, properties,"
+    " context, timestamp, received_at) VALUES (?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)"
+)
+
+
+def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow]) -> list[int]:
+    """Store events whose message ids are distinct; return their ids, ascending, in order."""
     if not rows:
         return []
-    # Matched by message id: asking for ids in parameter order would make SQLite insert one
-    # row per statement.
-    statement = sa.insert(EVENTS).returning(EVENTS.c.message_id, EVENTS.c.id)
-    ids: dict[str, int] = dict(session.execute(statement, list(rows)).all())
-    return [ids[row["message_id"]] for row in rows]
+    ids = _allocate_event_ids(session, len(rows))
+    values = driver_values(session)
+    execute_many(
+        session,
+        _INSERT_EVENTS,
+        [
+            (
+                event_id,
+                workspace_id,
+                row.contact_id,
+                row.message_id,
+                row.type,
+                row.name,
+                values.json(row.properties),
+                values.json(row.context),
+                values.time(row.timestamp),
+                values.time(row.received_at),
+            )
+            for event_id, row in zip(ids, rows, strict=True)
+        ],
+    )
+    return ids
 
 
-def add_daily_counts(
-    session: Session, workspace_id: str, occurrences: Sequence[tuple[int, str, datetime]]
-) -> None:
-    """Add events to the per contact, name and UTC day counts."""
-    totals: dict[tuple[int, str, Any], list[Any]] = {}
-    for contact_id, name, at in occurrences:
-        key = (contact_id, name, at.date())
-        entry = totals.get(key)
-        if entry is None:
-            totals[key] = [1, at, at]
-        else:
-            entry[0] += 1
-            entry[1] = min(entry[1], at)
-            entry[2] = max(entry[2], at)
-    rows = [
-        {
-            "contact_id": contact_id,
-            "name": name,
-            "day": day,
-            "workspace_id": workspace_id,
-            "count": count,
-            "first_at": first,
-            "last_at": last,
-        }
-        for (contact_id, name, day), (count, first, last) in totals.items()
-    ]
-    if rows:
-        session.execute(_upsert_daily(session), rows)
+def _allocate_event_ids(session: Session, count: int) -> list[int]:
+    """Ids for new events, so that rows go in without RETURNING and in ascending order.
+
+    SQLite's write transaction is exclusive, so the ids after the largest are free until it
+    ends. PostgreSQL hands out the sequence's values, which other workspaces' processors may
+    interleave with; each workspace's own events still get ascending ids.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return [
+            row[0]
+            for row in fetch_all(
+                session,
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, ?)",
+                (count,),
+            )
+        ]
+    start = session.execute(sa.select(sa.func.coalesce(sa.func.max(EVENTS.c.id), 0))).scalar_one()
+    return list(range(start + 1, start + 1 + count))
 
 
-def _upsert_daily(session: Session, select: sa.Select[Any] | None = None) -> Any:
+def count_stored_events(session: Session, workspace_id: str, first_id: int, last_id: int) -> None:
+    """Add the workspace's events with ids in [first_id, last_id] to the daily counts."""
+    if session.get_bind().dialect.name == "postgresql":
+        day: sa.ColumnElement[Any] = sa.cast(sa.func.timezone("UTC", EVENTS.c.timestamp), sa.Date)
+    else:
+        day = sa.func.date(EVENTS.c.timestamp)
+    totals = (
+        sa.select(
+            EVENTS.c.contact_id,
+            EVENTS.c.name,
+            day,
+            EVENTS.c.workspace_id,
+            sa.func.count(),
+            sa.func.min(EVENTS.c.timestamp),
+            sa.func.max(EVENTS.c.timestamp),
+        )
+        .where(
+            EVENTS.c.workspace_id == workspace_id,
+            EVENTS.c.id.between(first_id, last_id),
+            EVENTS.c.name.is_not(None),
+        )
+        .group_by(EVENTS.c.contact_id, EVENTS.c.name, day, EVENTS.c.workspace_id)
+    )
+    session.execute(_upsert_daily(session, totals))
+
+
+def _upsert_daily(session: Session, select: sa.Select[Any]) -> Any:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(DAILY) if dialect == "postgresql" else sqlite.insert(DAILY)
-    if select is not None:
-        insert = insert.from_select(
-            ["contact_id", "name", "day", "workspace_id", "count", "first_at", "last_at"], select
-        )
+    insert = insert.from_select(
+        ["contact_id", "name", "day", "workspace_id", "count", "first_at", "last_at"], select
+    )
     excluded = insert.excluded
     return insert.on_conflict_do_update(
         index_elements=["contact_id", "name", "day"],

@@ -1,0 +1,83 @@
+"""Hot-path statements run through the database driver, past SQLAlchemy's per-row work.
+
+The event processor writes thousands of rows a second. There SQLAlchemy's parameter
+processing (type coercion, JSON encoding, one dictionary per row) costs more than the
+database's own insert, so the hottest statements are written once as SQL text, with rows
+already in the driver's form: `?` placeholders, tuples of text, numbers and None, times from
+`DriverValues.time` and JSON from `DriverValues.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+
+class DriverValues:
+    """How one dialect's driver wants times and JSON documents, and its SQL spelling."""
+
+    def __init__(self, dialect: str) -> None:
+        self.postgresql = dialect == "postgresql"
+
+    def time(self, value: datetime) -> Any:
+        """An aware time as the column stores it: SQLite keeps UTC text as SQLAlchemy writes it."""
+        if self.postgresql:
+            return value
+        if value.tzinfo is UTC:  # times parsed from "+00:00" text are; converting is slower
+            return value.isoformat(" ", "microseconds")[:26]
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+    def sql(self, statement: str) -> str:
+        """`?` placeholders for the driver; `?::jsonb` marks JSON values (a no-op on SQLite)."""
+        if self.postgresql:
+            return statement.replace("?", "%s")
+        return statement.replace("?::jsonb", "?")
+
+    @staticmethod
+    def json(document: Any) -> str:
+        try:
+            return orjson.dumps(document).decode()
+        except TypeError:  # an integer beyond 64 bits, from a request parsed by Python's json
+            return json.dumps(document, ensure_ascii=False)
+
+
+def driver_values(session: Session) -> DriverValues:
+    return DriverValues(session.get_bind().dialect.name)
+
+
+def execute_many(session: Session, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run one statement (SQL text, `?` placeholders) for each row, in one driver call."""
+    if rows:
+        connection = session.connection()
+        connection.exec_driver_sql(DriverValues(connection.dialect.name).sql(statement), list(rows))
+
+
+def fetch_all(session: Session, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    connection = session.connection()
+    sql = DriverValues(connection.dialect.name).sql(statement)
+    return list(connection.exec_driver_sql(sql, params).fetchall())
+
+
+def fetch_in(
+    session: Session,
+    statement: str,
+    values: Sequence[Any],
+    params: tuple[Any, ...] = (),
+    *,
+    chunk: int = 500,
+) -> list[Any]:
+    """Rows of a statement that ends in `IN`, for every value: `params` bind the `?` before it.
+
+    The values are bound too, a chunk at a time; only their placeholders go into the text.
+    """
+    rows: list[Any] = []
+    for start in range(0, len(values), chunk):
+        part = tuple(values[start : start + chunk])
+        in_list = ", ".join("?" * len(part))
+        rows.extend(fetch_all(session, f"{statement} ({in_list})", (*params, *part)))
+    return rows
