@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -14,12 +16,14 @@ import sqlalchemy as sa
 
 from sodate import worker
 from sodate.clock import Clock
+from sodate.events.jobs import EVENT_PROCESSOR
 from sodate.queue import service as queue
 from sodate.queue.handlers import handler_for
 from sodate.queue.jobs import job_pruner, job_runner
 from sodate.queue.models import Job, JobState
 from sodate.runtime import Runtime
 from sodate.settings import Settings
+from sodate.supervisor import ServicesProcess, follow_wakes
 from sodate.system.models import ServiceHeartbeat
 from sodate.worker import (
     SERVICES,
@@ -365,3 +369,51 @@ def test_load_plugins_imports_the_listed_modules(tmp_path: Any) -> None:
 
     with pytest.raises(ModuleNotFoundError):
         load_plugins(_settings(tmp_path, plugins="tests.support.no_such_plugin"))
+
+
+# --- sodate up's services process ------------------------------------------------------------
+
+
+def test_wakes_from_the_pipe_wake_services_and_its_end_stops_them(runtime: Runtime) -> None:
+    woken = Passes()
+    other = Passes()
+    runner = run_services(
+        runtime,
+        service("test-woken", woken, interval_setting=NEVER),
+        service("test-other", other, interval_setting=NEVER),
+    )
+    read_end, write_end = os.pipe()
+    wakes = os.fdopen(read_end, "rb")
+    try:
+        woken.wait_for(1)
+        other.wait_for(1)
+        follow_wakes(runner, wakes)
+        os.write(write_end, b"test-woken\n")
+        woken.wait_for(2)
+        assert other.count == 1
+        os.write(write_end, b"\n")
+        woken.wait_for(3)
+        other.wait_for(2)
+        os.close(write_end)
+        wait_until(runner.stop_event.is_set, "the end of the wakes to stop the runner")
+        runner.wait()
+    finally:
+        stop(runner)
+        wakes.close()
+
+
+def test_a_wake_never_blocks_and_a_child_that_will_not_stop_is_killed() -> None:
+    # A child that reads no wakes and does not notice the end of them.
+    stubborn = ServicesProcess(
+        worker_id=WORKER_ID, command=[sys.executable, "-c", "import time; time.sleep(60)"]
+    )
+    stubborn.start()
+    try:
+        started = time.monotonic()
+        for _ in range(10_000):  # 160 kB of wakes: more than a pipe holds
+            stubborn.wake(EVENT_PROCESSOR)
+        assert time.monotonic() - started < 2
+    finally:
+        started = time.monotonic()
+        stubborn.stop(timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 5

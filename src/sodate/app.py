@@ -26,7 +26,8 @@ from sodate.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from sodate.queue.routes import router as queue_router
 from sodate.runtime import Runtime
 from sodate.system.routes import router as system_router
-from sodate.worker import ServiceRunner, new_worker_id
+from sodate.worker import new_worker_id
+from sodate.worker_types import BackgroundServices
 from sodate.workspaces.routes import router as workspaces_router
 
 log = structlog.get_logger("sodate.http")
@@ -34,7 +35,7 @@ log = structlog.get_logger("sodate.http")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def create_app(runtime: Runtime, *, runner: ServiceRunner | None = None) -> FastAPI:
+def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if runner is not None:

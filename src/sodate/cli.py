@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -33,6 +33,9 @@ from sodate.workspaces.schemas import (
     UserOut,
     WorkspaceCreate,
 )
+
+if TYPE_CHECKING:
+    from sodate.worker import ServiceRunner
 
 app = typer.Typer(
     name="sodate",
@@ -113,17 +116,44 @@ def migrate() -> None:
 
 @app.command()
 def up(host: HostOption = None, port: PortOption = None) -> None:
-    """Run everything in one process: migrations, the HTTP server and all background services."""
+    """Run everything: migrations, the HTTP server, and the background services beside it."""
     from sodate.app import create_app
-    from sodate.worker import ServiceRunner, enabled_services, load_plugins, new_worker_id
+    from sodate.supervisor import ServicesProcess
+    from sodate.worker import enabled_services, load_plugins, new_worker_id
 
     with _runtime(require_schema=False) as runtime:
         migrations.upgrade(runtime.db.engine)
         load_plugins(runtime.settings)
-        runner = ServiceRunner(
-            runtime, enabled_services(runtime.settings), worker_id=new_worker_id("up")
+        # Without services the child would exit at once, and be restarted forever.
+        services = (
+            ServicesProcess(worker_id=new_worker_id("up"))
+            if enabled_services(runtime.settings)
+            else None
         )
-        _serve(create_app(runtime, runner=runner), runtime.settings, host, port)
+        _serve(
+            create_app(runtime, runner=services),
+            runtime.settings,
+            host,
+            port,
+            on_exit=services.stopping if services is not None else None,
+        )
+
+
+@app.command("up-services", hidden=True)
+def up_services() -> None:
+    """The background services of `sodate up`, in the process it starts; wakes come on stdin."""
+    # Ctrl-C reaches the whole process group; `up` stops its services itself, after the HTTP
+    # server, by closing our stdin.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from sodate.supervisor import follow_wakes
+
+    with _runtime() as runtime:
+        runner = _service_runner(runtime, role="up")
+        _stop_on(runner, signal.SIGTERM)
+        runner.start()
+        follow_wakes(runner, sys.stdin.buffer)
+        runner.wait()
+        runner.stop()
 
 
 @app.command()
@@ -137,12 +167,21 @@ def serve(host: HostOption = None, port: PortOption = None) -> None:
         _serve(create_app(runtime), runtime.settings, host, port)
 
 
-def _serve(application: Any, settings: Settings, host: str | None, port: int | None) -> None:
+def _serve(
+    application: Any,
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    *,
+    on_exit: Callable[[], None] | None = None,
+) -> None:
     import uvicorn
 
     class GracefulServer(uvicorn.Server):
         # uvicorn re-raises SIGTERM after shutting down; a finished shutdown is a clean exit.
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if on_exit is not None:
+                on_exit()
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
 
@@ -168,34 +207,40 @@ def worker(
     ] = None,
 ) -> None:
     """Run the background services (jobs, timers, maintenance) until SIGTERM or Ctrl-C."""
-    from sodate.worker import ServiceRunner, enabled_services, load_plugins, new_worker_id
     from sodate.worker_http import start_health_server
 
     with _runtime() as runtime:
         settings = runtime.settings
-        load_plugins(settings)
-        runner = ServiceRunner(
-            runtime, enabled_services(settings), worker_id=new_worker_id("worker")
-        )
+        runner = _service_runner(runtime, role="worker")
         listen_port = settings.worker_port if port is None else port
         server = (
             start_health_server(runtime, host or settings.host, listen_port)
             if listen_port
             else None
         )
-
-        def _stop(signum: int, _frame: FrameType | None) -> None:
-            err.print(f"received {signal.Signals(signum).name}: finishing the current batches")
-            runner.stop_event.set()
-            runner.wake()
-
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        _stop_on(runner, signal.SIGTERM, signal.SIGINT)
         runner.start()
         runner.wait()
         runner.stop()
         if server is not None:
             server.shutdown()
+
+
+def _service_runner(runtime: Runtime, *, role: str) -> ServiceRunner:
+    from sodate.worker import ServiceRunner, enabled_services, load_plugins, new_worker_id
+
+    load_plugins(runtime.settings)
+    return ServiceRunner(runtime, enabled_services(runtime.settings), worker_id=new_worker_id(role))
+
+
+def _stop_on(runner: ServiceRunner, *signals: signal.Signals) -> None:
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        err.print(f"received {signal.Signals(signum).name}: finishing the current batches")
+        runner.stop_event.set()
+        runner.wake()
+
+    for signum in signals:
+        signal.signal(signum, _stop)
 
 
 @workspace_app.command("create")

@@ -1,6 +1,6 @@
 """The registry of background services and the runner that drives them.
 
-The same runner runs inside `sodate up` (beside the HTTP server) and in each `sodate worker`.
+The same runner runs in `sodate up`'s services process and in each `sodate worker`.
 Each service has its own thread; a failing pass is logged, counted in its heartbeat, and the
 service carries on. Stopping lets the pass in progress finish: every batch is one transaction,
 so a stop never leaves half a batch done, and a SIGKILL leaves only uncommitted work that the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sodate.runtime import Runtime
 
@@ -30,3 +31,18 @@ class Service:
     interval_setting: str
     jitter: float = 0.1
     drain: bool = False
+
+
+class BackgroundServices(Protocol):
+    """What the HTTP app needs of the services it runs with: started and stopped with the
+    server, and woken early when a request brings them work. `sodate up` hands it a handle on
+    its services process; tests hand it an in-process `ServiceRunner`."""
+
+    @property
+    def worker_id(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def wake(self, service: str | None = None) -> None: ...
