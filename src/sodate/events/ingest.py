@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from sodate.errors import SodateError, Unauthorized
@@ -104,11 +105,16 @@ def _parse_body(body: bytes, encoding: str | None, limit: int) -> dict[str, Any]
     elif encoding and encoding.strip().lower() not in ("identity", ""):
         raise TrackingInvalid(f"unsupported Content-Encoding {encoding!r}: send gzip or none")
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TrackingInvalid(f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise TrackingInvalid("the body is nested too deeply") from None
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson is strict; Python's reader also takes what some SDKs send (NaN, lone
+        # surrogates), which the message checks then turn into null or a precise refusal.
+        try:
+            document = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise TrackingInvalid(f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise TrackingInvalid("the body is nested too deeply") from None
     if not isinstance(document, dict):
         raise TrackingInvalid("the body must be a JSON object")
     return document

@@ -11,6 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import pydantic_core
@@ -168,7 +169,9 @@ def _traits(
     return traits or {}
 
 
+@lru_cache(maxsize=4096)
 def _iso(value: datetime) -> str:
+    # Cached: a request's messages share their receivedAt, and often a batch's sentAt.
     return value.astimezone(UTC).isoformat()
 
 
