@@ -102,15 +102,19 @@ def list_contacts(
     )
     if after is not None:
         statement = statement.where(Contact.id > after)
+    # Each identifier leads to at most one contact (a unique key): compared as `id = (…)`, the
+    # lookup runs once and the contact is fetched by id, whatever the planner's statistics say
+    # (with `IN` or a join, PostgreSQL may walk every contact of a young table instead).
     for kind, value in _identity_filters(where):
         statement = statement.where(
-            Contact.id.in_(
-                sa.select(ContactIdentity.contact_id).where(
-                    ContactIdentity.workspace_id == workspace_id,
-                    ContactIdentity.kind == kind,
-                    ContactIdentity.value == value,
-                )
+            Contact.id
+            == sa.select(ContactIdentity.contact_id)
+            .where(
+                ContactIdentity.workspace_id == workspace_id,
+                ContactIdentity.kind == kind,
+                ContactIdentity.value == value,
             )
+            .scalar_subquery()
         )
     if where.q:
         pattern = "%" + _escape_like(where.q.strip().casefold()) + "%"
