@@ -11,8 +11,8 @@ second until the last 200, "processed" is events per second until the inbox is e
 until nothing is left, in this process and one thread, so the HTTP layer and thread hand-offs
 are out of the picture (`--profile` runs it under cProfile and prints the top functions).
 "Raw insert" is the same rows (read back from `events`, new message ids) inserted into the
-same `events` table through the driver (JSON and times pre-serialized, as the pipeline does)
-with one executemany and one transaction per batch of `--batch`.
+same `events` table as the pipeline writes them (JSON and times pre-serialized; one
+executemany on SQLite, COPY on PostgreSQL), one transaction per batch of `--batch`.
 
 Without --database-url it uses a fresh SQLite file in a temporary directory; with one (e.g.
 the throw-away cluster of `scripts/with-test-postgres`), the schema is dropped and recreated.
@@ -49,9 +49,10 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, SECRET, SODATE, reset  # the root is on the path now
-from sodate.db.bulk import driver_values, execute_many
+from sodate.db.bulk import driver_values, insert_rows
 from sodate.db.engine import Database
 from sodate.events.models import Event, InboxRequest
+from sodate.events.service import EVENT_COLUMNS
 from sodate.runtime import Runtime
 from sodate.settings import Settings
 
@@ -710,14 +711,11 @@ def raw_insert_rate(db: Database, batch: int) -> float:
         )
         for r in stored
     ]
-    statement = (
-        "INSERT INTO events (workspace_id, contact_id, message_id, type, name, properties,"
-        " context, timestamp, received_at) VALUES (?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)"
-    )
+    columns = [c for c in EVENT_COLUMNS if c != "id"]
     started = time.perf_counter()
     for start in range(0, len(rows), batch):
         with db.transaction() as session:
-            execute_many(session, statement, rows[start : start + batch])
+            insert_rows(session, "events", columns, rows[start : start + batch])
     return len(rows) / (time.perf_counter() - started)
 
 

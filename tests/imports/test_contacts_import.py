@@ -251,3 +251,23 @@ def test_a_file_that_cannot_be_imported_is_refused_whole(
     path = write_csv(tmp_path / "no-id.csv", [["氏名", "会社名"], ["山田", "サンプル"]])
     with pytest.raises(InvalidInput, match="no column identifies the contact"):
         import_file(runtime, workspace.workspace.id, path)
+
+
+def test_an_integer_beyond_64_bits_stays_exact_through_later_updates(
+    tmp_path: Path,
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    big = "123456789012345678901234"
+    first = write_csv(
+        tmp_path / "first.csv", [["email", "会員番号", "役職"], ["a@example.jp", big, "主任"]]
+    )
+    import_file(runtime, workspace.workspace.id, first, mapping={"会員番号": "number:int"})
+    # The second file loads the stored profile, changes it and writes it back.
+    second = write_csv(tmp_path / "second.csv", [["email", "役職"], ["a@example.jp", "課長"]])
+    import_file(runtime, workspace.workspace.id, second)
+    [contact] = contacts(client, admin_headers)
+    assert contact["traits"]["number"] == int(big)
+    assert contact["traits"]["title"] == "課長"

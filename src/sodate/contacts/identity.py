@@ -18,8 +18,7 @@ from sodate.contacts.identifiers import IdentityKey
 from sodate.contacts.models import Contact, ContactIdentity, ContactMerge
 from sodate.contacts.profiles import filled, search_text
 from sodate.contacts.resolution import IdentityClaim, PlannedMerge, Resolver
-from sodate.db.bulk import fetch_in
-from sodate.db.statements import insert_ignoring_conflicts
+from sodate.db.bulk import driver_values, execute_many, fetch_all, fetch_in
 
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: sa.Table = ContactIdentity.__table__  # type: ignore[assignment]
@@ -76,18 +75,14 @@ def resolve_identities(
         merge_contact_rows(
             session, workspace_id, merge.survivor, merge.merged, reason=merge.reason, now=now
         )
-    identity_rows = [
-        {
-            "workspace_id": workspace_id,
-            "kind": key.kind,
-            "value": key.value,
-            "contact_id": final(ref),
-            "created_at": now,
-        }
-        for key, ref in resolver.new_keys.items()
-    ]
-    insert_ignoring_conflicts(
-        session, IDENTITIES, identity_rows, conflict_columns=("workspace_id", "kind", "value")
+    stamp = driver_values(session).time(now)
+    execute_many(
+        session,
+        _INSERT_IDENTITIES,
+        [
+            (workspace_id, key.kind, key.value, final(ref), stamp)
+            for key, ref in resolver.new_keys.items()
+        ],
     )
     return Resolution(
         contact_ids=[final(ref) for ref in refs], created=set(stored), merges=resolver.merges
@@ -122,25 +117,28 @@ def _identities_of(session: Session, contacts: set[int]) -> list[tuple[IdentityK
     return [(IdentityKey(kind, value), contact) for kind, value, contact in rows]
 
 
+_INSERT_IDENTITIES = (
+    "INSERT INTO contact_identities (workspace_id, kind, value, contact_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, kind, value) DO NOTHING"
+)
+# New contacts are alike, so one statement makes all of them (counting with a recursive query:
+# SQLite has no generate_series), and any id may go to any.
+_CREATE_CONTACTS = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+    " INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at, updated_at)"
+    " SELECT ?, ?::jsonb, '', ?::jsonb, ?, ? FROM n RETURNING id"
+)
+
+
 def _create_contacts(
     session: Session, workspace_id: str, count: int, *, now: datetime, source: str
 ) -> list[int]:
     if count == 0:
         return []
-    rows = [
-        {
-            "workspace_id": workspace_id,
-            "traits": {},
-            "search_text": "",
-            "sources": [source],
-            "created_at": now,
-            "updated_at": now,
-        }
-        for _ in range(count)
-    ]
-    # The new rows are alike, so any id may go to any of them: asking for the ids in
-    # parameter order would make SQLite insert one row per statement.
-    return list(session.execute(sa.insert(CONTACTS).returning(CONTACTS.c.id), rows).scalars())
+    values = driver_values(session)
+    stamp = values.time(now)
+    params = (count, workspace_id, values.json({}), values.json([source]), stamp, stamp)
+    return [row[0] for row in fetch_all(session, _CREATE_CONTACTS, params)]
 
 
 def merge_contact_rows(

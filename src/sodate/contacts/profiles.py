@@ -7,22 +7,17 @@ is an explicit act through the REST API.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import orjson
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.contacts.identifiers import normalize_email, normalize_phone
-from sodate.contacts.models import Company, Contact
-from sodate.db.bulk import driver_values, execute_many, fetch_in
+from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in
 
-CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
-COMPANIES: sa.Table = Company.__table__  # type: ignore[assignment]
-CHUNK = 500
 SEARCHED_TRAITS = ("name", "firstName", "lastName", "firstNameKana", "lastNameKana", "title")
 
 
@@ -55,25 +50,27 @@ def filled(value: Any) -> bool:
 def display_name(traits: Mapping[str, Any]) -> str | None:
     """`name`, else the given and family names; family name first when they are Japanese."""
     name = traits.get("name")
-    if isinstance(name, str) and name.strip():
-        return name.strip()
-    first, last = traits.get("firstName"), traits.get("lastName")
-    parts = [p.strip() for p in (first, last) if isinstance(p, str) and p.strip()]
-    if any(_is_cjk(part) for part in parts):
+    if isinstance(name, str) and (name := name.strip()):
+        return name
+    parts = [
+        part
+        for value in (traits.get("firstName"), traits.get("lastName"))
+        if isinstance(value, str) and (part := value.strip())
+    ]
+    if len(parts) == 2 and _CJK.search(parts[0] + parts[1]):
         parts.reverse()
     return " ".join(parts) or None
 
 
-def _is_cjk(text: str) -> bool:
-    return any("\u3040" <= ch <= "\u9fff" or "\uff66" <= ch <= "\uff9f" for ch in text)
+_CJK = re.compile("[\u3040-\u9fff\uff66-\uff9f]")
 
 
 def search_text(
     traits: Mapping[str, Any], *, email: str | None, phone: str | None, user_id: str | None
 ) -> str:
     parts = [email, phone, user_id, display_name(traits)]
-    parts.extend(v for k in SEARCHED_TRAITS if isinstance(v := traits.get(k), str))
-    return " ".join(p for p in dict.fromkeys(parts) if p).casefold()
+    parts.extend([value for key in SEARCHED_TRAITS if isinstance(value := traits.get(key), str)])
+    return " ".join([part for part in dict.fromkeys(parts) if part]).casefold()
 
 
 def apply_profile_changes(
@@ -100,174 +97,234 @@ def apply_profile_changes(
             continue
         first, last = seen.get(change.contact_id, (at, at))
         seen[change.contact_id] = (min(first, at), max(last, at))
-    _move_seen(session, seen)
+    _move_seen(session, workspace_id, seen)
     return _apply_profiles(
         session,
         workspace_id,
         [change for change in changes if change.contact_id in profiled],
+        known,
         now=now,
     )
 
 
-def _may_change_profile(change: ProfileChange, known: tuple[str | None, list[str]]) -> bool:
-    user_id, sources = known
+class _Known(NamedTuple):
+    """What the first, narrow load says of a contact."""
+
+    user_id: str | None
+    sources: list[str]
+    blank: bool
+    """Nothing else is known of it (a contact just created): it need not be loaded whole."""
+
+
+def _may_change_profile(change: ProfileChange, known: _Known) -> bool:
     return bool(
         change.traits
         or change.clear
         or change.company_key
-        or (change.user_id and change.user_id != user_id)
-        or (change.source and change.source not in sources)
+        or (change.user_id and change.user_id != known.user_id)
+        or (change.source and change.source not in known.sources)
     )
 
 
 def _load_identity_fields(
     session: Session, workspace_id: str, ids: Iterable[int]
-) -> dict[int, tuple[str | None, list[str]]]:
+) -> dict[int, _Known]:
     """The user id and sources of each live contact: what decides if a change is only "seen"."""
     rows = fetch_in(
         session,
-        "SELECT id, user_id, sources FROM contacts"
-        " WHERE workspace_id = ? AND merged_into_id IS NULL AND id IN",
+        "SELECT id, user_id, sources, CASE WHEN email IS NULL AND phone IS NULL"
+        " AND company_id IS NULL AND first_seen_at IS NULL AND last_seen_at IS NULL"
+        " THEN traits = '{}' ELSE false END"
+        " FROM contacts WHERE workspace_id = ? AND merged_into_id IS NULL AND id IN",
         sorted(ids),
         (workspace_id,),
     )
-    # PostgreSQL's driver decodes JSONB itself; SQLite gives the text.
+    stored_json = DriverValues.stored_json
     return {
-        contact_id: (user_id, orjson.loads(sources) if isinstance(sources, str) else sources)
-        for contact_id, user_id, sources in rows
+        contact_id: _Known(user_id, stored_json(sources), bool(blank))
+        for contact_id, user_id, sources, blank in rows
     }
 
 
-def _move_seen(session: Session, seen: Mapping[int, tuple[datetime, datetime]]) -> None:
+def _move_seen(
+    session: Session, workspace_id: str, seen: Mapping[int, tuple[datetime, datetime]]
+) -> None:
     values = driver_values(session)
     rows = []
     for contact_id, (first_at, last_at) in seen.items():
         first, last = values.time(first_at), values.time(last_at)
-        rows.append((first, first, last, last, contact_id))
+        rows.append((first, first, last, last, contact_id, workspace_id))
     # A comparison with NULL is not true: a contact never seen takes the new times.
     execute_many(
         session,
         "UPDATE contacts SET"
         " first_seen_at = CASE WHEN first_seen_at <= ? THEN first_seen_at ELSE ? END,"
         " last_seen_at = CASE WHEN last_seen_at >= ? THEN last_seen_at ELSE ? END"
-        " WHERE id = ?",
+        " WHERE id = ? AND workspace_id = ?",
         rows,
     )
 
 
+@dataclass(slots=True)
+class _Profile:
+    """The profile fields of one contact, as loaded, then as its changes leave them."""
+
+    traits: dict[str, Any]
+    user_id: str | None
+    email: str | None
+    phone: str | None
+    company_id: int | None
+    sources: list[str]
+    first_seen_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    seen_moved: bool = False
+
+
+_UPDATE_PROFILE = (
+    "UPDATE contacts SET traits = ?::jsonb, user_id = ?, email = ?, phone = ?, company_id = ?,"
+    " sources = ?::jsonb, first_seen_at = ?, last_seen_at = ?, search_text = ?, updated_at = ?"
+    " WHERE id = ? AND workspace_id = ?"
+)
+_UPDATE_SEEN = (
+    "UPDATE contacts SET first_seen_at = ?, last_seen_at = ? WHERE id = ? AND workspace_id = ?"
+)
+
+
 def _apply_profiles(
-    session: Session, workspace_id: str, changes: Sequence[ProfileChange], *, now: datetime
+    session: Session,
+    workspace_id: str,
+    changes: Sequence[ProfileChange],
+    known: Mapping[int, _Known],
+    *,
+    now: datetime,
 ) -> set[int]:
     if not changes:
         return set()
     company_ids = _company_ids(
         session, workspace_id, {c.company_key for c in changes if c.company_key}
     )
-    rows = _load(session, workspace_id, {change.contact_id for change in changes})
+    # A contact that holds nothing but its user id and sources (one just created) is not
+    # loaded: the first load said as much.
+    profiles: dict[int, _Profile] = {}
+    for contact_id in {change.contact_id for change in changes}:
+        stored = known[contact_id]
+        if stored.blank:
+            profiles[contact_id] = _Profile({}, stored.user_id, None, None, None, stored.sources)
+    profiles.update(
+        _load(session, workspace_id, {c.contact_id for c in changes}.difference(profiles))
+    )
     changed: set[int] = set()
     for change in changes:
-        row = rows.get(change.contact_id)
-        if row is None:
-            continue
-        if _apply(row, change, company_ids):
+        profile = profiles.get(change.contact_id)
+        if profile is not None and _apply(profile, change, company_ids):
             changed.add(change.contact_id)
-        row["_touched"] = True
-    # A contact loaded for a change that turned out to change nothing gets the narrow update.
-    seen_only = [
-        {
-            "_id": row["id"],
-            "first_seen_at": row["first_seen_at"],
-            "last_seen_at": row["last_seen_at"],
-        }
-        for row in rows.values()
-        if row.get("_touched") and row["id"] not in changed
-    ]
-    profiles = [
-        {
-            "_id": row["id"],
-            "traits": row["traits"],
-            "user_id": row["user_id"],
-            "email": row["email"],
-            "phone": row["phone"],
-            "company_id": row["company_id"],
-            "sources": row["sources"],
-            "first_seen_at": row["first_seen_at"],
-            "last_seen_at": row["last_seen_at"],
-            "search_text": search_text(
-                row["traits"], email=row["email"], phone=row["phone"], user_id=row["user_id"]
-            ),
-            "updated_at": now,
-        }
-        for row in rows.values()
-        if row["id"] in changed
-    ]
-    for updates in (seen_only, profiles):
-        if updates:
-            statement = (
-                sa.update(CONTACTS)
-                .where(CONTACTS.c.id == sa.bindparam("_id"))
-                .values({key: sa.bindparam(key) for key in updates[0] if key != "_id"})
+    values = driver_values(session)
+
+    def time(value: datetime | None) -> Any:
+        return None if value is None else values.time(value)
+
+    # A contact whose changes changed nothing but its first or last seen gets the narrow update.
+    execute_many(
+        session,
+        _UPDATE_SEEN,
+        [
+            (time(profile.first_seen_at), time(profile.last_seen_at), contact_id, workspace_id)
+            for contact_id, profile in profiles.items()
+            if contact_id not in changed and profile.seen_moved
+        ],
+    )
+    stamp = values.time(now)
+    execute_many(
+        session,
+        _UPDATE_PROFILE,
+        [
+            (
+                values.json(profile.traits),
+                profile.user_id,
+                profile.email,
+                profile.phone,
+                profile.company_id,
+                values.json(profile.sources),
+                time(profile.first_seen_at),
+                time(profile.last_seen_at),
+                search_text(
+                    profile.traits,
+                    email=profile.email,
+                    phone=profile.phone,
+                    user_id=profile.user_id,
+                ),
+                stamp,
+                contact_id,
+                workspace_id,
             )
-            session.execute(statement, updates, execution_options={"synchronize_session": False})
+            for contact_id, profile in profiles.items()
+            if contact_id in changed
+        ],
+    )
     return changed
 
 
-def _load(session: Session, workspace_id: str, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    wanted = sorted(ids)
-    rows: dict[int, dict[str, Any]] = {}
-    columns = [
-        CONTACTS.c.id,
-        CONTACTS.c.traits,
-        CONTACTS.c.user_id,
-        CONTACTS.c.email,
-        CONTACTS.c.phone,
-        CONTACTS.c.company_id,
-        CONTACTS.c.sources,
-        CONTACTS.c.first_seen_at,
-        CONTACTS.c.last_seen_at,
-        CONTACTS.c.updated_at,
-    ]
-    for start in range(0, len(wanted), CHUNK):
-        result = session.execute(
-            sa.select(*columns).where(
-                CONTACTS.c.workspace_id == workspace_id,
-                CONTACTS.c.id.in_(wanted[start : start + CHUNK]),
-                CONTACTS.c.merged_into_id.is_(None),
-            )
+def _load(session: Session, workspace_id: str, ids: Iterable[int]) -> dict[int, _Profile]:
+    rows = fetch_in(
+        session,
+        "SELECT id, traits, user_id, email, phone, company_id, sources, first_seen_at,"
+        " last_seen_at FROM contacts"
+        " WHERE workspace_id = ? AND merged_into_id IS NULL AND id IN",
+        sorted(ids),
+        (workspace_id,),
+    )
+    stored_json, stored_time = DriverValues.stored_json, DriverValues.stored_time
+    return {
+        row[0]: _Profile(
+            stored_json(row[1]),
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            stored_json(row[6]),
+            stored_time(row[7]),
+            stored_time(row[8]),
         )
-        for row in result.mappings():
-            rows[row["id"]] = dict(row)
-    return rows
+        for row in rows
+    }
 
 
-def _apply(row: dict[str, Any], change: ProfileChange, company_ids: Mapping[str, int]) -> bool:
-    before = (row["traits"], row["user_id"], row["company_id"], row["sources"])
-    traits = dict(row["traits"])
+def _apply(profile: _Profile, change: ProfileChange, company_ids: Mapping[str, int]) -> bool:
+    before = (profile.traits, profile.user_id, profile.company_id, profile.sources)
+    traits = dict(profile.traits)
     for key, value in change.traits.items():
         if filled(value):
             traits[key] = value
     for key in change.clear:
         traits.pop(key, None)
-    row["traits"] = traits
+    profile.traits = traits
     if "email" in change.traits or "email" in change.clear:
-        row["email"] = normalize_email(traits.get("email")) or (
-            None if "email" in change.clear else row["email"]
+        profile.email = normalize_email(traits.get("email")) or (
+            None if "email" in change.clear else profile.email
         )
     if "phone" in change.traits or "phone" in change.clear:
-        row["phone"] = normalize_phone(traits.get("phone")) or (
-            None if "phone" in change.clear else row["phone"]
+        profile.phone = normalize_phone(traits.get("phone")) or (
+            None if "phone" in change.clear else profile.phone
         )
     if change.user_id:
-        row["user_id"] = change.user_id
+        profile.user_id = change.user_id
     if change.company_key:
-        row["company_id"] = company_ids[change.company_key]
-    if change.source and change.source not in row["sources"]:
-        row["sources"] = [*row["sources"], change.source]
+        profile.company_id = company_ids[change.company_key]
+    if change.source and change.source not in profile.sources:
+        profile.sources = [*profile.sources, change.source]
     if change.seen_at is not None:
-        first, last = row["first_seen_at"], row["last_seen_at"]
-        row["first_seen_at"] = change.seen_at if first is None else min(first, change.seen_at)
-        row["last_seen_at"] = change.seen_at if last is None else max(last, change.seen_at)
-    return before != (row["traits"], row["user_id"], row["company_id"], row["sources"])
+        first, last = profile.first_seen_at, profile.last_seen_at
+        profile.first_seen_at = change.seen_at if first is None else min(first, change.seen_at)
+        profile.last_seen_at = change.seen_at if last is None else max(last, change.seen_at)
+        if (first, last) != (profile.first_seen_at, profile.last_seen_at):
+            profile.seen_moved = True
+    return before != (profile.traits, profile.user_id, profile.company_id, profile.sources)
+
+
+_COMPANIES_WITH_TRAITS = (
+    "SELECT id, group_key, traits FROM companies WHERE workspace_id = ? AND group_key IN"
+)
+_COMPANIES = "SELECT id, group_key, NULL FROM companies WHERE workspace_id = ? AND group_key IN"
 
 
 def upsert_companies(
@@ -279,64 +336,60 @@ def upsert_companies(
     merged: dict[str, dict[str, Any]] = {}
     for change in changes:
         traits = merged.setdefault(change.group_key, {})
-        traits.update({k: v for k, v in change.traits.items() if filled(v)})
+        if change.traits:
+            traits.update({k: v for k, v in change.traits.items() if filled(v)})
+    keys = sorted(merged)
+    # Identify calls only link contacts to companies: with no traits to merge, none are read.
+    with_traits = any(merged.values())
     existing = {
-        row.group_key: row
-        for row in session.execute(
-            sa.select(COMPANIES.c.id, COMPANIES.c.group_key, COMPANIES.c.traits).where(
-                COMPANIES.c.workspace_id == workspace_id,
-                COMPANIES.c.group_key.in_(sorted(merged)),
-            )
+        key: (company_id, DriverValues.stored_json(traits) if with_traits else None)
+        for company_id, key, traits in fetch_in(
+            session,
+            _COMPANIES_WITH_TRAITS if with_traits else _COMPANIES,
+            keys,
+            (workspace_id,),
         )
     }
+    values = driver_values(session)
+    stamp = values.time(now)
     new = [
-        {
-            "workspace_id": workspace_id,
-            "group_key": key,
-            "name": _company_name(traits),
-            "traits": traits,
-            "created_at": now,
-            "updated_at": now,
-        }
+        (workspace_id, key, _company_name(traits), values.json(traits), stamp, stamp)
         for key, traits in merged.items()
         if key not in existing
     ]
-    if new:
-        session.execute(sa.insert(COMPANIES), new)
+    execute_many(
+        session,
+        "INSERT INTO companies (workspace_id, group_key, name, traits, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?::jsonb, ?, ?)",
+        new,
+    )
     updates = []
-    for key, row in existing.items():
-        traits = {**row.traits, **merged[key]}
-        if traits != row.traits:
+    for key, (company_id, stored) in existing.items():
+        if stored is not None and (traits := {**stored, **merged[key]}) != stored:
             updates.append(
-                {"_id": row.id, "traits": traits, "name": _company_name(traits), "updated_at": now}
+                (values.json(traits), _company_name(traits), stamp, company_id, workspace_id)
             )
-    if updates:
-        session.execute(
-            sa.update(COMPANIES)
-            .where(COMPANIES.c.id == sa.bindparam("_id"))
-            .values(
-                traits=sa.bindparam("traits"),
-                name=sa.bindparam("name"),
-                updated_at=sa.bindparam("updated_at"),
-            ),
-            updates,
-            execution_options={"synchronize_session": False},
-        )
-    return _company_ids(session, workspace_id, set(merged))
+    execute_many(
+        session,
+        "UPDATE companies SET traits = ?::jsonb, name = ?, updated_at = ?"
+        " WHERE id = ? AND workspace_id = ?",
+        updates,
+    )
+    ids = {key: company_id for key, (company_id, _) in existing.items()}
+    if new:
+        ids.update(_company_ids(session, workspace_id, {row[1] for row in new}))
+    return ids
 
 
 def _company_ids(session: Session, workspace_id: str, keys: set[str | None]) -> dict[str, int]:
     wanted = sorted(k for k in keys if k)
-    if not wanted:
-        return {}
-    return {
-        key: company_id
-        for company_id, key in session.execute(
-            sa.select(COMPANIES.c.id, COMPANIES.c.group_key).where(
-                COMPANIES.c.workspace_id == workspace_id, COMPANIES.c.group_key.in_(wanted)
-            )
-        )
-    }
+    rows = fetch_in(
+        session,
+        "SELECT group_key, id FROM companies WHERE workspace_id = ? AND group_key IN",
+        wanted,
+        (workspace_id,),
+    )
+    return dict(rows)
 
 
 def _company_name(traits: Mapping[str, Any]) -> str | None:

@@ -7,10 +7,10 @@ an `identify` call, and lets later stages (scores, segments, journeys) react to 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,23 @@ from sodate.events.schemas import MessageType
 from sodate.pipeline import process_batch
 
 API_SOURCE = "api"
+
+
+class ContactData(Protocol):
+    """What an upsert says of a contact: a validated ContactUpsert, or an import's checked row."""
+
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def external_ids(self) -> Mapping[str, str]: ...
+    @property
+    def traits(self) -> Mapping[str, Any]: ...
+    @property
+    def company_key(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -52,7 +69,7 @@ def check_identifiers(data: ContactUpsert) -> list[dict[str, Any]]:
 def upsert_contacts(
     session: Session,
     workspace_id: str,
-    rows: Sequence[ContactUpsert],
+    rows: Sequence[ContactData],
     *,
     now: datetime,
     source: str = API_SOURCE,
@@ -105,7 +122,7 @@ def patch_contact(
 
 
 def _identify(
-    row: ContactUpsert, now: datetime, source: str, context: dict[str, Any] | None
+    row: ContactData, now: datetime, source: str, context: dict[str, Any] | None
 ) -> BatchEvent:
     traits = dict(row.traits)
     if row.email is not None:

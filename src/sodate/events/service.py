@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sodate.contacts.resolution import PlannedMerge
-from sodate.db.bulk import driver_values, execute_many, fetch_all, fetch_in
+from sodate.db.bulk import driver_values, fetch_all, fetch_in, insert_rows
 from sodate.db.paging import fetch_page
 from sodate.events.models import Event, EventDailyCount, InboxRequest
 from sodate.events.schemas import EventOut, EventPage
@@ -111,9 +111,17 @@ class EventRow:
     received_at: datetime
 
 
-_INSERT_EVENTS = (
-    "INSERT INTO events (id, workspace_id, contact_id, message_id, type, name, properties,"
-    " context, timestamp, received_at) VALUES (?, ?, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?)"
+EVENT_COLUMNS = (
+    "id",
+    "workspace_id",
+    "contact_id",
+    "message_id",
+    "type",
+    "name",
+    "properties",
+    "context",
+    "timestamp",
+    "received_at",
 )
 
 
@@ -123,9 +131,10 @@ def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow])
         return []
     ids = _allocate_event_ids(session, len(rows))
     values = driver_values(session)
-    execute_many(
+    insert_rows(
         session,
-        _INSERT_EVENTS,
+        "events",
+        EVENT_COLUMNS,
         [
             (
                 event_id,

@@ -197,9 +197,9 @@ def run_chunk(
     parsed: list[ParsedRow] = []
     errors: list[RowError] = []
     read = rows = rejected = 0
+    item: Record | None = None
     for item in itertools.islice(records, limit):
         read += 1
-        record.position, record.line = item.end, item.next_line
         if item.fields is not None and not "".join(item.fields).strip():
             continue  # a blank line carries no data
         rows += 1
@@ -209,6 +209,8 @@ def run_chunk(
             rejected += 1
         else:
             parsed.append(result)
+    if item is not None:  # set once: the import is an ORM object, and its attributes are slow
+        record.position, record.line = item.end, item.next_line
     applied, failed = _apply(session, record, parsed, now=now) if parsed else (apply.Applied(), [])
     errors.extend(failed)
     _record_errors(session, record, errors)
