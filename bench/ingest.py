@@ -484,9 +484,11 @@ def _send_and_wait(
         assert server.process is not None
         if server.process.poll() is not None:
             raise SystemExit(f"sodate up exited\n{server.server_log_tail()}")
+        all_answered = len(finished) == clients
+        # Read after checking the clients: a request answered meanwhile is then counted too.
         backlog = scalar(db, INBOX_COUNT)
         peak = max(peak, backlog)
-        if accept_end is None and len(finished) == clients:
+        if accept_end is None and all_answered:
             accept_end = max(finished)
             backlog_at_accept_end = backlog
         if accept_end is not None and (accept_only or backlog == 0):

@@ -29,7 +29,16 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         return _create_sqlite_engine(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # psycopg prepares a statement run five times; PostgreSQL may then keep a generic plan made
+    # while the tables were small (a scan of `events` for each de-duplication lookup, as the
+    # table grows). Custom plans are made with the values at hand and the current statistics.
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+    )
 
 
 def _create_sqlite_engine(url: str) -> Engine:
