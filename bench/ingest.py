@@ -11,8 +11,8 @@ second until the last 200, "processed" is events per second until the inbox is e
 until nothing is left, in this process and one thread, so the HTTP layer and thread hand-offs
 are out of the picture (`--profile` runs it under cProfile and prints the top functions).
 "Raw insert" is the same rows (read back from `events`, new message ids) inserted into the
-same `events` table as the pipeline writes them (JSON and times pre-serialized; one
-executemany on SQLite, COPY on PostgreSQL), one transaction per batch of `--batch`.
+same `events` table by the pipeline's own event insert alone (`insert_events`: one executemany
+on SQLite, COPY on PostgreSQL), one transaction per batch of `--batch`.
 
 Without --database-url it uses a fresh SQLite file in a temporary directory; with one (e.g.
 the throw-away cluster of `scripts/with-test-postgres`), the schema is dropped and recreated.
@@ -49,10 +49,9 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, SECRET, SODATE, reset  # the root is on the path now
-from sodate.db.bulk import driver_values, insert_rows
 from sodate.db.engine import Database
 from sodate.events.models import Event, InboxRequest
-from sodate.events.service import EVENT_COLUMNS
+from sodate.events.service import EventRow, insert_events
 from sodate.runtime import Runtime
 from sodate.settings import Settings
 
@@ -691,33 +690,33 @@ def _trim_profile(text: str) -> str:
 
 
 def raw_insert_rate(db: Database, batch: int) -> float:
-    """Insert the stored events again (new message ids) through the driver, one executemany
-    and one transaction per batch, with the JSON and times already in the driver's form: the
-    storage limit the pipeline's own event insert is measured against."""
+    """Insert the stored events again (new message ids) with the pipeline's own event insert
+    alone, one transaction per batch: the storage limit the pipeline is measured against."""
     with db.read() as session:
-        values = driver_values(session)
         stored = session.execute(
             sa.select(*(c for c in EVENTS.c if c.name != "id")).order_by(EVENTS.c.id)
         ).all()
     rows = [
         (
             r.workspace_id,
-            r.contact_id,
-            "raw-" + r.message_id,
-            r.type,
-            r.name,
-            values.json(r.properties),
-            values.json(r.context),
-            values.time(r.timestamp),
-            values.time(r.received_at),
+            EventRow(
+                contact_id=r.contact_id,
+                message_id="raw-" + r.message_id,
+                type=r.type,
+                name=r.name,
+                properties=r.properties,
+                context=r.context,
+                timestamp=r.timestamp,
+                received_at=r.received_at,
+            ),
         )
         for r in stored
     ]
-    columns = [c for c in EVENT_COLUMNS if c != "id"]
     started = time.perf_counter()
     for start in range(0, len(rows), batch):
+        part = rows[start : start + batch]
         with db.transaction() as session:
-            insert_rows(session, "events", columns, rows[start : start + batch])
+            insert_events(session, part[0][0], [row for _workspace, row in part])
     return len(rows) / (time.perf_counter() - started)
 
 

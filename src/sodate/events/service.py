@@ -111,7 +111,7 @@ class EventRow:
     received_at: datetime
 
 
-EVENT_COLUMNS = (
+_EVENT_COLUMNS = (
     "id",
     "workspace_id",
     "contact_id",
@@ -134,7 +134,7 @@ def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow])
     insert_rows(
         session,
         "events",
-        EVENT_COLUMNS,
+        _EVENT_COLUMNS,
         [
             (
                 event_id,
