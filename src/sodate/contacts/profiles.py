@@ -149,7 +149,26 @@ def _load_identity_fields(
 def _move_seen(
     session: Session, workspace_id: str, seen: Mapping[int, tuple[datetime, datetime]]
 ) -> None:
+    if not seen:
+        return
     values = driver_values(session)
+    if values.postgresql:
+        # One statement over arrays: an executemany costs PostgreSQL a statement per contact.
+        session.connection().exec_driver_sql(
+            "UPDATE contacts SET"
+            " first_seen_at = LEAST(first_seen_at, seen.first_at),"
+            " last_seen_at = GREATEST(last_seen_at, seen.last_at)"
+            " FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])"
+            " AS seen(id, first_at, last_at)"
+            " WHERE contacts.id = seen.id AND contacts.workspace_id = %s",
+            (
+                list(seen),
+                [first for first, _last in seen.values()],
+                [last for _first, last in seen.values()],
+                workspace_id,
+            ),
+        )
+        return
     rows = []
     for contact_id, (first_at, last_at) in seen.items():
         first, last = values.time(first_at), values.time(last_at)
