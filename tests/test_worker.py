@@ -306,12 +306,19 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
     [
         (
             {},
-            ["job-runner", "event-processor", "job-pruner", "session-cleaner", "heartbeat-pruner"],
+            [
+                "job-runner",
+                "event-processor",
+                "job-pruner",
+                "session-cleaner",
+                "heartbeat-pruner",
+                "wal-checkpointer",
+            ],
         ),
         ({"maintenance_enabled": False}, ["job-runner", "event-processor"]),
         (
             {"job_runner_enabled": False, "event_processor_enabled": False},
-            ["job-pruner", "session-cleaner", "heartbeat-pruner"],
+            ["job-pruner", "session-cleaner", "heartbeat-pruner", "wal-checkpointer"],
         ),
         (
             {

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     tracking_burst_seconds: float = Field(default=5, gt=0)
     maintenance_enabled: bool = True
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
+    sqlite_checkpoint_interval_seconds: float = Field(default=0.5, gt=0)
     plugins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("timezone")

@@ -26,7 +26,7 @@ from sodate.metrics import SERVICE_LAST_PASS, SERVICE_PASSES
 from sodate.queue.jobs import job_pruner, job_runner
 from sodate.runtime import Runtime
 from sodate.settings import Settings
-from sodate.system.jobs import heartbeat_pruner
+from sodate.system.jobs import heartbeat_pruner, wal_checkpointer
 from sodate.system.service import record_heartbeat
 from sodate.worker_types import Service, ServiceContext
 from sodate.workspaces.jobs import session_cleaner
@@ -41,6 +41,7 @@ SERVICES: tuple[Service, ...] = (
     job_pruner,
     session_cleaner,
     heartbeat_pruner,
+    wal_checkpointer,
 )
 
 # Modules whose job handlers every runner needs; importing them registers the handlers.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -18,6 +20,29 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(runtime: Runti
         assert session.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
         assert session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(sa.text("PRAGMA busy_timeout")).scalar() == 30_000
+        assert session.execute(sa.text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
+
+
+def test_checkpoint_copies_the_log_into_the_database(runtime: Runtime) -> None:
+    if runtime.db.dialect != "sqlite":
+        assert runtime.db.checkpoint() == 0
+        return
+    # Opened immutable, SQLite reads the database file alone, not the log.
+    file_only = f"file:{runtime.db.engine.url.database}?immutable=1"
+
+    def rows_in_file() -> int:
+        with closing(sqlite3.connect(file_only, uri=True)) as connection:
+            return int(connection.execute("SELECT count(*) FROM clock_state").fetchone()[0])
+
+    runtime.db.checkpoint()
+    before = rows_in_file()
+    with runtime.db.transaction() as session:
+        session.add_all(
+            ClockState(id=n, now=datetime(2026, 4, 1, tzinfo=UTC)) for n in range(3, 303)
+        )
+    assert rows_in_file() == before  # the rows are in the log only
+    assert runtime.db.checkpoint() == 0  # nothing left to copy
+    assert rows_in_file() == before + 300
 
 
 def test_naive_datetimes_are_refused(runtime: Runtime) -> None:

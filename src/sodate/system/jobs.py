@@ -24,3 +24,17 @@ heartbeat_pruner = Service(
     enabled_setting="maintenance_enabled",
     interval_setting="maintenance_interval_seconds",
 )
+
+
+def _checkpoint(context: ServiceContext) -> int:
+    context.runtime.db.checkpoint()
+    return 0  # never drains: the next pass comes on the interval
+
+
+wal_checkpointer = Service(
+    name="wal-checkpointer",
+    run=_checkpoint,
+    enabled_setting="maintenance_enabled",
+    interval_setting="sqlite_checkpoint_interval_seconds",
+    jitter=0.0,
+)
