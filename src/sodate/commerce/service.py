@@ -73,18 +73,7 @@ def get_order(session: Session, workspace_id: str, order_id: int) -> OrderDetail
     ).scalars()
     return OrderDetail(
         **_order_out(order).model_dump(),
-        items=[
-            OrderItemOut(
-                product_id=item.product_id,
-                sku=item.sku,
-                name=item.name,
-                category=item.category,
-                price=item.price,
-                quantity=item.quantity,
-                properties=item.properties,
-            )
-            for item in items
-        ],
+        items=[OrderItemOut.model_validate(item, from_attributes=True) for item in items],
     )
 
 

@@ -29,7 +29,7 @@ class ProfileChange:
     seen_at: datetime | None = None
     traits: Mapping[str, Any] = field(default_factory=dict)
     user_id: str | None = None
-    company_key: str | None = None
+    company_id: int | None = None
     source: str | None = None
     clear: Sequence[str] = ()
 
@@ -120,7 +120,7 @@ def _may_change_profile(change: ProfileChange, known: _Known) -> bool:
     return bool(
         change.traits
         or change.clear
-        or change.company_key
+        or change.company_id
         or (change.user_id and change.user_id != known.user_id)
         or (change.source and change.source not in known.sources)
     )
@@ -219,9 +219,6 @@ def _apply_profiles(
 ) -> set[int]:
     if not changes:
         return set()
-    company_ids = _company_ids(
-        session, workspace_id, {c.company_key for c in changes if c.company_key}
-    )
     # A contact that holds nothing but its user id and sources (one just created) is not
     # loaded: the first load said as much.
     profiles: dict[int, _Profile] = {}
@@ -235,7 +232,7 @@ def _apply_profiles(
     changed: set[int] = set()
     for change in changes:
         profile = profiles.get(change.contact_id)
-        if profile is not None and _apply(profile, change, company_ids):
+        if profile is not None and _apply(profile, change):
             changed.add(change.contact_id)
     values = driver_values(session)
 
@@ -308,7 +305,7 @@ def _load(session: Session, workspace_id: str, ids: Iterable[int]) -> dict[int, 
     }
 
 
-def _apply(profile: _Profile, change: ProfileChange, company_ids: Mapping[str, int]) -> bool:
+def _apply(profile: _Profile, change: ProfileChange) -> bool:
     before = (profile.traits, profile.user_id, profile.company_id, profile.sources)
     traits = dict(profile.traits)
     for key, value in change.traits.items():
@@ -327,8 +324,8 @@ def _apply(profile: _Profile, change: ProfileChange, company_ids: Mapping[str, i
         )
     if change.user_id:
         profile.user_id = change.user_id
-    if change.company_key:
-        profile.company_id = company_ids[change.company_key]
+    if change.company_id:
+        profile.company_id = change.company_id
     if change.source and change.source not in profile.sources:
         profile.sources = [*profile.sources, change.source]
     if change.seen_at is not None:
@@ -400,12 +397,11 @@ def upsert_companies(
     return ids
 
 
-def _company_ids(session: Session, workspace_id: str, keys: set[str | None]) -> dict[str, int]:
-    wanted = sorted(k for k in keys if k)
+def _company_ids(session: Session, workspace_id: str, keys: Iterable[str]) -> dict[str, int]:
     rows = fetch_in(
         session,
         "SELECT group_key, id FROM companies WHERE workspace_id = ? AND group_key IN",
-        wanted,
+        sorted(keys),
         (workspace_id,),
     )
     return dict(rows)

@@ -208,17 +208,7 @@ def list_merges(session: Session, workspace_id: str, contact_id: int) -> list[Me
         .where(ContactMerge.workspace_id == workspace_id, ContactMerge.survivor_id == contact_id)
         .order_by(ContactMerge.id)
     ).scalars()
-    return [
-        MergeOut(
-            id=m.id,
-            survivor_id=m.survivor_id,
-            merged_id=m.merged_id,
-            reason=m.reason,
-            details=m.details,
-            created_at=m.created_at,
-        )
-        for m in rows
-    ]
+    return [MergeOut.model_validate(merge, from_attributes=True) for merge in rows]
 
 
 def get_company(session: Session, workspace_id: str, company_id: int) -> CompanyOut:

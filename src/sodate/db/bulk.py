@@ -117,7 +117,7 @@ def insert_rows(
     if connection.dialect.name != "postgresql":
         marks = ", ".join("?" * len(columns))
         statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
-        connection.exec_driver_sql(statement, list(rows))
+        execute_many(session, statement, rows)
         return
     driver = connection.connection.driver_connection
     assert driver is not None

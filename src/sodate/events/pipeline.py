@@ -184,7 +184,7 @@ def update_profiles(session: Session, batch: EventBatch) -> None:
             seen_at=event.timestamp if event.activity else None,
             traits=event.traits if event.type is _IDENTIFY else {},
             user_id=event.user_id,
-            company_key=event.group_id if event.group_id in companies else None,
+            company_id=companies.get(event.group_id) if event.group_id else None,
             source=batch.source,
             clear=event.clear_traits,
         )

@@ -262,18 +262,6 @@ def timeline(
             )
     page, next_cursor = fetch_page(session, statement, limit=limit)
     return EventPage(
-        items=[
-            EventOut(
-                id=e.id,
-                message_id=e.message_id,
-                type=e.type,
-                name=e.name,
-                properties=e.properties,
-                context=e.context,
-                timestamp=e.timestamp,
-                received_at=e.received_at,
-            )
-            for e in page
-        ],
+        items=[EventOut.model_validate(event, from_attributes=True) for event in page],
         next_cursor=next_cursor,
     )
