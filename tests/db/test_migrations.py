@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -64,5 +65,40 @@ def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
             assert set(sa.inspect(connection).get_table_names()) <= {"alembic_version"}
         migrate.upgrade(engine)
         assert migrate.is_up_to_date(engine)
+    finally:
+        engine.dispose()
+
+
+def test_json_written_as_escapes_is_rewritten_as_text(empty_database_url: str) -> None:
+    """SQLite's JSON paths match keys by their stored text, so 0006 unescapes old documents."""
+    engine = create_db_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0005")
+        escaped = json.dumps({"役職": "部長", "nested": {"市": "東京"}})
+        assert "\\u" in escaped
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO workspaces (id, name, timezone, locale, created_at, updated_at)"
+                    " VALUES ('w1', 'w', 'Asia/Tokyo', 'ja', '2026-01-01 00:00:00.000000',"
+                    " '2026-01-01 00:00:00.000000')"
+                )
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
+                    " updated_at) VALUES ('w1', :traits, '', '[]', '2026-01-01 00:00:00.000000',"
+                    " '2026-01-01 00:00:00.000000')"
+                ),
+                {"traits": escaped},
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            stored = connection.execute(
+                sa.text("SELECT CAST(traits AS TEXT) FROM contacts")
+            ).scalar()
+        assert json.loads(stored) == {"役職": "部長", "nested": {"市": "東京"}}
+        if engine.dialect.name == "sqlite":
+            assert "役職" in stored
     finally:
         engine.dispose()

@@ -9,6 +9,7 @@ to 100 ms between retries, which would turn contention between threads into late
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,15 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of log
 _BEGIN_OPTION = "sodate_sqlite_begin"
 
 
+def json_text(document: Any) -> str:
+    """JSON as both databases store it: UTF-8 text, not `\\u` escapes.
+
+    SQLite's JSON paths (`traits -> '$."役職"'`) match a key against its text as stored, so a
+    key written as escapes could not be found by the conditions compiled to SQL.
+    """
+    return json.dumps(document, ensure_ascii=False)
+
+
 def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         return _create_sqlite_engine(url)
@@ -38,6 +48,7 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        json_serializer=json_text,
         connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
 
@@ -47,7 +58,9 @@ def _create_sqlite_engine(url: str) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        url,
+        json_serializer=json_text,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 
     @event.listens_for(engine, "connect")

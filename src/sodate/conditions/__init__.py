@@ -1,0 +1,1 @@
+"""The condition language: one model, compiled to SQL or evaluated in memory."""

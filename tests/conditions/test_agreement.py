@@ -1,0 +1,450 @@
+"""The SQL and in-memory evaluators agree on every condition, contact and event history.
+
+Hypothesis builds contacts (traits of every JSON type, companies, time zones, events with
+properties and times around "now") and conditions over the same names, stores the contacts in
+the real database, and asks both evaluators. Values are drawn from small vocabularies so that
+conditions often match: text differing only in case, dates on either side of a time zone's
+midnight, 29 February, numbers equal across int and float.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+
+from sodate.conditions.memory import evaluate
+from sodate.conditions.schemas import ConditionError, parse_condition
+from sodate.conditions.sql import COMPANIES, CONTACTS, EVENTS, matching_contacts
+from sodate.conditions.state import load_states
+from sodate.runtime import Runtime
+from sodate.workspaces.schemas import Created
+
+NOWS = (
+    datetime(2026, 4, 1, 0, 30, tzinfo=UTC),
+    datetime(2026, 2, 28, 15, 30, tzinfo=UTC),  # 1 March in Tokyo; 28 Feb in a non-leap year
+    datetime(2028, 2, 28, 23, 59, tzinfo=UTC),  # a leap year
+    datetime(2026, 12, 31, 14, 59, 59, tzinfo=UTC),
+)
+WORKSPACE_ZONES = ("Asia/Tokyo", "America/New_York", "UTC")
+CONTACT_ZONES = (
+    "Asia/Tokyo",
+    "America/Los_Angeles",
+    "Pacific/Kiritimati",
+    "Etc/GMT+12",
+    "UTC",
+    "Not/AZone",
+    "asia/tokyo",
+)
+TEXTS = (
+    "Tokyo",
+    "tokyo",
+    "TOKYO-1",
+    "営業部長",
+    "Ａ",
+    "x%_",
+    "",
+    "2026-03-31",
+    "2026-04-01T08:00:00+09:00",
+    "2024-02-29",
+    "1990-03-01",
+    "20260401",
+)
+NUMBERS: tuple[int | float, ...] = (0, 1, 1.0, 1.5, -2.25, 0.1, 1000, 10**15, 1e20)
+DATES = (
+    "2026-03-31",
+    "2026-04-01",
+    "2024-02-29",
+    "2026-04-01T09:00:00+09:00",
+    "2026-03-31T23:00:00",
+    "-30d",
+    "-1d",
+    "-12h",
+    "+2d",
+    "-90m",
+    "+0d",
+)
+DURATIONS = ("1d", "30d", "12h", "90m", "400d")
+TRAIT_KEYS = ("plan", "tags", "birthday", "役職", "address.city")
+PROP_KEYS = ("path", "date", "plan.name")
+EVENT_NAMES = ("Page Viewed", "Order Completed", "Signed Up")
+
+scalars = st.one_of(st.sampled_from(TEXTS), st.sampled_from(NUMBERS), st.booleans())
+json_values = st.one_of(
+    scalars, st.none(), st.lists(scalars, max_size=3), st.dictionaries(st.just("k"), scalars)
+)
+times = st.builds(
+    lambda days, minutes: NOWS[0] + timedelta(days=days, minutes=minutes),
+    st.integers(-90, 5),
+    st.integers(0, 24 * 60),
+)
+
+
+@st.composite
+def documents(draw: st.DrawFn, keys: tuple[str, ...]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key in draw(st.lists(st.sampled_from(keys), min_size=1, max_size=5, unique=True)):
+        if "." in key:
+            outer, inner = key.split(".")
+            document[outer] = draw(st.one_of(st.dictionaries(st.just(inner), json_values), scalars))
+        elif key == "birthday" or key == "date":
+            document[key] = draw(st.one_of(st.sampled_from(TEXTS), st.sampled_from(DATES[:5])))
+        else:
+            document[key] = draw(json_values)
+    if draw(st.booleans()):
+        document["timezone"] = draw(st.one_of(st.sampled_from(CONTACT_ZONES), st.just(5)))
+    return document
+
+
+@st.composite
+def contacts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
+    seen = draw(st.one_of(st.none(), times))
+    return {
+        "email": draw(st.one_of(st.none(), st.sampled_from(("a@example.jp", "Sato@Example.JP")))),
+        "user_id": draw(st.one_of(st.none(), st.sampled_from(("u1", "U1", "tokyo-9")))),
+        "phone": draw(st.one_of(st.none(), st.just("+819012345678"))),
+        "traits": draw(documents(TRAIT_KEYS)),
+        "created_at": draw(times),
+        "first_seen_at": seen,
+        "last_seen_at": None if seen is None else seen + timedelta(hours=draw(st.integers(0, 99))),
+        "company": draw(
+            st.one_of(
+                st.none(),
+                st.fixed_dictionaries(
+                    {
+                        "name": st.one_of(st.none(), st.sampled_from(("Sodate", "そだて"))),
+                        "traits": documents(("employees", "industry", "tags")),
+                    }
+                ),
+            )
+        ),
+        "events": draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "name": st.sampled_from(EVENT_NAMES),
+                        "properties": documents(PROP_KEYS),
+                        "timestamp": st.builds(
+                            lambda hours: now - timedelta(hours=hours), st.integers(-30, 24 * 120)
+                        ),
+                    }
+                ),
+                max_size=6,
+            )
+        ),
+    }
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return [item for item in value if not isinstance(item, list | dict)]
+    if isinstance(value, dict):
+        return []
+    return [value]
+
+
+def _lookup(document: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(document, dict):
+            return None
+        document = document.get(part)
+    return document
+
+
+class Seen:
+    """What the drawn contacts hold, so that conditions ask about it (and often split them)."""
+
+    def __init__(self, people: list[dict[str, Any]]) -> None:
+        self.values: dict[str, list[Any]] = {}
+        for person in people:
+            for key in (*TRAIT_KEYS, "timezone"):
+                self._add(key, _lookup(person["traits"], key))
+            for key in ("email", "user_id", "phone"):
+                self._add(key, person[key])
+            if person["company"]:
+                self._add("company.name", person["company"]["name"])
+                for key in ("employees", "industry", "tags"):
+                    self._add(f"company.{key}", _lookup(person["company"]["traits"], key))
+            for happened in person["events"]:
+                for key in PROP_KEYS:
+                    self._add(f"prop:{key}", _lookup(happened["properties"], key))
+
+    def _add(self, key: str, value: Any) -> None:
+        self.values.setdefault(key, []).extend(v for v in _leaves(value) if v is not None)
+
+    def value(self, draw: st.DrawFn, key: str, fallback: st.SearchStrategy[Any]) -> Any:
+        held = self.values.get(key) or []
+        if held and draw(st.integers(0, 3)) > 0:
+            value = draw(st.sampled_from(held))
+            if isinstance(value, str) and value and draw(st.booleans()):
+                value = draw(st.sampled_from((value.swapcase(), value[:3], value[-2:], value)))
+            return value
+        return draw(fallback)
+
+
+def _value_strategies(draw: st.DrawFn, seen: Seen, key: str) -> dict[str, Any]:
+    def held(fallback: st.SearchStrategy[Any]) -> Any:
+        return seen.value(draw, key, fallback)
+
+    def text() -> str:
+        value = held(st.sampled_from([t for t in TEXTS if t]))
+        return value if isinstance(value, str) and value else "tok"
+
+    def number() -> int | float:
+        value = held(st.sampled_from(NUMBERS))
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else 1
+
+    def day() -> str:
+        value = held(st.sampled_from(DATES))
+        if isinstance(value, str) and value[:4].isdigit():
+            return value[:10] if draw(st.booleans()) else draw(st.sampled_from(DATES))
+        return draw(st.sampled_from(DATES))
+
+    def days() -> list[str]:
+        low, high = day(), day()
+        try:
+            parse_condition({"attr": "x", "op": "between", "value": [low, high]})
+        except ConditionError:
+            return [high, low]
+        return [low, high]
+
+    return {
+        "eq": lambda: held(scalars),
+        "ne": lambda: held(scalars),
+        "in": lambda: [held(scalars) for _ in range(draw(st.integers(1, 3)))],
+        "not_in": lambda: [held(scalars) for _ in range(draw(st.integers(1, 3)))],
+        "contains": lambda: held(scalars) if draw(st.booleans()) else text(),
+        "not_contains": text,
+        "starts_with": text,
+        "ends_with": text,
+        "gt": number,
+        "gte": number,
+        "lt": number,
+        "lte": number,
+        "between": lambda: sorted([number(), number()]) if draw(st.booleans()) else days(),
+        "before": day,
+        "after": day,
+        "within_last": lambda: draw(st.sampled_from(DURATIONS)),
+        "anniversary": lambda: draw(st.sampled_from((None, "0d", "+1d", "-1d", "+3d"))),
+        "exists": lambda: None,
+        "not_exists": lambda: None,
+    }
+
+
+TEXT_OPS = ("eq", "ne", "in", "not_in", "contains", "not_contains", "starts_with", "ends_with")
+TIME_OPS = ("before", "after", "between", "within_last", "exists", "not_exists")
+TEXT_FIELDS = ("email", "user_id", "phone", "company.name")
+
+
+def _comparison(draw: st.DrawFn, seen: Seen, key: str, kind: str) -> tuple[str, Any]:
+    values = _value_strategies(draw, seen, key)
+    if kind == "time":
+        op = draw(st.sampled_from(TIME_OPS))
+    elif kind == "text":
+        op = draw(st.sampled_from((*TEXT_OPS, "exists", "not_exists")))
+    else:
+        op = draw(st.sampled_from(sorted(values)))
+    value = values[op]()
+    if kind == "text" and value is not None:
+        value = [str(v) for v in value] if isinstance(value, list) else str(value) or "x"
+    return op, value
+
+
+@st.composite
+def attribute_conditions(draw: st.DrawFn, seen: Seen) -> dict[str, Any]:
+    held = sorted(key for key, values in seen.values.items() if values and ":" not in key)
+    attr = draw(
+        st.sampled_from(held)
+        if held and draw(st.integers(0, 2)) > 0
+        else st.one_of(
+            st.sampled_from((*TRAIT_KEYS, "timezone")),
+            st.sampled_from(("company.name", "company.employees", "company.tags")),
+            st.sampled_from(("email", "user_id", "phone")),
+            st.sampled_from(("created_at", "first_seen_at", "last_seen_at")),
+        )
+    )
+    kind = "time" if attr.endswith("_at") else "text" if attr in TEXT_FIELDS else "json"
+    op, value = _comparison(draw, seen, attr, kind)
+    node: dict[str, Any] = {"attr": attr, "op": op}
+    if value is not None:
+        node["value"] = value
+    return node
+
+
+@st.composite
+def event_conditions(draw: st.DrawFn, seen: Seen) -> dict[str, Any]:
+    spec: dict[str, Any] = {"name": draw(st.sampled_from(EVENT_NAMES))}
+    if draw(st.booleans()):
+        spec["within"] = draw(st.sampled_from(DURATIONS))
+    if draw(st.booleans()):
+        spec["count"] = {
+            "op": draw(st.sampled_from(("eq", "ne", "gt", "gte", "lt", "lte"))),
+            "value": draw(st.integers(0, 3)),
+        }
+    wheres = []
+    for _ in range(draw(st.integers(0, 2))):
+        prop = draw(st.sampled_from(PROP_KEYS))
+        op, value = _comparison(draw, seen, f"prop:{prop}", "json")
+        node: dict[str, Any] = {"prop": prop, "op": op}
+        if value is not None:
+            node["value"] = value
+        wheres.append(node)
+    if wheres:
+        spec["where"] = wheres
+    return {"event": spec}
+
+
+def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
+    return st.recursive(
+        st.one_of(attribute_conditions(seen), event_conditions(seen)),
+        lambda children: st.one_of(
+            st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
+            st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
+            children.map(lambda child: {"not": child}),
+        ),
+        max_leaves=4,
+    )
+
+
+def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) -> list[int]:
+    ids = []
+    with runtime.db.transaction() as session:
+        for table in (EVENTS, CONTACTS, COMPANIES):
+            session.execute(sa.delete(table).where(table.c.workspace_id == workspace_id))
+        for number, person in enumerate(people):
+            company_id = None
+            if person["company"] is not None:
+                company_id = session.execute(
+                    sa.insert(COMPANIES)
+                    .values(
+                        workspace_id=workspace_id,
+                        group_key=f"g{number}",
+                        name=person["company"]["name"],
+                        traits=person["company"]["traits"],
+                        created_at=NOWS[0],
+                        updated_at=NOWS[0],
+                    )
+                    .returning(COMPANIES.c.id)
+                ).scalar_one()
+            contact_id = session.execute(
+                sa.insert(CONTACTS)
+                .values(
+                    workspace_id=workspace_id,
+                    user_id=person["user_id"],
+                    email=person["email"],
+                    phone=person["phone"],
+                    traits=person["traits"],
+                    search_text="",
+                    company_id=company_id,
+                    sources=[],
+                    first_seen_at=person["first_seen_at"],
+                    last_seen_at=person["last_seen_at"],
+                    created_at=person["created_at"],
+                    updated_at=person["created_at"],
+                )
+                .returning(CONTACTS.c.id)
+            ).scalar_one()
+            ids.append(contact_id)
+            for index, event in enumerate(person["events"]):
+                session.execute(
+                    sa.insert(EVENTS).values(
+                        workspace_id=workspace_id,
+                        contact_id=contact_id,
+                        message_id=f"m-{contact_id}-{index}",
+                        type="track",
+                        name=event["name"],
+                        properties=event["properties"],
+                        context={},
+                        timestamp=event["timestamp"],
+                        received_at=event["timestamp"],
+                    )
+                )
+    return ids
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_sql_and_memory_agree(runtime: Runtime, workspace: Created, data: st.DataObject) -> None:
+    now = data.draw(st.sampled_from(NOWS), label="now")
+    zone = ZoneInfo(data.draw(st.sampled_from(WORKSPACE_ZONES), label="zone"))
+    people = data.draw(st.lists(contacts(now), min_size=2, max_size=6), label="contacts")
+    documents_ = data.draw(
+        st.lists(conditions(Seen(people)), min_size=1, max_size=8), label="conditions"
+    )
+    parsed = []
+    for document in documents_:
+        try:
+            parsed.append(parse_condition(document))
+        except ConditionError:
+            assume(False)
+    workspace_id = workspace.workspace.id
+    ids = _store(runtime, workspace_id, people)
+    dialect = runtime.db.engine.dialect.name
+    matched = 0
+    with runtime.db.read() as session:
+        states = load_states(session, workspace_id, ids, conditions=parsed, now=now)
+        for condition in parsed:
+            in_sql = set(
+                session.execute(
+                    matching_contacts(
+                        condition, dialect=dialect, workspace_id=workspace_id, now=now, zone=zone
+                    )
+                ).scalars()
+            )
+            in_memory = {
+                contact_id
+                for contact_id in ids
+                if evaluate(condition, states[contact_id], now=now, zone=zone)
+            }
+            assert in_sql == in_memory, condition
+            if 0 < len(in_sql) < len(ids):
+                matched += 1
+    event(f"conditions that split the contacts: {min(matched, 3)}+")
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"attr": "役職", "op": "contains", "value": "部長"},
+        {"attr": "company.tags", "op": "contains", "value": "vip"},
+        {"event": {"name": "Order Completed", "count": {"op": "lt", "value": 2}}},
+    ],
+)
+def test_keys_written_by_any_path_are_found(
+    runtime: Runtime, workspace: Created, document: dict[str, Any]
+) -> None:
+    """Traits written through SQLAlchemy (not only the driver) are readable by SQL paths."""
+    person = {
+        "email": None,
+        "user_id": None,
+        "phone": None,
+        "traits": {"役職": "営業部長"},
+        "created_at": NOWS[0],
+        "first_seen_at": None,
+        "last_seen_at": None,
+        "company": {"name": "そだて", "traits": {"tags": ["vip", "jp"]}},
+        "events": [
+            {"name": "Order Completed", "properties": {}, "timestamp": NOWS[0]},
+        ],
+    }
+    ids = _store(runtime, workspace.workspace.id, [person])
+    with runtime.db.read() as session:
+        found = session.execute(
+            matching_contacts(
+                parse_condition(document),
+                dialect=runtime.db.engine.dialect.name,
+                workspace_id=workspace.workspace.id,
+                now=NOWS[0],
+                zone=ZoneInfo("Asia/Tokyo"),
+            )
+        ).scalars()
+        assert list(found) == ids

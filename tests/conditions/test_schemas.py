@@ -1,0 +1,137 @@
+"""Validation of the condition language: every error named, with the path to its node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sodate import conditions
+from sodate.conditions.schemas import (
+    MAX_DEPTH,
+    AttrCondition,
+    ConditionError,
+    dump_condition,
+    parse_condition,
+)
+
+DESIGN_EXAMPLE = {
+    "all": [
+        {"attr": "job_title", "op": "in", "value": ["部長", "本部長"]},
+        {"attr": "company.employees", "op": "gte", "value": 1000},
+        {
+            "event": {
+                "name": "Page Viewed",
+                "where": [{"prop": "path", "op": "starts_with", "value": "/pricing"}],
+                "count": {"op": "gte", "value": 3},
+                "within": "30d",
+            }
+        },
+        {"not": {"event": {"name": "Order Completed", "within": "90d"}}},
+        {"any": [{"attr": "birthday", "op": "anniversary"}, {"attr": "plan", "op": "exists"}]},
+    ]
+}
+
+
+def _errors(document: Any) -> list[tuple[list[Any], str]]:
+    with pytest.raises(ConditionError) as caught:
+        parse_condition(document)
+    return [(detail["loc"], detail["msg"]) for detail in caught.value.details]
+
+
+def test_the_design_example_parses_and_dumps_back() -> None:
+    condition = parse_condition(DESIGN_EXAMPLE)
+    assert parse_condition(dump_condition(condition)) == condition
+    assert dump_condition(condition)["all"][3] == {
+        "not": {"event": {"name": "Order Completed", "within": "90d"}}
+    }
+
+
+def test_every_error_is_named_with_its_path() -> None:
+    errors = _errors(
+        {
+            "all": [
+                {"attr": "email", "op": "gt", "value": 3},
+                {"attr": "age", "op": "between", "value": [30, 20]},
+                {"unknown": 1},
+                {"not": {"attr": "address..city", "op": "eq", "value": "東京"}},
+                {"event": {"name": "", "within": "-3d", "count": {"value": -1}}},
+                {"attr": "created_at", "op": "before", "value": "yesterday"},
+                {"attr": "plan", "op": "exists", "value": "pro"},
+                {"attr": "plan", "op": "eq"},
+            ]
+        }
+    )
+    paths = [path for path, _ in errors]
+    assert paths == [
+        ["all", 0, "op"],
+        ["all", 1, "value"],
+        ["all", 2],
+        ["all", 3, "not", "attr"],
+        ["all", 4, "event", "name"],
+        ["all", 4, "event", "count", "value"],
+        ["all", 4, "event", "within"],
+        ["all", 5, "value"],
+        ["all", 6, "value"],
+        ["all", 7, "value"],
+    ]
+    messages = dict((str(path), message) for path, message in errors)
+    assert "email holds text" in messages["['all', 0, 'op']"]
+    assert "exactly one of all, any, not, attr, event" in messages["['all', 2]"]
+    assert "not a date" in messages["['all', 5, 'value']"]
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"attr": "plan", "op": "resembles", "value": 1}, "Input should be"),
+        ({"attr": "plan", "op": "gt", "value": "10"}, "gt needs a number"),
+        ({"attr": "plan", "op": "gt", "value": True}, "gt needs a number"),
+        ({"attr": "plan", "op": "in", "value": []}, "list of 1 to"),
+        ({"attr": "plan", "op": "eq", "value": {"a": 1}}, "text, a number or true/false"),
+        ({"attr": "plan", "op": "starts_with", "value": ""}, "non-empty text"),
+        ({"attr": "plan", "op": "within_last", "value": "0d"}, "not a duration"),
+        ({"attr": "birthday", "op": "anniversary", "value": "3 days"}, "day offset"),
+        ({"attr": 'say"hi', "op": "exists"}, "may not contain"),
+        ({"attr": "last_seen_at", "op": "contains", "value": "x"}, "holds time"),
+        ({"attr": "email", "op": "eq", "value": 5}, "is text"),
+        ({"attr": "plan", "op": "eq", "value": 2**70}, "64 bits"),
+        ({"attr": "plan", "op": "between", "value": ["2026-05-01", "2026-04-01"]}, "earlier"),
+        ({"attr": "plan", "op": "eq", "value": "x", "extra": 1}, "Extra inputs"),
+        ({"all": []}, "at least 1 item"),
+        ({"all": [], "any": []}, "exactly one of"),
+        ("plan = pro", "exactly one of"),
+    ],
+)
+def test_invalid_conditions_are_refused(document: Any, expected: str) -> None:
+    assert any(expected in message for _, message in _errors(document))
+
+
+def test_nesting_is_bounded() -> None:
+    document: dict[str, Any] = {"attr": "plan", "op": "exists"}
+    for _ in range(MAX_DEPTH):
+        document = {"not": document}
+    assert _errors(document) == [([], "too deeply nested")]
+
+
+def test_paths_name_fields_traits_and_company() -> None:
+    def source(attr: str) -> str:
+        condition = parse_condition({"attr": attr, "op": "exists"})
+        assert isinstance(condition, AttrCondition)
+        return f"{condition.path.source.value}:{'.'.join(condition.path.path)}"
+
+    assert source("email") == "contact:email"
+    assert source("last_seen_at") == "contact:last_seen_at"
+    assert source("役職") == "traits:役職"
+    assert source("address.city") == "traits:address.city"
+    assert source("company.name") == "company:name"
+    assert source("company.employees") == "company_traits:employees"
+    assert source("company") == "traits:company"
+
+
+def test_the_readme_example_is_a_valid_condition() -> None:
+    readme = Path(conditions.__file__).with_name("README.md").read_text(encoding="utf-8")
+    block = readme.split("```json", 1)[1].split("```", 1)[0]
+    parse_condition(json.loads(block))
