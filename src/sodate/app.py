@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sodate import __version__
 from sodate.commerce.routes import router as commerce_router
+from sodate.conditions.schemas import error_path
 from sodate.contacts.routes import router as contacts_router
 from sodate.errors import SodateError
 from sodate.events.routes import router as tracking_router
@@ -25,6 +26,7 @@ from sodate.imports.routes import router as imports_router
 from sodate.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from sodate.queue.routes import router as queue_router
 from sodate.runtime import Runtime
+from sodate.segments.routes import router as segments_router
 from sodate.system.routes import router as system_router
 from sodate.worker import new_worker_id
 from sodate.worker_types import BackgroundServices
@@ -66,6 +68,7 @@ def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) ->
         contacts_router,
         commerce_router,
         imports_router,
+        segments_router,
         tracking_router,
     ):
         app.include_router(router)
@@ -88,7 +91,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
             {
-                "loc": list(error.get("loc", ())),
+                "loc": error_path(error.get("loc", ())),
                 "msg": error.get("msg", ""),
                 "type": error.get("type", ""),
             }

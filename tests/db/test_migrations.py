@@ -96,7 +96,7 @@ def test_json_written_as_escapes_is_rewritten_as_text(empty_database_url: str) -
         with engine.connect() as connection:
             stored = connection.execute(
                 sa.text("SELECT CAST(traits AS TEXT) FROM contacts")
-            ).scalar()
+            ).scalar_one()
         assert json.loads(stored) == {"役職": "部長", "nested": {"市": "東京"}}
         if engine.dialect.name == "sqlite":
             assert "役職" in stored

@@ -8,6 +8,7 @@ and what was expected there; nothing unknown is silently false.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
@@ -361,8 +362,9 @@ class NotCondition(_Node):
 
 KINDS = ("all", "any", "not", "attr", "event")
 # Pydantic puts a union member's tag into error paths; these spellings cannot be field names,
-# so they can be taken out again (`_error_path`).
+# so they can be taken out again (`error_path`).
 _TAGS = {kind: f"<{kind}>" for kind in KINDS}
+_TAG_NAMES = frozenset(_TAGS.values())
 
 
 def _kind(value: Any) -> str | None:
@@ -405,27 +407,32 @@ _ADAPTER: TypeAdapter[Condition] = TypeAdapter(Condition)
 
 def parse_condition(document: Any) -> Condition:
     """The condition a JSON document describes, or ConditionError naming every error."""
-    if (depth := _depth(document)) > MAX_DEPTH:
-        raise ConditionError(
-            f"the condition nests {depth} levels deep; at most {MAX_DEPTH} are allowed",
-            details=[{"loc": [], "msg": "too deeply nested", "type": "depth"}],
-        )
+    check_depth(document)
     try:
         return _ADAPTER.validate_python(document)
     except ValidationError as exc:
         raise ConditionError("the condition is not valid", details=error_details(exc)) from None
 
 
+def check_depth(document: Any) -> None:
+    """Refuse a document nested deeper than a condition may be, before validating it."""
+    if (depth := _depth(document)) > MAX_DEPTH:
+        raise ConditionError(
+            f"the condition nests {depth} levels deep; at most {MAX_DEPTH} are allowed",
+            details=[{"loc": [], "msg": "too deeply nested", "type": "depth"}],
+        )
+
+
 def error_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [
-        {"loc": _error_path(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        {"loc": error_path(error["loc"]), "msg": error["msg"], "type": error["type"]}
         for error in exc.errors(include_url=False)
     ]
 
 
-def _error_path(loc: tuple[int | str, ...]) -> list[int | str]:
-    tags = set(_TAGS.values())
-    return [part for part in loc if part not in tags]
+def error_path(loc: Sequence[int | str]) -> list[int | str]:
+    """An error's location without the union tags pydantic adds at each condition."""
+    return [part for part in loc if part not in _TAG_NAMES]
 
 
 def _depth(document: Any) -> int:

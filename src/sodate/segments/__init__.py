@@ -1,0 +1,1 @@
+"""Segments: conditions over contacts, previewed, kept as membership, and watched for changes."""
