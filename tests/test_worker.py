@@ -313,18 +313,29 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "session-cleaner",
                 "heartbeat-pruner",
                 "wal-checkpointer",
+                "segment-sweeper",
             ],
         ),
-        ({"maintenance_enabled": False}, ["job-runner", "event-processor"]),
+        (
+            {"maintenance_enabled": False},
+            ["job-runner", "event-processor", "segment-sweeper"],
+        ),
         (
             {"job_runner_enabled": False, "event_processor_enabled": False},
-            ["job-pruner", "session-cleaner", "heartbeat-pruner", "wal-checkpointer"],
+            [
+                "job-pruner",
+                "session-cleaner",
+                "heartbeat-pruner",
+                "wal-checkpointer",
+                "segment-sweeper",
+            ],
         ),
         (
             {
                 "job_runner_enabled": False,
                 "event_processor_enabled": False,
                 "maintenance_enabled": False,
+                "segment_sweep_enabled": False,
             },
             [],
         ),

@@ -21,6 +21,7 @@ from sodate.errors import SodateError
 from sodate.imports.cli import export_app, import_app
 from sodate.logs import configure_logging
 from sodate.runtime import Runtime
+from sodate.segments.cli import segments_app
 from sodate.settings import Settings, SettingsError, load_settings
 from sodate.workspaces import service as workspaces
 from sodate.workspaces.roles import Role
@@ -56,6 +57,7 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(clock_app, name="clock")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.add_typer(segments_app, name="segments")
 
 out = Console()
 err = Console(stderr=True)

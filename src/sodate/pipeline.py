@@ -28,17 +28,22 @@ from sodate.contacts.resolution import PlannedMerge
 from sodate.events import pipeline as events
 from sodate.events import service as event_log
 from sodate.runtime import Runtime
+from sodate.segments import realtime as segments
 
 PipelineStep = Callable[[Session, events.EventBatch], None]
-MergeStep = Callable[[Session, str, Sequence[PlannedMerge]], None]
+MergeStep = Callable[[Session, str, Sequence[PlannedMerge], datetime], None]
 
-MERGE_STEPS: tuple[MergeStep, ...] = (event_log.move_history, commerce.move_orders)
+MERGE_STEPS: tuple[MergeStep, ...] = (
+    event_log.move_history,
+    commerce.move_orders,
+    segments.move_memberships,
+)
 
 
 def _move_merged_history(session: Session, batch: events.EventBatch) -> None:
     if batch.merges:
         for step in MERGE_STEPS:
-            step(session, batch.workspace_id, batch.merges)
+            step(session, batch.workspace_id, batch.merges, batch.now)
 
 
 STEPS: tuple[PipelineStep, ...] = (
@@ -48,6 +53,7 @@ STEPS: tuple[PipelineStep, ...] = (
     events.update_profiles,
     events.count_events,
     commerce.apply_commerce,
+    segments.update_memberships,
 )
 
 
@@ -57,7 +63,7 @@ def process_batch(session: Session, batch: events.EventBatch) -> None:
     API upserts and imports call this directly, so they queue behind the event processor
     (and it behind them) instead of resolving the same people concurrently.
     """
-    _lock_workspace(session, batch.workspace_id, wait=True)
+    lock_workspace(session, batch.workspace_id, wait=True)
     for step in STEPS:
         step(session, batch)
 
@@ -72,13 +78,13 @@ def merge_contacts(
     now: datetime,
 ) -> None:
     """An explicit merge (API, CLI): the contact rows, then every capability's history."""
-    _lock_workspace(session, workspace_id, wait=True)
+    lock_workspace(session, workspace_id, wait=True)
     record = contacts.merge_contact_rows(
         session, workspace_id, survivor_id, merged_id, reason=reason, now=now
     )
     merge = PlannedMerge(survivor=record.survivor_id, merged=record.merged_id, reason=reason)
     for step in MERGE_STEPS:
-        step(session, workspace_id, [merge])
+        step(session, workspace_id, [merge], now)
 
 
 def process_pending(runtime: Runtime, *, batch_size: int) -> int:
@@ -91,7 +97,7 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
             return 0
         now = runtime.clock.now()
         with runtime.db.transaction() as session:
-            if not _lock_workspace(session, workspace_id):
+            if not lock_workspace(session, workspace_id):
                 skip.append(workspace_id)
                 continue
             rows = event_log.take_inbox(session, workspace_id, limit=batch_size)
@@ -124,7 +130,7 @@ def _fresh_events(
     ]
 
 
-def _lock_workspace(session: Session, workspace_id: str, *, wait: bool = False) -> bool:
+def lock_workspace(session: Session, workspace_id: str, *, wait: bool = False) -> bool:
     """Take the workspace's processing lock until the transaction ends; False if it is held.
 
     SQLite needs none: its write transactions are already exclusive. PostgreSQL's advisory

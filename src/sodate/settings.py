@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     maintenance_enabled: bool = True
     maintenance_interval_seconds: float = Field(default=3600, gt=0)
     sqlite_checkpoint_interval_seconds: float = Field(default=0.5, gt=0)
+    segment_sweep_enabled: bool = True
+    segment_sweep_interval_seconds: float = Field(default=60, gt=0)
     plugins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("timezone")

@@ -20,7 +20,14 @@ from hypothesis import strategies as st
 
 from sodate.conditions.memory import evaluate
 from sodate.conditions.schemas import ConditionError, parse_condition
-from sodate.conditions.sql import COMPANIES, CONTACTS, EVENTS, matching_contacts
+from sodate.conditions.sql import (
+    COMPANIES,
+    CONTACTS,
+    EVENTS,
+    MEMBERS,
+    SEGMENTS,
+    matching_contacts,
+)
 from sodate.conditions.state import load_states
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
@@ -73,6 +80,7 @@ DURATIONS = ("1d", "30d", "12h", "90m", "400d")
 TRAIT_KEYS = ("plan", "tags", "birthday", "役職", "address.city")
 PROP_KEYS = ("path", "date", "plan.name")
 EVENT_NAMES = ("Page Viewed", "Order Completed", "Signed Up")
+SEGMENT_KEYS = ("vip", "lapsed")
 
 scalars = st.one_of(st.sampled_from(TEXTS), st.sampled_from(NUMBERS), st.booleans())
 json_values = st.one_of(
@@ -112,6 +120,7 @@ def contacts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
         "created_at": draw(times),
         "first_seen_at": seen,
         "last_seen_at": None if seen is None else seen + timedelta(hours=draw(st.integers(0, 99))),
+        "segments": draw(st.sets(st.sampled_from(SEGMENT_KEYS))),
         "company": draw(
             st.one_of(
                 st.none(),
@@ -300,8 +309,9 @@ def event_conditions(draw: st.DrawFn, seen: Seen) -> dict[str, Any]:
 
 
 def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
+    segments = st.sampled_from((*SEGMENT_KEYS, "nobody")).map(lambda key: {"segment": key})
     return st.recursive(
-        st.one_of(attribute_conditions(seen), event_conditions(seen)),
+        st.one_of(attribute_conditions(seen), event_conditions(seen), segments),
         lambda children: st.one_of(
             st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
             st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
@@ -314,8 +324,24 @@ def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
 def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) -> list[int]:
     ids = []
     with runtime.db.transaction() as session:
-        for table in (EVENTS, CONTACTS, COMPANIES):
+        for table in (MEMBERS, SEGMENTS, EVENTS, CONTACTS, COMPANIES):
             session.execute(sa.delete(table).where(table.c.workspace_id == workspace_id))
+        segment_ids = {
+            key: session.execute(
+                sa.insert(SEGMENTS)
+                .values(
+                    workspace_id=workspace_id,
+                    key=key,
+                    name=key,
+                    kind="static",
+                    time_dependent=False,
+                    created_at=NOWS[0],
+                    updated_at=NOWS[0],
+                )
+                .returning(SEGMENTS.c.id)
+            ).scalar_one()
+            for key in SEGMENT_KEYS
+        }
         for number, person in enumerate(people):
             company_id = None
             if person["company"] is not None:
@@ -350,6 +376,15 @@ def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) ->
                 .returning(CONTACTS.c.id)
             ).scalar_one()
             ids.append(contact_id)
+            for key in person.get("segments", ()):
+                session.execute(
+                    sa.insert(MEMBERS).values(
+                        segment_id=segment_ids[key],
+                        contact_id=contact_id,
+                        workspace_id=workspace_id,
+                        since=NOWS[0],
+                    )
+                )
             for index, event in enumerate(person["events"]):
                 session.execute(
                     sa.insert(EVENTS).values(

@@ -177,7 +177,9 @@ def _apply_cart(book: CartBook, event: BatchEvent, kind: Ecommerce) -> None:
     cart.touch(at, spec.currency(properties.get("currency")))
 
 
-def move_orders(session: Session, workspace_id: str, merges: Sequence[PlannedMerge]) -> None:
+def move_orders(
+    session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
+) -> None:
     """Give the surviving contact of each merge the orders and carts of the merged one.
 
     If both had an open cart without a cart id, the two become one (`CartState.absorb`).

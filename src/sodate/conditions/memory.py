@@ -26,6 +26,7 @@ from sodate.conditions.schemas import (
     NotCondition,
     Operator,
     PropFilter,
+    SegmentCondition,
 )
 from sodate.conditions.terms import Source, ValueKind
 
@@ -52,6 +53,8 @@ class ContactState:
     company_name: str | None = None
     company_traits: Mapping[str, Any] | None = None
     events: Sequence[EventFact] = ()
+    segments: frozenset[str] = frozenset()
+    """Keys of the segments it is a member of."""
 
 
 _MISSING = object()
@@ -92,6 +95,8 @@ class _Evaluation:
             return not self.holds(condition.not_)
         if isinstance(condition, AttrCondition):
             return self.attribute(condition)
+        if isinstance(condition, SegmentCondition):
+            return condition.segment in self.state.segments
         assert isinstance(condition, EventCondition)
         return self.events(condition)
 

@@ -346,6 +346,17 @@ class EventCondition(_Node):
     event: EventSpec
 
 
+SegmentKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+
+
+class SegmentCondition(_Node):
+    """The contact is a member of another segment (by key)."""
+
+    segment: SegmentKey
+
+
 class AllCondition(_Node):
     all: Annotated[list[Condition], Field(min_length=1, max_length=MAX_CHILDREN)]
 
@@ -360,7 +371,7 @@ class NotCondition(_Node):
     not_: Condition = Field(alias="not")
 
 
-KINDS = ("all", "any", "not", "attr", "event")
+KINDS = ("all", "any", "not", "attr", "event", "segment")
 # Pydantic puts a union member's tag into error paths; these spellings cannot be field names,
 # so they can be taken out again (`error_path`).
 _TAGS = {kind: f"<{kind}>" for kind in KINDS}
@@ -384,6 +395,7 @@ Condition = Annotated[
         Annotated[NotCondition, Tag(_TAGS["not"])],
         Annotated[AttrCondition, Tag(_TAGS["attr"])],
         Annotated[EventCondition, Tag(_TAGS["event"])],
+        Annotated[SegmentCondition, Tag(_TAGS["segment"])],
     ],
     Discriminator(
         _kind,
@@ -398,6 +410,7 @@ _MODEL_KIND: dict[type[BaseModel], str] = {
     NotCondition: "not",
     AttrCondition: "attr",
     EventCondition: "event",
+    SegmentCondition: "segment",
 }
 for _model in (AllCondition, AnyCondition, NotCondition):
     _model.model_rebuild()

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from sodate.conditions import terms
+from sodate.conditions.reads import reads_zone
 from sodate.conditions.schemas import (
     NEGATIONS,
     AllCondition,
@@ -32,14 +33,18 @@ from sodate.conditions.schemas import (
     NotCondition,
     Operator,
     PropFilter,
+    SegmentCondition,
 )
 from sodate.conditions.terms import Source, ValueKind
 from sodate.contacts.models import Company, Contact
 from sodate.events.models import Event
+from sodate.segments.models import Segment, SegmentMember
 
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 COMPANIES: sa.Table = Company.__table__  # type: ignore[assignment]
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
+SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
+MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
 
 Boolean = ColumnElement[bool]
 _COUNT_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
@@ -96,8 +101,18 @@ class _Compiler:
             return sa.not_(self.condition(condition.not_, contacts))
         if isinstance(condition, AttrCondition):
             return _definite(self.attribute(condition, contacts))
+        if isinstance(condition, SegmentCondition):
+            return self.member(condition.segment, contacts)
         assert isinstance(condition, EventCondition)
         return self.events(condition, contacts)
+
+    def member(self, key: str, contacts: sa.FromClause) -> Boolean:
+        members = (
+            sa.select(MEMBERS.c.contact_id)
+            .join(SEGMENTS, SEGMENTS.c.id == MEMBERS.c.segment_id)
+            .where(SEGMENTS.c.workspace_id == self.workspace_id, SEGMENTS.c.key == key)
+        )
+        return contacts.c.id.in_(members)
 
     def attribute(self, condition: AttrCondition, contacts: sa.FromClause) -> Boolean:
         path = condition.path
@@ -125,7 +140,7 @@ class _Compiler:
             since = self.now - terms.parse_positive_duration(spec.within)
             where += [events.c.timestamp >= since, events.c.timestamp <= self.now]
         zone = _zone_of(owners, self)
-        needs_owner = any(_reads_zone(item) for item in spec.where)
+        needs_owner = any(reads_zone(item) for item in spec.where)
         where += [self.property_holds(events.c.properties, item, zone) for item in spec.where]
         source: sa.FromClause = events
         if needs_owner:
@@ -222,15 +237,6 @@ class _Compiler:
 def _definite(expression: Boolean) -> Boolean:
     """SQL's unknown (a NULL anywhere) read as false, so that NOT means "does not hold"."""
     return sa.func.coalesce(expression, sa.false())
-
-
-def _reads_zone(item: PropFilter) -> bool:
-    if item.op in (Operator.WITHIN_LAST, Operator.ANNIVERSARY):
-        return True
-    values = item.value if isinstance(item.value, list) else [item.value]
-    return item.op in (Operator.BEFORE, Operator.AFTER, Operator.BETWEEN) and any(
-        isinstance(text, str) and terms.parse_date_value(text).offset is not None for text in values
-    )
 
 
 @dataclass

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from sodate.conditions import terms
 from sodate.conditions.memory import ContactState, EventFact
+from sodate.conditions.reads import reads
 from sodate.conditions.schemas import (
     AllCondition,
     AnyCondition,
@@ -23,7 +24,7 @@ from sodate.conditions.schemas import (
     EventCondition,
     NotCondition,
 )
-from sodate.conditions.sql import COMPANIES, CONTACTS, EVENTS
+from sodate.conditions.sql import COMPANIES, CONTACTS, EVENTS, MEMBERS, SEGMENTS
 
 _CHUNK = 500
 
@@ -61,6 +62,8 @@ def load_states(
 ) -> dict[int, ContactState]:
     """The state of each live contact among `contact_ids`, with the events `conditions` read."""
     events = _load_events(session, workspace_id, contact_ids, referenced_events(conditions), now)
+    keys = {key for condition in conditions for key in reads(condition).segments}
+    memberships = _load_memberships(session, workspace_id, contact_ids, keys)
     states: dict[int, ContactState] = {}
     for chunk in _chunks(contact_ids):
         rows = session.execute(
@@ -96,6 +99,7 @@ def load_states(
                 company_name=row.company_name,
                 company_traits=row.company_traits if row.company_id is not None else None,
                 events=events.get(row.id, ()),
+                segments=frozenset(memberships.get(row.id, ())),
             )
     return states
 
@@ -129,6 +133,27 @@ def _load_events(
         )
         for row in rows:
             found[row.contact_id].append(EventFact(row.name, row.properties, row.timestamp))
+    return found
+
+
+def _load_memberships(
+    session: Session, workspace_id: str, contact_ids: Sequence[int], keys: set[str]
+) -> dict[int, set[str]]:
+    found: dict[int, set[str]] = defaultdict(set)
+    if not keys:
+        return found
+    for chunk in _chunks(contact_ids):
+        rows = session.execute(
+            sa.select(MEMBERS.c.contact_id, SEGMENTS.c.key)
+            .join(SEGMENTS, SEGMENTS.c.id == MEMBERS.c.segment_id)
+            .where(
+                SEGMENTS.c.workspace_id == workspace_id,
+                SEGMENTS.c.key.in_(sorted(keys)),
+                MEMBERS.c.contact_id.in_(chunk),
+            )
+        )
+        for contact_id, key in rows:
+            found[contact_id].add(key)
     return found
 
 

@@ -95,6 +95,22 @@ def contacts_by_ids(session: Session, workspace_id: str, ids: Sequence[int]) -> 
     return contacts_out(session, [found[i] for i in ids if i in found])
 
 
+def live_contact_ids(session: Session, workspace_id: str, ids: Sequence[int]) -> set[int]:
+    """Which of these ids are the workspace's live (not merged) contacts."""
+    found: set[int] = set()
+    for start in range(0, len(ids), 500):
+        found.update(
+            session.scalars(
+                sa.select(Contact.id).where(
+                    Contact.workspace_id == workspace_id,
+                    Contact.merged_into_id.is_(None),
+                    Contact.id.in_(ids[start : start + 500]),
+                )
+            )
+        )
+    return found
+
+
 def live_contact_id(session: Session, workspace_id: str, contact_id: int) -> int:
     """The contact's id, or the id it was merged into; NotFound if it is not in the workspace."""
     contact = session.get(Contact, contact_id)

@@ -221,7 +221,9 @@ def _upsert_daily(session: Session, select: sa.Select[Any]) -> Any:
     )
 
 
-def move_history(session: Session, workspace_id: str, merges: Sequence[PlannedMerge]) -> None:
+def move_history(
+    session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
+) -> None:
     """Give the surviving contact of each merge the events and counts of the merged one."""
     for merge in merges:
         session.execute(

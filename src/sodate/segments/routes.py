@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from sodate.deps import Caller, allowed
 from sodate.segments import service
-from sodate.segments.schemas import PreviewIn, PreviewOut
+from sodate.segments.schemas import (
+    ChangePage,
+    MemberPage,
+    MembersChanged,
+    MembersIn,
+    PreviewIn,
+    PreviewOut,
+    SegmentIn,
+    SegmentOut,
+    SegmentSaved,
+)
 from sodate.workspaces.roles import Permission
 
 router = APIRouter(prefix="/api/v1")
+
+SegmentKey = Annotated[
+    str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[int | None, Query(alias="cursor", ge=0, le=2**62)]
 
 
 @router.post("/segments/preview", response_model=PreviewOut, tags=["segments"])
@@ -21,3 +39,87 @@ def preview_segment(
         return service.preview(
             session, caller.workspace_id, body.condition, sample=body.sample, now=caller.now()
         )
+
+
+@router.get("/segments", response_model=list[SegmentOut], tags=["segments"])
+def list_segments(caller: Caller = Depends(allowed(Permission.READ))) -> list[SegmentOut]:
+    with caller.runtime.db.read() as session:
+        return service.list_segments(session, caller.workspace_id)
+
+
+@router.put("/segments/{key}", response_model=SegmentSaved, tags=["segments"])
+def put_segment(
+    key: SegmentKey,
+    body: SegmentIn,
+    response: Response,
+    caller: Caller = Depends(allowed(Permission.MARKETING_WRITE)),
+) -> SegmentSaved:
+    """Create or replace a segment; its members are recomputed before the response."""
+    with caller.runtime.db.transaction() as session:
+        saved, created = service.put_segment(
+            session, caller.workspace_id, key, body, now=caller.now()
+        )
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return saved
+
+
+@router.get("/segments/{key}", response_model=SegmentOut, tags=["segments"])
+def get_segment(key: SegmentKey, caller: Caller = Depends(allowed(Permission.READ))) -> SegmentOut:
+    with caller.runtime.db.read() as session:
+        return service.get_segment(session, caller.workspace_id, key)
+
+
+@router.delete("/segments/{key}", status_code=204, tags=["segments"])
+def delete_segment(
+    key: SegmentKey, caller: Caller = Depends(allowed(Permission.MARKETING_WRITE))
+) -> Response:
+    with caller.runtime.db.transaction() as session:
+        service.delete_segment(session, caller.workspace_id, key)
+    return Response(status_code=204)
+
+
+@router.get("/segments/{key}/members", response_model=MemberPage, tags=["segments"])
+def list_members(
+    key: SegmentKey,
+    caller: Caller = Depends(allowed(Permission.READ)),
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> MemberPage:
+    with caller.runtime.db.read() as session:
+        return service.list_members(session, caller.workspace_id, key, limit=limit, after=cursor)
+
+
+@router.get("/segments/{key}/changes", response_model=ChangePage, tags=["segments"])
+def list_changes(
+    key: SegmentKey,
+    caller: Caller = Depends(allowed(Permission.READ)),
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> ChangePage:
+    """Every entry and exit, oldest first, with its cause (saved, event, time, api, merge)."""
+    with caller.runtime.db.read() as session:
+        return service.list_changes(session, caller.workspace_id, key, limit=limit, after=cursor)
+
+
+@router.post("/segments/{key}/members", response_model=MembersChanged, tags=["segments"])
+def add_members(
+    key: SegmentKey, body: MembersIn, caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE))
+) -> MembersChanged:
+    """Add contacts to a static list."""
+    with caller.runtime.db.transaction() as session:
+        changed = service.change_members(
+            session, caller.workspace_id, key, body.contact_ids, add=True, now=caller.now()
+        )
+    return MembersChanged(changed=changed)
+
+
+@router.post("/segments/{key}/members/remove", response_model=MembersChanged, tags=["segments"])
+def remove_members(
+    key: SegmentKey, body: MembersIn, caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE))
+) -> MembersChanged:
+    """Remove contacts from a static list."""
+    with caller.runtime.db.transaction() as session:
+        changed = service.change_members(
+            session, caller.workspace_id, key, body.contact_ids, add=False, now=caller.now()
+        )
+    return MembersChanged(changed=changed)

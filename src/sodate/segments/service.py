@@ -3,29 +3,53 @@
 from __future__ import annotations
 
 from datetime import datetime
-from zoneinfo import ZoneInfo
+from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from sodate.conditions.schemas import Condition
+from sodate.conditions.reads import nodes, reads
+from sodate.conditions.schemas import (
+    Condition,
+    ConditionError,
+    SegmentCondition,
+    dump_condition,
+    error_path,
+    parse_condition,
+)
 from sodate.conditions.sql import matching_contacts
 from sodate.contacts import service as contacts
-from sodate.segments.schemas import PreviewOut
-from sodate.workspaces import service as workspaces
+from sodate.errors import Conflict, InvalidInput, NotFound
+from sodate.pipeline import lock_workspace
+from sodate.segments import membership, realtime
+from sodate.segments.membership import CHANGES, MEMBERS, SEGMENTS, LiveSegment, workspace_zone
+from sodate.segments.models import ChangeCause, Segment, SegmentKind
+from sodate.segments.schemas import (
+    ChangeOut,
+    ChangePage,
+    MemberOut,
+    MemberPage,
+    PreviewOut,
+    SegmentApplied,
+    SegmentDocument,
+    SegmentIn,
+    SegmentOut,
+    SegmentSaved,
+)
 
 
 def preview(
     session: Session, workspace_id: str, condition: Condition, *, sample: int, now: datetime
 ) -> PreviewOut:
     """How many of the workspace's contacts satisfy `condition` at `now`, and the first few."""
-    zone = ZoneInfo(workspaces.get_workspace(session, workspace_id).timezone)
+    _check_references(session, workspace_id, None, condition)
     matching = matching_contacts(
         condition,
         dialect=session.get_bind().dialect.name,
         workspace_id=workspace_id,
         now=now,
-        zone=zone,
+        zone=workspace_zone(session, workspace_id),
     ).subquery()
     count = session.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()
     ids = (
@@ -36,3 +60,342 @@ def preview(
         else []
     )
     return PreviewOut(count=count, sample=contacts.contacts_by_ids(session, workspace_id, ids))
+
+
+def put_segment(
+    session: Session, workspace_id: str, key: str, data: SegmentIn, *, now: datetime
+) -> tuple[SegmentSaved, bool]:
+    """Create or replace a segment, then recompute its members (and those of the segments that
+    read it); return it and whether it was created."""
+    lock_workspace(session, workspace_id, wait=True)
+    segment = _find(session, workspace_id, key)
+    if segment is not None and segment.kind != data.kind.value:
+        raise Conflict(f"segment {key!r} is {segment.kind}; delete it to make it {data.kind.value}")
+    if data.condition is not None:
+        _check_references(session, workspace_id, key, data.condition)
+    created = segment is None
+    if segment is None:
+        segment = Segment(workspace_id=workspace_id, key=key, created_at=now)
+        session.add(segment)
+    segment.name = data.name
+    segment.description = data.description
+    segment.kind = data.kind.value
+    segment.condition = dump_condition(data.condition) if data.condition is not None else None
+    segment.time_dependent = data.condition is not None and reads(data.condition).clock
+    segment.updated_at = now
+    session.flush()
+    entered = exited = 0
+    if data.kind is SegmentKind.DYNAMIC:
+        zone = workspace_zone(session, workspace_id)
+        for live in _with_dependents(session, workspace_id, key):
+            counts = membership.recompute(
+                session, workspace_id, live, now=now, zone=zone, cause=ChangeCause.SAVED
+            )
+            if live.key == key:
+                entered, exited = counts
+    return SegmentSaved(segment=_out(session, segment), entered=entered, exited=exited), created
+
+
+def apply_documents(
+    session: Session, workspace_id: str, documents: Any, *, now: datetime
+) -> list[SegmentApplied]:
+    """Create or replace the segments of a file (one document, a list, or `{"segments": [...]}`),
+    in the order their references need; every error of every segment is named, and nothing is
+    saved unless all are valid (the caller's transaction)."""
+    if isinstance(documents, dict) and isinstance(documents.get("segments"), list):
+        documents = documents["segments"]
+    if not isinstance(documents, list):
+        documents = [documents]
+    parsed: dict[str, SegmentDocument] = {}
+    errors: list[dict[str, Any]] = []
+    for index, document in enumerate(documents):
+        try:
+            segment = SegmentDocument.model_validate(document)
+        except ValidationError as exc:
+            errors += [
+                {"loc": [index, *error_path(e["loc"])], "msg": e["msg"], "type": e["type"]}
+                for e in exc.errors(include_url=False)
+            ]
+            continue
+        except ConditionError as exc:
+            errors += [{**detail, "loc": [index, "condition"]} for detail in exc.details]
+            continue
+        if segment.key in parsed:
+            errors.append({"loc": [index, "key"], "msg": "key repeated", "type": "duplicate"})
+        parsed[segment.key] = segment
+    if errors:
+        raise InvalidInput("the segments are not valid", details=errors)
+    applied = []
+    for key in _file_order(parsed):
+        document = parsed[key]
+        try:
+            saved, created = put_segment(session, workspace_id, key, document, now=now)
+        except InvalidInput as exc:
+            raise InvalidInput(
+                f"segment {key!r}: {exc.message}",
+                details=[
+                    {**detail, "loc": [key, *detail.get("loc", [])]} for detail in exc.details
+                ],
+            ) from None
+        applied.append(
+            SegmentApplied(
+                key=key,
+                created=created,
+                entered=saved.entered,
+                exited=saved.exited,
+                member_count=saved.segment.member_count,
+            )
+        )
+    return applied
+
+
+def _file_order(segments: dict[str, SegmentDocument]) -> list[str]:
+    """Keys so that a segment comes after the segments of the file it reads."""
+    ordered: list[str] = []
+    placed: set[str] = set()
+
+    def place(key: str, path: tuple[str, ...]) -> None:
+        if key in placed or key not in segments or key in path:
+            return  # a cycle is refused when it is saved, with its path
+        condition = segments[key].condition
+        for name in sorted(reads(condition).segments if condition else ()):
+            place(name, (*path, key))
+        placed.add(key)
+        ordered.append(key)
+
+    for key in segments:
+        place(key, ())
+    return ordered
+
+
+def _with_dependents(session: Session, workspace_id: str, key: str) -> list[LiveSegment]:
+    """The segment and every dynamic segment that reads it, directly or not, in order."""
+    ordered = membership.dynamic_segments(session, workspace_id)
+    affected = {key}
+    for segment in ordered:
+        if reads(segment.condition).segments & affected:
+            affected.add(segment.key)
+    return [segment for segment in ordered if segment.key in affected]
+
+
+def _check_references(
+    session: Session, workspace_id: str, key: str | None, condition: Condition
+) -> None:
+    """Every segment the condition names exists, and none leads back to `key`."""
+    named = [
+        (path, node.segment)
+        for path, node in nodes(condition)
+        if isinstance(node, SegmentCondition)
+    ]
+    if not named:
+        return
+    stored = {
+        row.key: row.condition
+        for row in session.execute(
+            sa.select(SEGMENTS.c.key, SEGMENTS.c.condition).where(
+                SEGMENTS.c.workspace_id == workspace_id
+            )
+        )
+    }
+    errors: list[dict[str, Any]] = [
+        {"loc": ["condition", *path, "segment"], "msg": f"no segment {name!r}", "type": "segment"}
+        for path, name in named
+        if name not in stored and name != key
+    ]
+    if key is not None:
+        graph = {
+            other: {
+                n.segment
+                for _, n in nodes(parse_condition(document))
+                if isinstance(n, SegmentCondition)
+            }
+            for other, document in stored.items()
+            if document is not None and other != key
+        }
+        graph[key] = {name for _, name in named}
+        for path, name in named:
+            if cycle := _cycle(graph, name, key):
+                errors.append(
+                    {
+                        "loc": ["condition", *path, "segment"],
+                        "msg": "segments would read each other in a cycle: " + " → ".join(cycle),
+                        "type": "cycle",
+                    }
+                )
+    if errors:
+        raise InvalidInput("the condition names segments it cannot use", details=errors)
+
+
+def _named_segments(condition: Condition) -> list[tuple[list[int | str], str]]:
+    return [
+        (path, node.segment)
+        for path, node in nodes(condition)
+        if isinstance(node, SegmentCondition)
+    ]
+
+
+def _cycle(graph: dict[str, set[str]], start: str, target: str) -> list[str] | None:
+    """A path from `start` back to `target` through the segments each one reads, if any."""
+    stack: list[list[str]] = [[target, start]]
+    seen: set[str] = set()
+    while stack:
+        path = stack.pop()
+        if path[-1] == target:
+            return path
+        if path[-1] in seen:
+            continue
+        seen.add(path[-1])
+        stack.extend([*path, following] for following in sorted(graph.get(path[-1], ())))
+    return None
+
+
+def get_segment(session: Session, workspace_id: str, key: str) -> SegmentOut:
+    return _out(session, _get(session, workspace_id, key))
+
+
+def list_segments(session: Session, workspace_id: str) -> list[SegmentOut]:
+    rows = session.scalars(
+        sa.select(Segment).where(Segment.workspace_id == workspace_id).order_by(Segment.key)
+    ).all()
+    counts: dict[int, int] = dict(
+        session.execute(
+            sa.select(MEMBERS.c.segment_id, sa.func.count())
+            .where(MEMBERS.c.workspace_id == workspace_id)
+            .group_by(MEMBERS.c.segment_id)
+        ).all()
+    )
+    return [_out(session, row, counts.get(row.id, 0)) for row in rows]
+
+
+def delete_segment(session: Session, workspace_id: str, key: str) -> None:
+    """Delete a segment; refused while another segment reads it (listed in the error)."""
+    segment = _get(session, workspace_id, key)
+    users = sorted(
+        other.key
+        for other in membership.dynamic_segments(session, workspace_id)
+        if key in reads(other.condition).segments
+    )
+    if users:
+        raise Conflict(
+            f"segment {key!r} is used by other segments: {', '.join(users)}",
+            details=[{"kind": "segment", "key": user} for user in users],
+        )
+    session.delete(segment)
+    session.flush()
+
+
+def list_members(
+    session: Session, workspace_id: str, key: str, *, limit: int, after: int | None
+) -> MemberPage:
+    segment = _get(session, workspace_id, key)
+    statement = (
+        sa.select(MEMBERS.c.contact_id.label("id"), MEMBERS.c.since)
+        .where(MEMBERS.c.segment_id == segment.id)
+        .order_by(MEMBERS.c.contact_id)
+    )
+    if after is not None:
+        statement = statement.where(MEMBERS.c.contact_id > after)
+    rows = session.execute(statement.limit(limit + 1)).all()
+    page = rows[:limit]
+    return MemberPage(
+        items=[MemberOut(contact_id=row.id, since=row.since) for row in page],
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+def list_changes(
+    session: Session, workspace_id: str, key: str, *, limit: int, after: int | None
+) -> ChangePage:
+    """Entries and exits of a segment, oldest first."""
+    segment = _get(session, workspace_id, key)
+    statement = sa.select(CHANGES).where(CHANGES.c.segment_id == segment.id).order_by(CHANGES.c.id)
+    if after is not None:
+        statement = statement.where(CHANGES.c.id > after)
+    rows = session.execute(statement.limit(limit + 1)).all()
+    page = rows[:limit]
+    return ChangePage(
+        items=[
+            ChangeOut(
+                id=row.id,
+                segment=key,
+                contact_id=row.contact_id,
+                entered=row.entered,
+                cause=row.cause,
+                at=row.at,
+            )
+            for row in page
+        ],
+        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+    )
+
+
+def change_members(
+    session: Session,
+    workspace_id: str,
+    key: str,
+    contact_ids: list[int],
+    *,
+    add: bool,
+    now: datetime,
+) -> int:
+    """Add contacts to, or remove them from, a static list; return how many changed."""
+    lock_workspace(session, workspace_id, wait=True)
+    segment = _get(session, workspace_id, key)
+    if segment.kind != SegmentKind.STATIC.value:
+        raise Conflict(f"segment {key!r} is dynamic: its condition decides its members")
+    wanted = sorted(set(contact_ids))
+    live = contacts.live_contact_ids(session, workspace_id, wanted)
+    missing = [contact for contact in wanted if contact not in live]
+    if missing and add:
+        raise InvalidInput(
+            "some contacts do not exist (or were merged)",
+            details=[
+                {"loc": ["contact_ids"], "msg": f"no contact {c}", "type": "contact"}
+                for c in missing
+            ],
+        )
+    present = set(
+        session.execute(
+            sa.select(MEMBERS.c.contact_id).where(
+                MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id.in_(wanted)
+            )
+        ).scalars()
+    )
+    entered = [c for c in wanted if c not in present] if add else []
+    exited = [c for c in wanted if c in present] if not add else []
+    membership.apply_changes(
+        session, workspace_id, segment.id, entered, exited, now=now, cause=ChangeCause.API
+    )
+    realtime.refresh_readers(session, workspace_id, key, {*entered, *exited}, now=now)
+    return len(entered) + len(exited)
+
+
+def _find(session: Session, workspace_id: str, key: str) -> Segment | None:
+    return session.scalar(
+        sa.select(Segment).where(Segment.workspace_id == workspace_id, Segment.key == key)
+    )
+
+
+def _get(session: Session, workspace_id: str, key: str) -> Segment:
+    segment = _find(session, workspace_id, key)
+    if segment is None:
+        raise NotFound(f"no segment {key!r}")
+    return segment
+
+
+def _out(session: Session, segment: Segment, count: int | None = None) -> SegmentOut:
+    if count is None:
+        count = session.execute(
+            sa.select(sa.func.count()).where(MEMBERS.c.segment_id == segment.id)
+        ).scalar_one()
+    return SegmentOut(
+        key=segment.key,
+        name=segment.name,
+        description=segment.description,
+        kind=SegmentKind(segment.kind),
+        condition=segment.condition,
+        member_count=count,
+        created_at=segment.created_at,
+        updated_at=segment.updated_at,
+        computed_at=segment.computed_at,
+    )

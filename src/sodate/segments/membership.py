@@ -1,0 +1,227 @@
+"""Keeping segment membership exact: whole recomputation, and entries and exits recorded.
+
+Membership is a table (`segment_members`); every change to it is also a row of
+`segment_changes`, which journeys trigger on and analytics count. A whole recomputation is two
+set-based statements (insert those who now match and were not members, delete members who no
+longer match), each returning the contacts it touched. Segments built on segments are
+recomputed after the segments they read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.conditions.reads import reads
+from sodate.conditions.schemas import Condition, parse_condition
+from sodate.conditions.sql import matching_contacts
+from sodate.db.bulk import driver_values, execute_many
+from sodate.segments.models import ChangeCause, Segment, SegmentChange, SegmentKind, SegmentMember
+from sodate.workspaces import service as workspaces
+
+SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
+MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
+CHANGES: sa.Table = SegmentChange.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class LiveSegment:
+    """A dynamic segment with its parsed condition and what that condition reads."""
+
+    id: int
+    key: str
+    condition: Condition
+
+
+def dynamic_segments(session: Session, workspace_id: str) -> list[LiveSegment]:
+    """The workspace's dynamic segments, each after every segment it reads."""
+    rows = session.execute(
+        sa.select(SEGMENTS.c.id, SEGMENTS.c.key, SEGMENTS.c.condition).where(
+            SEGMENTS.c.workspace_id == workspace_id,
+            SEGMENTS.c.kind == SegmentKind.DYNAMIC.value,
+        )
+    ).all()
+    segments = {
+        key: LiveSegment(id, key, parse_condition(condition)) for id, key, condition in rows
+    }
+    return topological(segments)
+
+
+def topological(segments: dict[str, LiveSegment]) -> list[LiveSegment]:
+    ordered: list[LiveSegment] = []
+    done: set[str] = set()
+
+    def visit(key: str, path: tuple[str, ...]) -> None:
+        if key in done or key not in segments:
+            return
+        if key in path:
+            raise ValueError(f"segments read each other in a cycle: {' → '.join((*path, key))}")
+        for dependency in sorted(reads(segments[key].condition).segments):
+            visit(dependency, (*path, key))
+        done.add(key)
+        ordered.append(segments[key])
+
+    for key in sorted(segments):
+        visit(key, ())
+    return ordered
+
+
+def clock_dependent(segments: Sequence[LiveSegment]) -> list[LiveSegment]:
+    """The segments whose members can change with time alone, directly or through another."""
+    moving: set[str] = set()
+    for segment in segments:  # in dependency order, so what a segment reads is decided first
+        found = reads(segment.condition)
+        if found.clock or found.segments & moving:
+            moving.add(segment.key)
+    return [segment for segment in segments if segment.key in moving]
+
+
+def recompute(
+    session: Session,
+    workspace_id: str,
+    segment: LiveSegment,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    cause: ChangeCause,
+) -> tuple[int, int]:
+    """Make the segment's members exactly the contacts that match now; return (entered, exited)."""
+    matching = matching_contacts(
+        segment.condition,
+        dialect=session.get_bind().dialect.name,
+        workspace_id=workspace_id,
+        now=now,
+        zone=zone,
+    ).subquery()
+    entered = (
+        session.execute(
+            sa.insert(MEMBERS)
+            .from_select(
+                ["segment_id", "contact_id", "workspace_id", "since"],
+                sa.select(
+                    sa.literal(segment.id),
+                    matching.c.id,
+                    sa.literal(workspace_id),
+                    sa.literal(now, MEMBERS.c.since.type),
+                ).where(
+                    ~sa.exists().where(
+                        MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id == matching.c.id
+                    )
+                ),
+            )
+            .returning(MEMBERS.c.contact_id)
+        )
+        .scalars()
+        .all()
+    )
+    exited = (
+        session.execute(
+            sa.delete(MEMBERS)
+            .where(
+                MEMBERS.c.segment_id == segment.id,
+                MEMBERS.c.contact_id.not_in(sa.select(matching.c.id)),
+            )
+            .returning(MEMBERS.c.contact_id)
+        )
+        .scalars()
+        .all()
+    )
+    record_changes(session, workspace_id, segment.id, entered, exited, now=now, cause=cause)
+    session.execute(sa.update(SEGMENTS).where(SEGMENTS.c.id == segment.id).values(computed_at=now))
+    return len(entered), len(exited)
+
+
+def record_changes(
+    session: Session,
+    workspace_id: str,
+    segment_id: int,
+    entered: Iterable[int],
+    exited: Iterable[int],
+    *,
+    now: datetime,
+    cause: ChangeCause,
+) -> None:
+    values = driver_values(session)
+    stamp = values.time(now)
+    truth = (True, False) if values.postgresql else (1, 0)
+    rows = [
+        (workspace_id, segment_id, contact, truth[0], cause.value, stamp) for contact in entered
+    ]
+    rows += [
+        (workspace_id, segment_id, contact, truth[1], cause.value, stamp) for contact in exited
+    ]
+    execute_many(
+        session,
+        "INSERT INTO segment_changes (workspace_id, segment_id, contact_id, entered, cause, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def apply_changes(
+    session: Session,
+    workspace_id: str,
+    segment_id: int,
+    entered: Sequence[int],
+    exited: Sequence[int],
+    *,
+    now: datetime,
+    cause: ChangeCause,
+) -> None:
+    """Add and remove members already known to be new and present, and record it."""
+    values = driver_values(session)
+    stamp = values.time(now)
+    execute_many(
+        session,
+        "INSERT INTO segment_members (segment_id, contact_id, workspace_id, since)"
+        " VALUES (?, ?, ?, ?)",
+        [(segment_id, contact, workspace_id, stamp) for contact in entered],
+    )
+    if exited:
+        session.execute(
+            sa.delete(MEMBERS).where(
+                MEMBERS.c.segment_id == segment_id, MEMBERS.c.contact_id.in_(exited)
+            )
+        )
+    record_changes(session, workspace_id, segment_id, entered, exited, now=now, cause=cause)
+
+
+def static_segment_ids(session: Session, workspace_id: str) -> set[int]:
+    return set(
+        session.execute(
+            sa.select(SEGMENTS.c.id).where(
+                SEGMENTS.c.workspace_id == workspace_id,
+                SEGMENTS.c.kind == SegmentKind.STATIC.value,
+            )
+        ).scalars()
+    )
+
+
+def sweep(session: Session, workspace_id: str, *, now: datetime, zone: ZoneInfo) -> int:
+    """Recompute the segments that time alone can change; return how many contacts moved."""
+    moved = 0
+    for segment in clock_dependent(dynamic_segments(session, workspace_id)):
+        entered, exited = recompute(
+            session, workspace_id, segment, now=now, zone=zone, cause=ChangeCause.TIME
+        )
+        moved += entered + exited
+    return moved
+
+
+def workspace_zone(session: Session, workspace_id: str) -> ZoneInfo:
+    return ZoneInfo(workspaces.get_workspace(session, workspace_id).timezone)
+
+
+def workspaces_with_dynamic_segments(session: Session) -> list[str]:
+    return list(
+        session.execute(
+            sa.select(SEGMENTS.c.workspace_id)
+            .where(SEGMENTS.c.kind == SegmentKind.DYNAMIC.value)
+            .distinct()
+        ).scalars()
+    )

@@ -1,0 +1,187 @@
+"""Membership in real time: the segments step of the event pipeline, and merges.
+
+After a batch's events, profiles and counts are written, each dynamic segment is re-checked
+only for the contacts whose change it reads: contacts with events it counts, contacts whose
+profile changed when it reads attributes, every contact when it reads first or last seen, and
+new or merged contacts always. The check is the in-memory evaluator on state loaded for all
+of them at once; a change of membership is passed on to the segments that read that segment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.conditions.memory import evaluate
+from sodate.conditions.reads import reads
+from sodate.conditions.state import load_states
+from sodate.contacts.resolution import PlannedMerge
+from sodate.events.pipeline import EventBatch
+from sodate.segments import membership
+from sodate.segments.membership import MEMBERS, LiveSegment, workspace_zone
+from sodate.segments.models import ChangeCause
+
+_CHUNK = 500
+
+
+def update_memberships(session: Session, batch: EventBatch) -> None:
+    segments = membership.dynamic_segments(session, batch.workspace_id)
+    if not segments:
+        return
+    names: dict[str, set[int]] = defaultdict(set)
+    seen: set[int] = set()
+    for event in batch.events:
+        if event.name:
+            names[event.name].add(event.contact_id)
+        if event.activity:
+            seen.add(event.contact_id)
+    always = batch.created_contacts | {merge.survivor for merge in batch.merges}
+    candidates: dict[str, set[int]] = {}
+    for segment in segments:
+        found = reads(segment.condition)
+        contacts = set(always)
+        if found.profile:
+            contacts |= batch.changed_profiles
+        if found.seen:
+            contacts |= seen
+        for name in found.events:
+            contacts |= names.get(name, set())
+        candidates[segment.key] = contacts
+    refresh(
+        session, batch.workspace_id, segments, candidates, now=batch.now, cause=ChangeCause.EVENT
+    )
+
+
+def refresh(
+    session: Session,
+    workspace_id: str,
+    segments: Sequence[LiveSegment],
+    candidates: dict[str, set[int]],
+    *,
+    now: datetime,
+    cause: ChangeCause,
+) -> None:
+    """Re-check each segment (in dependency order) for its candidate contacts."""
+    everyone = sorted(set().union(*candidates.values()))
+    if not everyone:
+        return
+    zone = workspace_zone(session, workspace_id)
+    states = load_states(
+        session, workspace_id, everyone, conditions=[s.condition for s in segments], now=now
+    )
+    current = _members(session, [segment.id for segment in segments], everyone)
+    keys_of = {contact: set(state.segments) for contact, state in states.items()}
+    changed: dict[str, set[int]] = {}
+    for segment in segments:
+        contacts = set(candidates.get(segment.key, ()))
+        for key in reads(segment.condition).segments:
+            contacts |= changed.get(key, set())
+        if not contacts:
+            continue
+        matching = {
+            contact
+            for contact in contacts
+            if contact in states
+            and evaluate(
+                segment.condition,
+                dataclasses.replace(states[contact], segments=frozenset(keys_of[contact])),
+                now=now,
+                zone=zone,
+            )
+        }
+        was = current[segment.id] & contacts
+        entered, exited = sorted(matching - was), sorted(was - matching)
+        if not entered and not exited:
+            continue
+        membership.apply_changes(
+            session, workspace_id, segment.id, entered, exited, now=now, cause=cause
+        )
+        changed[segment.key] = {*entered, *exited}
+        for contact in entered:
+            keys_of[contact].add(segment.key)
+        for contact in exited:
+            if contact in keys_of:
+                keys_of[contact].discard(segment.key)
+
+
+def refresh_readers(
+    session: Session, workspace_id: str, key: str, contacts: set[int], *, now: datetime
+) -> None:
+    """Pass a change of a segment's members (a static list's) on to the segments that read it."""
+    segments = membership.dynamic_segments(session, workspace_id)
+    readers = [segment for segment in segments if key in reads(segment.condition).segments]
+    if readers and contacts:
+        refresh(
+            session,
+            workspace_id,
+            segments,
+            {s.key: contacts for s in readers},
+            now=now,
+            cause=ChangeCause.EVENT,
+        )
+
+
+def _members(session: Session, segment_ids: list[int], contacts: list[int]) -> dict[int, set[int]]:
+    found: dict[int, set[int]] = {segment_id: set() for segment_id in segment_ids}
+    for start in range(0, len(contacts), _CHUNK):
+        rows = session.execute(
+            sa.select(MEMBERS.c.segment_id, MEMBERS.c.contact_id).where(
+                MEMBERS.c.segment_id.in_(segment_ids),
+                MEMBERS.c.contact_id.in_(contacts[start : start + _CHUNK]),
+            )
+        )
+        for segment_id, contact in rows:
+            found[segment_id].add(contact)
+    return found
+
+
+def move_memberships(
+    session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
+) -> None:
+    """A merged contact leaves every segment; its static lists pass to the survivor, and the
+    survivor's dynamic segments are checked again."""
+    for merge in merges:
+        rows = session.execute(
+            sa.select(MEMBERS.c.segment_id, MEMBERS.c.contact_id).where(
+                MEMBERS.c.contact_id.in_((merge.merged, merge.survivor))
+            )
+        ).all()
+        held = {(segment, contact) for segment, contact in rows}
+        static = membership.static_segment_ids(session, workspace_id)
+        for segment_id, contact in held:
+            if contact != merge.merged:
+                continue
+            membership.apply_changes(
+                session,
+                workspace_id,
+                segment_id,
+                [],
+                [merge.merged],
+                now=now,
+                cause=ChangeCause.MERGE,
+            )
+            if segment_id in static and (segment_id, merge.survivor) not in held:
+                membership.apply_changes(
+                    session,
+                    workspace_id,
+                    segment_id,
+                    [merge.survivor],
+                    [],
+                    now=now,
+                    cause=ChangeCause.MERGE,
+                )
+    segments = membership.dynamic_segments(session, workspace_id)
+    survivors = {merge.survivor for merge in merges}
+    refresh(
+        session,
+        workspace_id,
+        segments,
+        {s.key: survivors for s in segments},
+        now=now,
+        cause=ChangeCause.MERGE,
+    )
