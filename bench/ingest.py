@@ -181,6 +181,43 @@ class Messages:
         }
 
 
+def segment_definitions(count: int) -> list[tuple[str, dict[str, Any]]]:
+    """`count` live segments over what the workload sends, of five kinds in turn: a trait, page
+    views with a property filter in a window, a compound (trait AND event count in a window AND
+    NOT event), an alternative of two, and activity in the last day (which every event moves)."""
+    plans = ("free", "pro", "business")
+    definitions: list[tuple[str, dict[str, Any]]] = []
+    for n in range(count):
+        plan, track = plans[n % 3], TRACKS[n % len(TRACKS)]
+        shapes: list[dict[str, Any]] = [
+            {"attr": "plan", "op": "eq", "value": plan},
+            {
+                "event": {
+                    "name": "Page Viewed",
+                    "where": [{"prop": "path", "op": "starts_with", "value": "/products"}],
+                    "count": {"op": "gte", "value": 2 + n % 4},
+                    "within": "30d",
+                }
+            },
+            {
+                "all": [
+                    {"attr": "plan", "op": "in", "value": [plan, "business"]},
+                    {"event": {"name": track, "within": "7d"}},
+                    {"not": {"event": {"name": "Checkout Started", "within": "1d"}}},
+                ]
+            },
+            {
+                "any": [
+                    {"attr": "email", "op": "ends_with", "value": f"{n}@example.jp"},
+                    {"event": {"name": track, "count": {"op": "gte", "value": 3}}},
+                ]
+            },
+            {"attr": "last_seen_at", "op": "within_last", "value": "1d"},
+        ]
+        definitions.append((f"bench-{n}", shapes[n % len(shapes)]))
+    return definitions
+
+
 def build_workload(events: int, contacts: int, batch: int, *, known: float, seed: int) -> Workload:
     messages = Messages(contacts, known=known, seed=seed)
     workload = Workload(bodies=[])
@@ -405,6 +442,7 @@ def run_http(
     timeout: float,
     env: dict[str, str],
     accept_only: bool = False,
+    segments: int = 0,
 ) -> Result:
     reset(url)
     db = Database.from_url(url)
@@ -412,6 +450,14 @@ def run_http(
         env = {**env, "SODATE_EVENT_PROCESSOR_ENABLED": "false"}
     try:
         with Server(url, data_dir, env) as server:
+            with httpx.Client(base_url=server.base, timeout=120) as http:
+                for key, condition in segment_definitions(segments):
+                    response = http.put(
+                        f"/api/v1/segments/{key}",
+                        json={"name": key, "condition": condition},
+                        headers={"Authorization": f"Bearer {server.admin_key}"},
+                    )
+                    response.raise_for_status()
             result = _send_and_wait(
                 server, db, url, workload, clients, batch, timeout, accept_only=accept_only
             )
@@ -526,10 +572,13 @@ def run_inprocess(
     profile: bool,
     top: int,
     timeout: float,
+    segments: int = 0,
 ) -> tuple[Result, list[str]]:
     from sodate.events.ingest import TrackingRequest, ingest
     from sodate.events.ratelimit import MessageRateLimiter
     from sodate.pipeline import process_pending
+    from sodate.segments import service as segment_service
+    from sodate.segments.schemas import SegmentIn
     from sodate.workspaces import service as workspaces
     from sodate.workspaces.schemas import WorkspaceCreate
 
@@ -547,6 +596,14 @@ def run_inprocess(
             created = workspaces.create_workspace_with_keys(
                 session, WorkspaceCreate(name="Bench"), now=runtime.clock.now()
             )
+            for key, condition in segment_definitions(segments):
+                segment_service.put_segment(
+                    session,
+                    created.workspace.id,
+                    key,
+                    SegmentIn.model_validate({"name": key, "condition": condition}),
+                    now=runtime.clock.now(),
+                )
         auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
         requests = [
             TrackingRequest(
@@ -811,6 +868,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="run inprocess under cProfile")
     parser.add_argument("--top", type=int, default=15, help="functions listed by --profile")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--segments", type=int, default=0, help="live dynamic segments kept up to date"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     if args.profile and "inprocess" not in args.mode:
@@ -823,7 +883,8 @@ def main() -> None:
     size = sum(len(body) for body, _n in workload.bodies) / workload.events
     info = (
         f"workload: {workload.events:,} events from {args.contacts:,} contacts ({mix}), "
-        f"{len(workload.bodies)} batches of {args.batch}, {size:.0f} bytes/message"
+        f"{len(workload.bodies)} batches of {args.batch}, {size:.0f} bytes/message, "
+        f"{args.segments} live segments"
     )
     results: list[Result] = []
     reports: list[str] = []
@@ -844,6 +905,7 @@ def main() -> None:
                         timeout=args.timeout,
                         env=env,
                         accept_only=mode == "http-accept-only",
+                        segments=args.segments,
                     )
                 )
             else:
@@ -856,6 +918,7 @@ def main() -> None:
                     profile=args.profile,
                     top=args.top,
                     timeout=args.timeout,
+                    segments=args.segments,
                 )
                 results.append(result)
                 reports.extend(texts)

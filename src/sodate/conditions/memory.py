@@ -8,7 +8,7 @@ to: see the README of this package.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -74,9 +74,26 @@ _ORDER: dict[Operator, Callable[[Any, Any], bool]] = {
 }
 
 
-def evaluate(condition: Condition, state: ContactState, *, now: datetime, zone: ZoneInfo) -> bool:
-    """Whether `condition` holds for the contact at `now`; `zone` is the workspace's."""
-    return _Evaluation(state, now, zone, terms.contact_zone(state.traits, zone)).holds(condition)
+def evaluate(
+    condition: Condition,
+    state: ContactState,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    segments: Set[str] | None = None,
+) -> bool:
+    """Whether `condition` holds for the contact at `now`; `zone` is the workspace's.
+
+    `segments` replaces the state's memberships (real-time work passes the ones it has just
+    changed)."""
+    evaluation = _Evaluation(
+        state,
+        now,
+        zone,
+        terms.contact_zone(state.traits, zone),
+        state.segments if segments is None else segments,
+    )
+    return evaluation.holds(condition)
 
 
 @dataclass
@@ -85,6 +102,7 @@ class _Evaluation:
     now: datetime
     zone: ZoneInfo
     contact_zone: ZoneInfo
+    segments: Set[str]
 
     def holds(self, condition: Condition) -> bool:
         if isinstance(condition, AllCondition):
@@ -96,7 +114,7 @@ class _Evaluation:
         if isinstance(condition, AttrCondition):
             return self.attribute(condition)
         if isinstance(condition, SegmentCondition):
-            return condition.segment in self.state.segments
+            return condition.segment in self.segments
         assert isinstance(condition, EventCondition)
         return self.events(condition)
 

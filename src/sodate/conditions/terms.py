@@ -64,6 +64,7 @@ class AttributePath:
         return self.path[0]
 
 
+@lru_cache(maxsize=4096)
 def attribute_path(text: str) -> AttributePath:
     """`email` and the other contact fields, `company.name`, `company.<trait path>`, or a trait
     path (`job_title`, `address.city`). Raises ValueError for a malformed path."""
@@ -82,6 +83,7 @@ _UNADDRESSABLE = re.compile(r'["\\\x00-\x1f]')
 """Characters SQLite's JSON paths cannot address in a key (its stored text escapes them)."""
 
 
+@lru_cache(maxsize=4096)
 def split_path(text: str) -> tuple[str, ...]:
     parts = tuple(text.split("."))
     if any(not part.strip() for part in parts):
@@ -148,6 +150,7 @@ class DateValue:
         return None
 
 
+@lru_cache(maxsize=4096)
 def parse_date_value(text: str) -> DateValue:
     """`2026-04-01`, `2026-04-01T09:00:00+09:00`, or a signed offset such as `-30d`, `+2w`."""
     stripped = text.strip()
@@ -173,6 +176,7 @@ def parse_date_value(text: str) -> DateValue:
     )
 
 
+@lru_cache(maxsize=4096)
 def parse_positive_duration(text: str) -> timedelta:
     try:
         duration = parse_duration(text)
@@ -186,6 +190,7 @@ def parse_positive_duration(text: str) -> timedelta:
 _DAYS = re.compile(r"[+-]?[0-9]{1,3}d")
 
 
+@lru_cache(maxsize=4096)
 def parse_day_offset(text: str) -> int:
     """The offset of an `anniversary`: whole days, `+3d` (in three days) or `-1d` (yesterday)."""
     if not _DAYS.fullmatch(text.strip()):

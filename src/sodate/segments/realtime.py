@@ -9,7 +9,6 @@ of them at once; a change of membership is passed on to the segments that read t
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -89,9 +88,10 @@ def refresh(
             if contact in states
             and evaluate(
                 segment.condition,
-                dataclasses.replace(states[contact], segments=frozenset(keys_of[contact])),
+                states[contact],
                 now=now,
                 zone=zone,
+                segments=keys_of[contact],
             )
         }
         was = current[segment.id] & contacts
