@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -24,14 +26,24 @@ from sodate.conditions.schemas import (
     EventCondition,
     NotCondition,
 )
-from sodate.conditions.sql import COMPANIES, CONTACTS, EVENTS, MEMBERS, SEGMENTS
+from sodate.conditions.sql import COMPANIES, CONTACTS, MEMBERS, SEGMENTS
+from sodate.db.bulk import driver_values, fetch_in
 
 _CHUNK = 500
 
 
-def referenced_events(conditions: Iterable[Condition]) -> dict[str, timedelta | None]:
-    """The event names the conditions read, each with how far back (None: all time)."""
-    reach: dict[str, timedelta | None] = {}
+@dataclass(frozen=True)
+class EventReach:
+    """How far back the conditions read events of one name, and whether their properties."""
+
+    window: timedelta | None
+    """None: all time."""
+    properties: bool
+
+
+def referenced_events(conditions: Iterable[Condition]) -> dict[str, EventReach]:
+    """The event names the conditions read, each with how far back and what of them."""
+    reach: dict[str, EventReach] = {}
     stack = list(conditions)
     while stack:
         condition = stack.pop()
@@ -44,11 +56,14 @@ def referenced_events(conditions: Iterable[Condition]) -> dict[str, timedelta | 
         elif isinstance(condition, EventCondition):
             spec = condition.event
             window = terms.parse_positive_duration(spec.within) if spec.within else None
-            if spec.name not in reach:
-                reach[spec.name] = window
-            else:
-                known = reach[spec.name]
-                reach[spec.name] = None if known is None or window is None else max(known, window)
+            known = reach.get(spec.name)
+            if known is not None:
+                window = (
+                    None if known.window is None or window is None else max(known.window, window)
+                )
+            reach[spec.name] = EventReach(
+                window, bool(spec.where) or (known is not None and known.properties)
+            )
     return reach
 
 
@@ -108,32 +123,50 @@ def _load_events(
     session: Session,
     workspace_id: str,
     contact_ids: Sequence[int],
-    reach: dict[str, timedelta | None],
+    reach: dict[str, EventReach],
     now: datetime,
 ) -> dict[int, list[EventFact]]:
+    """The events the conditions read, through the driver: properties only of the names whose
+    filters need them, and no further back than the widest window of each name."""
     found: dict[int, list[EventFact]] = defaultdict(list)
     if not reach:
         return found
-    windows = [
-        sa.and_(
-            EVENTS.c.name == name,
-            sa.true() if window is None else EVENTS.c.timestamp >= now - window,
-        )
-        for name, window in reach.items()
-    ]
-    for chunk in _chunks(contact_ids):
-        rows = session.execute(
-            sa.select(EVENTS.c.contact_id, EVENTS.c.name, EVENTS.c.properties, EVENTS.c.timestamp)
-            .where(
-                EVENTS.c.workspace_id == workspace_id,
-                EVENTS.c.contact_id.in_(chunk),
-                sa.or_(*windows),
+    values = driver_values(session)
+    wanted: list[str] = []
+    params: list[Any] = [workspace_id]
+    for name, seen in reach.items():
+        if seen.window is None:
+            wanted.append("name = ?")
+            params.append(name)
+        else:
+            wanted.append("(name = ? AND timestamp >= ?)")
+            params += [name, values.time(now - seen.window)]
+    with_properties = [name for name, seen in reach.items() if seen.properties]
+    properties = (
+        f"CASE WHEN name IN ({', '.join('?' * len(with_properties))}) THEN properties END"
+        if with_properties
+        else "NULL"
+    )
+    rows = fetch_in(
+        session,
+        f"SELECT contact_id, name, {properties}, timestamp FROM events"  # noqa: S608 (placeholders only)
+        f" WHERE workspace_id = ? AND ({' OR '.join(wanted)}) AND contact_id IN",
+        sorted(contact_ids),
+        (*with_properties, *params),
+    )
+    rows.sort(key=lambda row: row[3])
+    for contact_id, name, document, timestamp in rows:
+        found[contact_id].append(
+            EventFact(
+                name,
+                values.stored_json(document) if document is not None else _NO_PROPERTIES,
+                values.stored_time(timestamp),  # type: ignore[arg-type]
             )
-            .order_by(EVENTS.c.id)
         )
-        for row in rows:
-            found[row.contact_id].append(EventFact(row.name, row.properties, row.timestamp))
     return found
+
+
+_NO_PROPERTIES: dict[str, Any] = {}
 
 
 def _load_memberships(
