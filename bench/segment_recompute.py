@@ -23,14 +23,15 @@ The data are generated once, deterministically (`--seed`), by SQL in DuckDB over
 (an integer hash per row and column), and copied from there into the database under test, so
 every engine holds the same rows; the matching counts are compared. Contacts: ids 1..N, traits
 `{"plan", "job_title", "employees"}` (plan pro 25 %, free 50 %, enterprise 15 %, business 5 %,
-missing 5 %), 1 % merged into another contact, no company. Events: ascending ids in time order
-over the 180 days before a fixed `now` (2026-11-01 03:00 UTC), half of them spread evenly over
-the contacts and half skewed towards a few busy ones; Page Viewed 70 %, Product Viewed 10 %,
-Email Opened 8 %, Product Added 5 %, Form Submitted 3 %, Demo Requested 2 %, Order Completed
-2 %; about 200 bytes of properties and context each. Loading goes through the driver: one
-`executemany` per 50,000 rows on SQLite (times and JSON in the text forms the application
-writes), COPY … FROM STDIN (FORMAT csv) of DuckDB's CSV on PostgreSQL; then ANALYZE (VACUUM
-ANALYZE on PostgreSQL, as autovacuum would after such a load).
+missing 5 %), 1 % merged into another contact, no company; one workspace. Events: ascending
+ids in time order over the 180 days before a fixed `now` (2026-11-01 03:00 UTC), half of them
+spread evenly over the contacts and half skewed towards a few busy ones; Page Viewed 70 %,
+Product Viewed 10 %, Email Opened 8 %, Product Added 5 %, Form Submitted 3 %, Demo Requested
+2 %, Order Completed 2 %; about 200 bytes of properties and context each
+(`event_daily_counts` stays empty: the condition's SQL reads `events` only). Loading goes
+through the driver: one `executemany` per 50,000 rows on SQLite (times and JSON in the text
+forms the application writes), COPY … FROM STDIN (FORMAT csv) of DuckDB's CSV on PostgreSQL;
+then ANALYZE (VACUUM ANALYZE on PostgreSQL, as autovacuum would after such a load).
 
 Without --database-url it uses a fresh SQLite file in a temporary directory; with a
 PostgreSQL URL (e.g. the throw-away cluster of `scripts/with-test-postgres`), the schema is
@@ -225,8 +226,9 @@ EVENT_COLUMNS = (
 )
 EVENT_TIMES = ("timestamp", "received_at")
 
-# The segment's condition by hand, in DuckDB: the same rules (text compared after folding
-# A–Z, merged contacts never match, events of the workspace only, windows up to `now`).
+# The segment's condition by hand, in DuckDB: the same rules (the plan read from the traits'
+# JSON text and compared after folding A–Z, merged contacts never match, events of the
+# workspace only, windows up to `now` inclusive).
 DUCKDB_QUERY = """
 SELECT count(*) FROM contacts c
 WHERE c.workspace_id = $workspace
