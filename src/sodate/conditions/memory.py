@@ -7,17 +7,17 @@ to: see the README of this package.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sodate.conditions import terms
 from sodate.conditions.schemas import (
+    COUNT_OPERATORS,
     NEGATIONS,
+    ORDER_OPERATORS,
     AllCondition,
     AnyCondition,
     AttrCondition,
@@ -29,6 +29,7 @@ from sodate.conditions.schemas import (
     SegmentCondition,
 )
 from sodate.conditions.terms import Source, ValueKind
+from sodate.conditions.terms import exact_number as _exact
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,6 @@ class ContactState:
 
 
 _MISSING = object()
-_COUNT_OPERATORS: dict[str, Callable[[int, int], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
-}
-_ORDER: dict[Operator, Callable[[Any, Any], bool]] = {
-    Operator.GT: operator.gt,
-    Operator.GTE: operator.ge,
-    Operator.LT: operator.lt,
-    Operator.LTE: operator.le,
-}
 
 
 def evaluate(
@@ -143,7 +130,7 @@ class _Evaluation:
             and (since is None or since <= event.timestamp <= self.now)
             and all(self.property_holds(event.properties, where) for where in spec.where)
         )
-        return _COUNT_OPERATORS[spec.count.op](count, spec.count.value)
+        return bool(COUNT_OPERATORS[spec.count.op](count, spec.count.value))
 
     def property_holds(self, properties: Mapping[str, Any], where: PropFilter) -> bool:
         return self.compares(_lookup(properties, where.path), where.op, where.value)
@@ -185,11 +172,12 @@ class _Evaluation:
             return isinstance(value, str) and terms.fold(value).startswith(terms.fold(operand))
         if op is Operator.ENDS_WITH:
             return isinstance(value, str) and terms.fold(value).endswith(terms.fold(operand))
-        if op in _ORDER:
-            return _is_number(value) and _ORDER[op](_number(value), _number(operand))
+        if op in ORDER_OPERATORS:
+            order = ORDER_OPERATORS[op]
+            return _is_number(value) and bool(order(_exact(value), _exact(operand)))
         if op is Operator.BETWEEN and not isinstance(operand[0], str):
             low, high = operand
-            return _is_number(value) and _number(low) <= _number(value) <= _number(high)
+            return _is_number(value) and _exact(low) <= _exact(value) <= _exact(high)
         day = terms.date_text(value)
         if day is None:
             return False
@@ -233,14 +221,9 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _number(value: int | float) -> Decimal:
-    """Numbers compare as the decimals their JSON text spells, as PostgreSQL's numeric does."""
-    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-
-
 def _equal(value: Any, operand: Any) -> bool:
     if isinstance(operand, str):
         return isinstance(value, str) and terms.fold(value) == terms.fold(operand)
     if isinstance(operand, bool):
         return isinstance(value, bool) and value is operand
-    return _is_number(value) and _number(value) == _number(operand)
+    return _is_number(value) and _exact(value) == _exact(operand)

@@ -8,7 +8,8 @@ and what was expected there; nothing unknown is silently false.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
@@ -58,6 +59,22 @@ class Operator(StrEnum):
     WITHIN_LAST = "within_last"
     ANNIVERSARY = "anniversary"
 
+
+ORDER_OPERATORS: dict[Operator, Callable[[Any, Any], Any]] = {
+    Operator.GT: operator.gt,
+    Operator.GTE: operator.ge,
+    Operator.LT: operator.lt,
+    Operator.LTE: operator.le,
+}
+COUNT_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+"""What `gt` … and an event `count`'s operators compute; both evaluators apply the same ones."""
 
 NEGATIONS = {
     Operator.NE: Operator.EQ,

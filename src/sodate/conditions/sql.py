@@ -9,11 +9,9 @@ and the negative operators hold exactly when their positive form does not.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -24,7 +22,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sodate.conditions import terms
 from sodate.conditions.reads import reads_zone
 from sodate.conditions.schemas import (
+    COUNT_OPERATORS,
     NEGATIONS,
+    ORDER_OPERATORS,
     AllCondition,
     AnyCondition,
     AttrCondition,
@@ -47,20 +47,6 @@ SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
 
 Boolean = ColumnElement[bool]
-_COUNT_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
-}
-_ORDER: dict[Operator, Callable[[Any, Any], Any]] = {
-    Operator.GT: operator.gt,
-    Operator.GTE: operator.ge,
-    Operator.LT: operator.lt,
-    Operator.LTE: operator.le,
-}
 
 
 def matching_contacts(
@@ -146,7 +132,7 @@ class _Compiler:
         if needs_owner:
             source = events.join(owners, owners.c.id == events.c.contact_id)
         matching = sa.select(events.c.contact_id).select_from(source).where(*where)
-        count = _COUNT_OPERATORS[spec.count.op]
+        count = COUNT_OPERATORS[spec.count.op]
         if count(0, spec.count.value):
             # Zero events satisfy the count, so the contacts that satisfy it are all but those
             # whose count fails it.
@@ -200,8 +186,10 @@ class _Compiler:
         if op is Operator.ENDS_WITH:
             folded = terms.fold(operand)
             return sa.and_(value.is_string(), value.suffix(len(folded)) == folded)
-        if op in _ORDER:
-            return sa.and_(value.is_number(), _ORDER[op](value.number(), self.number(operand)))
+        if op in ORDER_OPERATORS:
+            return sa.and_(
+                value.is_number(), ORDER_OPERATORS[op](value.number(), self.number(operand))
+            )
         if op is Operator.BETWEEN and not isinstance(operand[0], str):
             low, high = (self.number(item) for item in operand)
             return sa.and_(value.is_number(), value.number() >= low, value.number() <= high)
@@ -220,10 +208,7 @@ class _Compiler:
         return zone.anniversary(value.month_day(), offset)
 
     def number(self, operand: int | float) -> Any:
-        if self.postgresql:
-            exact = Decimal(repr(operand)) if isinstance(operand, float) else Decimal(operand)
-            return sa.cast(sa.literal(exact, sa.Numeric()), sa.Numeric())
-        return sa.literal(operand)
+        return _number(operand, self.postgresql)
 
     def day(self, text: str, zone: _Zone) -> Any:
         value = terms.parse_date_value(text)
@@ -232,6 +217,14 @@ class _Compiler:
             return sa.literal(absolute, sa.String())
         assert value.offset is not None
         return zone.day(self.now + value.offset)
+
+
+def _number(operand: int | float, postgresql: bool) -> Any:
+    """A condition's number as a bound value: an exact numeric on PostgreSQL (JSONB numbers are
+    numeric), the number itself on SQLite."""
+    if postgresql:
+        return sa.cast(sa.literal(terms.exact_number(operand), sa.Numeric()), sa.Numeric())
+    return sa.literal(operand)
 
 
 def _definite(expression: Boolean) -> Boolean:
@@ -320,17 +313,7 @@ class _Value:
             return sa.and_(self.is_string(), self.folded() == terms.fold(operand))
         if isinstance(operand, bool):
             return self.is_boolean(operand)
-        number = (
-            sa.cast(
-                sa.literal(
-                    Decimal(repr(operand)) if isinstance(operand, float) else Decimal(operand)
-                ),
-                sa.Numeric(),
-            )
-            if self.postgresql
-            else sa.literal(operand)
-        )
-        return sa.and_(self.is_number(), self.number() == number)
+        return sa.and_(self.is_number(), self.number() == _number(operand, self.postgresql))
 
     def day(self) -> Any:
         """The date a text starting like 2026-04-01 holds (NULL for anything else)."""

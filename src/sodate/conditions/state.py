@@ -18,14 +18,8 @@ from sqlalchemy.orm import Session
 
 from sodate.conditions import terms
 from sodate.conditions.memory import ContactState, EventFact
-from sodate.conditions.reads import reads
-from sodate.conditions.schemas import (
-    AllCondition,
-    AnyCondition,
-    Condition,
-    EventCondition,
-    NotCondition,
-)
+from sodate.conditions.reads import nodes, reads
+from sodate.conditions.schemas import Condition, EventCondition
 from sodate.conditions.sql import COMPANIES, CONTACTS, MEMBERS, SEGMENTS
 from sodate.db.bulk import driver_values, fetch_in
 
@@ -44,23 +38,16 @@ class EventReach:
 def referenced_events(conditions: Iterable[Condition]) -> dict[str, EventReach]:
     """The event names the conditions read, each with how far back and what of them."""
     reach: dict[str, EventReach] = {}
-    stack = list(conditions)
-    while stack:
-        condition = stack.pop()
-        if isinstance(condition, AllCondition):
-            stack.extend(condition.all)
-        elif isinstance(condition, AnyCondition):
-            stack.extend(condition.any)
-        elif isinstance(condition, NotCondition):
-            stack.append(condition.not_)
-        elif isinstance(condition, EventCondition):
-            spec = condition.event
+    for condition in conditions:
+        for _path, node in nodes(condition):
+            if not isinstance(node, EventCondition):
+                continue
+            spec = node.event
             window = terms.parse_positive_duration(spec.within) if spec.within else None
             known = reach.get(spec.name)
             if known is not None:
-                window = (
-                    None if known.window is None or window is None else max(known.window, window)
-                )
+                wider = known.window is None or window is None
+                window = None if wider else max(known.window, window)  # type: ignore[type-var]
             reach[spec.name] = EventReach(
                 window, bool(spec.where) or (known is not None and known.properties)
             )

@@ -11,6 +11,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
@@ -93,6 +94,11 @@ def split_path(text: str) -> tuple[str, ...]:
     if len(parts) > MAX_PATH_DEPTH:
         raise ValueError(f"a path has at most {MAX_PATH_DEPTH} parts")
     return parts
+
+
+def exact_number(value: int | float) -> Decimal:
+    """Numbers compare as the decimals their JSON text spells, as PostgreSQL's numeric does."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")

@@ -15,7 +15,7 @@ from sodate.worker_types import Service, ServiceContext
 def _sweep(context: ServiceContext) -> int:
     runtime = context.runtime
     with runtime.db.read() as session:
-        workspace_ids = membership.workspaces_with_dynamic_segments(session)
+        workspace_ids = membership.workspaces_with_clock_segments(session)
     moved = 0
     for workspace_id in workspace_ids:
         now = runtime.clock.now()

@@ -217,11 +217,11 @@ def workspace_zone(session: Session, workspace_id: str) -> ZoneInfo:
     return ZoneInfo(workspaces.get_workspace(session, workspace_id).timezone)
 
 
-def workspaces_with_dynamic_segments(session: Session) -> list[str]:
+def workspaces_with_clock_segments(session: Session) -> list[str]:
+    """Workspaces where time alone can move members: some segment's own condition reads the
+    clock (segments that read it follow in `sweep`)."""
     return list(
         session.execute(
-            sa.select(SEGMENTS.c.workspace_id)
-            .where(SEGMENTS.c.kind == SegmentKind.DYNAMIC.value)
-            .distinct()
+            sa.select(SEGMENTS.c.workspace_id).where(SEGMENTS.c.time_dependent).distinct()
         ).scalars()
     )

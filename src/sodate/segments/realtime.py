@@ -145,6 +145,7 @@ def move_memberships(
 ) -> None:
     """A merged contact leaves every segment; its static lists pass to the survivor, and the
     survivor's dynamic segments are checked again."""
+    static = membership.static_segment_ids(session, workspace_id)
     for merge in merges:
         rows = session.execute(
             sa.select(MEMBERS.c.segment_id, MEMBERS.c.contact_id).where(
@@ -152,7 +153,6 @@ def move_memberships(
             )
         ).all()
         held = {(segment, contact) for segment, contact in rows}
-        static = membership.static_segment_ids(session, workspace_id)
         for segment_id, contact in held:
             if contact != merge.merged:
                 continue
