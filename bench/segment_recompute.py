@@ -512,7 +512,7 @@ def measure(db: Database, workspace: str, repeat: int, result: Result, *, show_p
     )
     condition = parse_condition(CONDITION)
     with db.read() as session:
-        zone = membership.workspace_zone(session, workspace)
+        zone = workspaces.workspace_zone(session, workspace)
     matching = matching_contacts(
         condition, dialect=db.dialect, workspace_id=workspace, now=NOW, zone=zone
     ).subquery()

@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 import tests.commerce.isolation_cases
 import tests.contacts.isolation_cases
 import tests.imports.isolation_cases
+import tests.scoring.isolation_cases
 import tests.segments.isolation_cases
 from sodate.app import create_app
 from sodate.queue.models import Job, JobState
@@ -39,6 +40,7 @@ CAPABILITY_CASES = (
     tests.commerce.isolation_cases,
     tests.contacts.isolation_cases,
     tests.imports.isolation_cases,
+    tests.scoring.isolation_cases,
     tests.segments.isolation_cases,
 )
 

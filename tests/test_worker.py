@@ -314,11 +314,12 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "heartbeat-pruner",
                 "wal-checkpointer",
                 "segment-sweeper",
+                "score-sweeper",
             ],
         ),
         (
             {"maintenance_enabled": False},
-            ["job-runner", "event-processor", "segment-sweeper"],
+            ["job-runner", "event-processor", "segment-sweeper", "score-sweeper"],
         ),
         (
             {"job_runner_enabled": False, "event_processor_enabled": False},
@@ -328,6 +329,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "heartbeat-pruner",
                 "wal-checkpointer",
                 "segment-sweeper",
+                "score-sweeper",
             ],
         ),
         (
@@ -336,6 +338,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "event_processor_enabled": False,
                 "maintenance_enabled": False,
                 "segment_sweep_enabled": False,
+                "score_sweep_enabled": False,
             },
             [],
         ),

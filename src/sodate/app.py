@@ -26,6 +26,7 @@ from sodate.imports.routes import router as imports_router
 from sodate.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from sodate.queue.routes import router as queue_router
 from sodate.runtime import Runtime
+from sodate.scoring.routes import router as scoring_router
 from sodate.segments.routes import router as segments_router
 from sodate.system.routes import router as system_router
 from sodate.worker import new_worker_id
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) ->
         commerce_router,
         imports_router,
         segments_router,
+        scoring_router,
         tracking_router,
     ):
         app.include_router(router)

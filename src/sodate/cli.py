@@ -21,6 +21,7 @@ from sodate.errors import SodateError
 from sodate.imports.cli import export_app, import_app
 from sodate.logs import configure_logging
 from sodate.runtime import Runtime
+from sodate.scoring.cli import scoring_app
 from sodate.segments.cli import segments_app
 from sodate.settings import Settings, SettingsError, load_settings
 from sodate.workspaces import service as workspaces
@@ -58,6 +59,7 @@ app.add_typer(clock_app, name="clock")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(segments_app, name="segments")
+app.add_typer(scoring_app, name="scoring")
 
 out = Console()
 err = Console(stderr=True)

@@ -28,6 +28,7 @@ from sodate.contacts.resolution import PlannedMerge
 from sodate.events import pipeline as events
 from sodate.events import service as event_log
 from sodate.runtime import Runtime
+from sodate.scoring import realtime as scoring
 from sodate.segments import realtime as segments
 
 PipelineStep = Callable[[Session, events.EventBatch], None]
@@ -36,6 +37,7 @@ MergeStep = Callable[[Session, str, Sequence[PlannedMerge], datetime], None]
 MERGE_STEPS: tuple[MergeStep, ...] = (
     event_log.move_history,
     commerce.move_orders,
+    scoring.move_scores,
     segments.move_memberships,
 )
 
@@ -53,6 +55,7 @@ STEPS: tuple[PipelineStep, ...] = (
     events.update_profiles,
     events.count_events,
     commerce.apply_commerce,
+    scoring.update_scores,
     segments.update_memberships,
 )
 

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     sqlite_checkpoint_interval_seconds: float = Field(default=0.5, gt=0)
     segment_sweep_enabled: bool = True
     segment_sweep_interval_seconds: float = Field(default=60, gt=0)
+    score_sweep_enabled: bool = True
+    score_sweep_interval_seconds: float = Field(default=60, gt=0)
     plugins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("timezone")

@@ -25,6 +25,7 @@ from sodate.imports import jobs as import_jobs
 from sodate.metrics import SERVICE_LAST_PASS, SERVICE_PASSES
 from sodate.queue.jobs import job_pruner, job_runner
 from sodate.runtime import Runtime
+from sodate.scoring.jobs import score_sweeper
 from sodate.segments.jobs import segment_sweeper
 from sodate.settings import Settings
 from sodate.system.jobs import heartbeat_pruner, wal_checkpointer
@@ -44,6 +45,7 @@ SERVICES: tuple[Service, ...] = (
     heartbeat_pruner,
     wal_checkpointer,
     segment_sweeper,
+    score_sweeper,
 )
 
 # Modules whose job handlers every runner needs; importing them registers the handlers.

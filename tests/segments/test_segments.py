@@ -16,6 +16,7 @@ from sodate.segments import membership
 from sodate.segments.jobs import segment_sweeper
 from sodate.segments.models import ChangeCause
 from sodate.worker_types import ServiceContext
+from sodate.workspaces import service as workspaces
 from sodate.workspaces.schemas import Created
 from tests.conftest import bearer
 from tests.events.helpers import advance, only_contact, process_all, send
@@ -55,7 +56,7 @@ def assert_exact(runtime: Runtime, workspace: Created) -> None:
     """Recomputing every segment from scratch moves nobody: real time kept them exact."""
     workspace_id = workspace.workspace.id
     with runtime.db.transaction() as session:
-        zone = membership.workspace_zone(session, workspace_id)
+        zone = workspaces.workspace_zone(session, workspace_id)
         for segment in membership.dynamic_segments(session, workspace_id):
             moved = membership.recompute(
                 session,

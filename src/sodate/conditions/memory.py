@@ -83,6 +83,15 @@ def evaluate(
     return evaluation.holds(condition)
 
 
+def properties_hold(
+    where: Sequence[PropFilter], properties: Mapping[str, Any], *, now: datetime, zone: ZoneInfo
+) -> bool:
+    """Whether an event's properties pass filters that read no contact's time zone (scoring
+    rules refuse the others)."""
+    evaluation = _Evaluation(ContactState(created_at=now), now, zone, zone, frozenset())
+    return all(evaluation.property_holds(properties, item) for item in where)
+
+
 @dataclass
 class _Evaluation:
     state: ContactState

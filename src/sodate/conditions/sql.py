@@ -71,6 +71,22 @@ def contact_condition(
     return compiler.condition(condition, CONTACTS)
 
 
+def property_filters(
+    where: Sequence[PropFilter],
+    properties: Any,
+    *,
+    dialect: str,
+    workspace_id: str,
+    now: datetime,
+    zone: ZoneInfo,
+) -> list[Boolean]:
+    """Filters on an events `properties` column, for filters that read no contact's time zone
+    (scoring rules refuse the others), so no contact row is needed."""
+    compiler = _Compiler(dialect == "postgresql", workspace_id, now, zone)
+    no_contact = _Zone(sa.null(), zone, now)
+    return [compiler.property_holds(properties, item, no_contact) for item in where]
+
+
 @dataclass
 class _Compiler:
     postgresql: bool

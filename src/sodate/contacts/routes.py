@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
+from sodate import profile
 from sodate.contacts import service, writes
 from sodate.contacts.schemas import (
     CompanyOut,
@@ -84,7 +85,9 @@ def list_contacts(
         traits=_trait_filters(request),
     )
     with caller.runtime.db.read() as session:
-        return service.list_contacts(session, caller.workspace_id, where, limit=limit, after=cursor)
+        page = service.list_contacts(session, caller.workspace_id, where, limit=limit, after=cursor)
+        items = profile.complete(session, caller.workspace_id, page.items, now=caller.now())
+        return page.model_copy(update={"items": items})
 
 
 def _trait_filters(request: Request) -> tuple[tuple[str, str], ...]:
@@ -122,7 +125,12 @@ def upsert_contact(
     """Create a contact, or update the one its identifiers lead to (merging if they say so)."""
     with caller.runtime.db.transaction() as session:
         result = writes.upsert_contact(session, caller.workspace_id, data, now=caller.now())
-        contact = service.get_contact(session, caller.workspace_id, result.contact_id)
+        contact = profile.complete_one(
+            session,
+            caller.workspace_id,
+            service.get_contact(session, caller.workspace_id, result.contact_id),
+            now=caller.now(),
+        )
     response.status_code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
     return ContactUpserted(created=result.created, contact=contact)
 
@@ -134,9 +142,10 @@ def get_contact(
     """A contact. A merged contact's old id answers 308 with the surviving contact's URL."""
     with caller.runtime.db.read() as session:
         try:
-            return service.get_contact(session, caller.workspace_id, contact_id)
+            contact = service.get_contact(session, caller.workspace_id, contact_id)
         except ContactMoved as exc:
             return _moved(request, exc, contact_id)
+        return profile.complete_one(session, caller.workspace_id, contact, now=caller.now())
 
 
 @router.patch("/contacts/{contact_id}", response_model=ContactOut, tags=["contacts"])
@@ -149,7 +158,8 @@ def patch_contact(
         live_id = writes.patch_contact(
             session, caller.workspace_id, contact_id, patch, now=caller.now()
         )
-        return service.get_contact(session, caller.workspace_id, live_id)
+        contact = service.get_contact(session, caller.workspace_id, live_id)
+        return profile.complete_one(session, caller.workspace_id, contact, now=caller.now())
 
 
 @router.get("/contacts/{contact_id}/timeline", response_model=EventPage, tags=["contacts"])
@@ -187,7 +197,8 @@ def merge_into(
         merge_contacts(
             session, caller.workspace_id, survivor, merged, reason=data.reason, now=caller.now()
         )
-        return service.get_contact(session, caller.workspace_id, survivor)
+        contact = service.get_contact(session, caller.workspace_id, survivor)
+        return profile.complete_one(session, caller.workspace_id, contact, now=caller.now())
 
 
 @router.get("/contacts/{contact_id}/merges", response_model=list[MergeOut], tags=["contacts"])

@@ -36,6 +36,10 @@ class DriverValues:
             return value.isoformat(" ", "microseconds")[:26]
         return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
+    def truth(self, value: bool) -> Any:
+        """A boolean as the column stores it: SQLite keeps 1 and 0."""
+        return value if self.postgresql else int(value)
+
     def sql(self, statement: str) -> str:
         """`?` placeholders for the driver; `?::jsonb` marks JSON values (a no-op on SQLite)."""
         if self.postgresql:

@@ -11,6 +11,7 @@ from sodate.db.base import Base
 from sodate.events import models as event_models
 from sodate.imports import models as import_models
 from sodate.queue import models as queue_models
+from sodate.scoring import models as scoring_models
 from sodate.segments import models as segment_models
 from sodate.system import models as system_models
 from sodate.workspaces import models as workspace_models
@@ -22,6 +23,7 @@ MODEL_MODULES = (
     event_models,
     import_models,
     queue_models,
+    scoring_models,
     segment_models,
     system_models,
     workspace_models,

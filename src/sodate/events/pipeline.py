@@ -96,6 +96,8 @@ class EventBatch:
     created_contacts: set[int] = field(default_factory=set)
     merges: list[PlannedMerge] = field(default_factory=list)
     changed_profiles: set[int] = field(default_factory=set)
+    changed_scores: set[int] = field(default_factory=set)
+    """Contacts whose score in some model changed (the segments that read scores re-check)."""
 
     @property
     def contact_ids(self) -> set[int]:

@@ -13,7 +13,6 @@ import itertools
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import structlog
@@ -229,7 +228,7 @@ def run_chunk(
 
 def _parser(session: Session, record: Import) -> RowParser:
     kind = ImportKind(record.kind)
-    zone = ZoneInfo(workspaces.get_workspace(session, record.workspace_id).timezone)
+    zone = workspaces.workspace_zone(session, record.workspace_id)
     return RowParser(
         kind,
         record.header,

@@ -6,15 +6,14 @@ command runs: `sodate.cli` imports this module to register the commands.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.table import Table
 
+from sodate.documents import read_document_file
 from sodate.errors import InvalidInput
 from sodate.segments import service
 from sodate.workspaces import service as workspaces
@@ -37,7 +36,10 @@ def apply(
     """Create or replace the file's segments and recompute their members, all or none."""
     from sodate import cli as base
 
-    documents = _read(file, base.fail)
+    try:
+        documents = read_document_file(file)
+    except ValueError as exc:
+        base.fail(escape(str(exc)))
     with base._runtime() as runtime:
         now = runtime.clock.now()
         try:
@@ -79,24 +81,3 @@ def list_segments(workspace: WorkspaceOption = None, as_json: JsonOption = False
     for segment in segments:
         table.add_row(segment.key, segment.name, segment.kind.value, f"{segment.member_count:,}")
     base.out.print(table)
-
-
-def _read(file: Path, fail: Any) -> Any:
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {escape(str(file))}: {exc}")
-    try:
-        if file.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        kind = "JSON" if file.suffix.lower() == ".json" else "YAML"
-        fail(f"{escape(file.name)} is not valid {kind}: {escape(_one_line(exc))}")
-
-
-def _one_line(exc: Exception) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        return f"{exc.problem} (line {mark.line + 1}, column {mark.column + 1})"
-    return " ".join(str(exc).split())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sodate.pipeline import lock_workspace
 from sodate.segments import membership
 from sodate.worker_types import Service, ServiceContext
+from sodate.workspaces.service import workspace_zone
 
 
 def _sweep(context: ServiceContext) -> int:
@@ -21,7 +22,7 @@ def _sweep(context: ServiceContext) -> int:
         now = runtime.clock.now()
         with runtime.db.transaction() as session:
             lock_workspace(session, workspace_id, wait=True)
-            zone = membership.workspace_zone(session, workspace_id)
+            zone = workspace_zone(session, workspace_id)
             moved += membership.sweep(session, workspace_id, now=now, zone=zone)
     return moved
 

@@ -22,7 +22,6 @@ from sodate.conditions.schemas import Condition, parse_condition
 from sodate.conditions.sql import matching_contacts
 from sodate.db.bulk import driver_values, execute_many
 from sodate.segments.models import ChangeCause, Segment, SegmentChange, SegmentKind, SegmentMember
-from sodate.workspaces import service as workspaces
 
 SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
@@ -148,12 +147,13 @@ def record_changes(
 ) -> None:
     values = driver_values(session)
     stamp = values.time(now)
-    truth = (True, False) if values.postgresql else (1, 0)
     rows = [
-        (workspace_id, segment_id, contact, truth[0], cause.value, stamp) for contact in entered
+        (workspace_id, segment_id, contact, values.truth(True), cause.value, stamp)
+        for contact in entered
     ]
     rows += [
-        (workspace_id, segment_id, contact, truth[1], cause.value, stamp) for contact in exited
+        (workspace_id, segment_id, contact, values.truth(False), cause.value, stamp)
+        for contact in exited
     ]
     execute_many(
         session,
@@ -211,10 +211,6 @@ def sweep(session: Session, workspace_id: str, *, now: datetime, zone: ZoneInfo)
         )
         moved += entered + exited
     return moved
-
-
-def workspace_zone(session: Session, workspace_id: str) -> ZoneInfo:
-    return ZoneInfo(workspaces.get_workspace(session, workspace_id).timezone)
 
 
 def workspaces_with_clock_segments(session: Session) -> list[str]:

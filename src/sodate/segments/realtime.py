@@ -22,8 +22,9 @@ from sodate.conditions.state import load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.events.pipeline import EventBatch
 from sodate.segments import membership
-from sodate.segments.membership import MEMBERS, LiveSegment, workspace_zone
+from sodate.segments.membership import MEMBERS, LiveSegment
 from sodate.segments.models import ChangeCause
+from sodate.workspaces.service import workspace_zone
 
 _CHUNK = 500
 

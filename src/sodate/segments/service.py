@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from sodate.conditions.reads import nodes, reads
 from sodate.conditions.schemas import (
     Condition,
-    ConditionError,
     SegmentCondition,
     dump_condition,
-    error_path,
     parse_condition,
 )
 from sodate.conditions.sql import matching_contacts
 from sodate.contacts import service as contacts
+from sodate.documents import parse_documents
 from sodate.errors import Conflict, InvalidInput, NotFound
 from sodate.pipeline import lock_workspace
 from sodate.segments import membership, realtime
-from sodate.segments.membership import CHANGES, MEMBERS, SEGMENTS, LiveSegment, workspace_zone
+from sodate.segments.membership import CHANGES, MEMBERS, SEGMENTS, LiveSegment
 from sodate.segments.models import ChangeCause, Segment, SegmentKind
 from sodate.segments.schemas import (
     ChangeOut,
@@ -37,6 +37,7 @@ from sodate.segments.schemas import (
     SegmentOut,
     SegmentSaved,
 )
+from sodate.workspaces.service import workspace_zone
 
 
 def preview(
@@ -102,29 +103,7 @@ def apply_documents(
     """Create or replace the segments of a file (one document, a list, or `{"segments": [...]}`),
     in the order their references need; every error of every segment is named, and nothing is
     saved unless all are valid (the caller's transaction)."""
-    if isinstance(documents, dict) and isinstance(documents.get("segments"), list):
-        documents = documents["segments"]
-    if not isinstance(documents, list):
-        documents = [documents]
-    parsed: dict[str, SegmentDocument] = {}
-    errors: list[dict[str, Any]] = []
-    for index, document in enumerate(documents):
-        try:
-            segment = SegmentDocument.model_validate(document)
-        except ValidationError as exc:
-            errors += [
-                {"loc": [index, *error_path(e["loc"])], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False)
-            ]
-            continue
-        except ConditionError as exc:
-            errors += [{**detail, "loc": [index, "condition"]} for detail in exc.details]
-            continue
-        if segment.key in parsed:
-            errors.append({"loc": [index, "key"], "msg": "key repeated", "type": "duplicate"})
-        parsed[segment.key] = segment
-    if errors:
-        raise InvalidInput("the segments are not valid", details=errors)
+    parsed = parse_documents(documents, SegmentDocument, plural="segments")
     applied = []
     for key in _file_order(parsed):
         document = parsed[key]
@@ -182,11 +161,7 @@ def _check_references(
     session: Session, workspace_id: str, key: str | None, condition: Condition
 ) -> None:
     """Every segment the condition names exists, and none leads back to `key`."""
-    named = [
-        (path, node.segment)
-        for path, node in nodes(condition)
-        if isinstance(node, SegmentCondition)
-    ]
+    named = _named_segments(condition)
     if not named:
         return
     stored = {
@@ -265,6 +240,26 @@ def list_segments(session: Session, workspace_id: str) -> list[SegmentOut]:
         ).all()
     )
     return [_out(session, row, counts.get(row.id, 0)) for row in rows]
+
+
+def segment_keys(
+    session: Session, workspace_id: str, contact_ids: Sequence[int]
+) -> dict[int, list[str]]:
+    """The keys of the segments each contact is a member of, in key order."""
+    found: dict[int, list[str]] = defaultdict(list)
+    for start in range(0, len(contact_ids), 500):
+        rows = session.execute(
+            sa.select(MEMBERS.c.contact_id, SEGMENTS.c.key)
+            .join(SEGMENTS, SEGMENTS.c.id == MEMBERS.c.segment_id)
+            .where(
+                MEMBERS.c.workspace_id == workspace_id,
+                MEMBERS.c.contact_id.in_(contact_ids[start : start + 500]),
+            )
+            .order_by(SEGMENTS.c.key)
+        )
+        for contact_id, key in rows:
+            found[contact_id].append(key)
+    return found
 
 
 def delete_segment(session: Session, workspace_id: str, key: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -75,6 +76,11 @@ def get_workspace(session: Session, workspace_id: str) -> Workspace:
     if workspace is None:
         raise NotFound("workspace not found")
     return workspace
+
+
+def workspace_zone(session: Session, workspace_id: str) -> ZoneInfo:
+    """The workspace's time zone: its calendar, and contacts' where they have none."""
+    return ZoneInfo(get_workspace(session, workspace_id).timezone)
 
 
 def resolve_workspace(session: Session, reference: str | None) -> Workspace:

@@ -1,0 +1,43 @@
+"""What a contact's representation shows from the capabilities built on contacts.
+
+Contacts know nothing of scores or segments (those capabilities build on contacts), so the
+routes that show contacts complete them here: each capability's service says what it holds
+for a set of contacts, in one query whatever their number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from sodate.contacts.schemas import ContactOut
+from sodate.scoring import service as scoring
+from sodate.segments import service as segments
+
+
+def complete(
+    session: Session, workspace_id: str, contacts: Sequence[ContactOut], *, now: datetime
+) -> list[ContactOut]:
+    """The contacts with their scores per model and the keys of their segments."""
+    ids = [contact.id for contact in contacts]
+    scores = scoring.score_summaries(session, workspace_id, ids, now=now)
+    keys = segments.segment_keys(session, workspace_id, ids)
+    return [
+        contact.model_copy(
+            update={
+                "scores": {
+                    model: score.model_dump() for model, score in scores.get(contact.id, {}).items()
+                },
+                "segments": keys.get(contact.id, []),
+            }
+        )
+        for contact in contacts
+    ]
+
+
+def complete_one(
+    session: Session, workspace_id: str, contact: ContactOut, *, now: datetime
+) -> ContactOut:
+    return complete(session, workspace_id, [contact], now=now)[0]

@@ -1,0 +1,1 @@
+"""Lead scoring: fit and engagement points by model, decay, thresholds and their crossings."""

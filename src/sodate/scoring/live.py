@@ -1,0 +1,122 @@
+"""A saved scoring model ready to apply, and the arithmetic of decay and thresholds.
+
+Engagement is stored as a base relative to the model's epoch (see `sodate.scoring.models`):
+an award of `a` points at `t` adds a × 2^((t − epoch) / h) to the base, and the engagement at
+`now` is base × 2^(−(now − epoch) / h). Both evaluators of a total (this module, and SQL in
+`sodate.scoring.recompute`) use these formulas.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.conditions.schemas import Condition, PropFilter
+from sodate.scoring.models import ScoringModel
+from sodate.scoring.schemas import ScoringModelIn
+
+MODELS: sa.Table = ScoringModel.__table__  # type: ignore[assignment]
+_SECONDS_A_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class FitPoints:
+    rule: str
+    condition: Condition
+    points: int
+
+
+@dataclass(frozen=True)
+class EngagementPoints:
+    rule: str
+    event: str
+    where: tuple[PropFilter, ...]
+    points: int
+    max_per_day: int | None
+    max_total: int | None
+
+
+@dataclass(frozen=True)
+class LiveModel:
+    id: int
+    key: str
+    epoch: datetime
+    half_life_seconds: float | None
+    """None: engagement does not decay."""
+    fit: tuple[FitPoints, ...]
+    engagement: tuple[EngagementPoints, ...]
+    thresholds: tuple[tuple[float, str], ...]
+    """(value, name), lowest first."""
+
+    @classmethod
+    def of(cls, id: int, key: str, epoch: datetime, definition: ScoringModelIn) -> LiveModel:
+        return cls(
+            id=id,
+            key=key,
+            epoch=epoch,
+            half_life_seconds=(
+                definition.decay.half_life_days * _SECONDS_A_DAY if definition.decay else None
+            ),
+            fit=tuple(
+                FitPoints(f"fit.{i}", rule.when, rule.points)
+                for i, rule in enumerate(definition.fit)
+            ),
+            engagement=tuple(
+                EngagementPoints(
+                    f"engagement.{i}",
+                    rule.event,
+                    tuple(rule.where),
+                    rule.points,
+                    rule.max_per_day,
+                    rule.max_total,
+                )
+                for i, rule in enumerate(definition.engagement)
+            ),
+            thresholds=tuple(
+                sorted((value, name) for name, value in definition.thresholds.items())
+            ),
+        )
+
+    def weight(self, at: datetime) -> float:
+        """What an award at `at` weighs in the base: 2^((at − epoch) / half-life)."""
+        if self.half_life_seconds is None:
+            return 1.0
+        return float(2.0 ** ((at - self.epoch).total_seconds() / self.half_life_seconds))
+
+    def engagement_at(self, base: float, now: datetime) -> float:
+        return base / self.weight(now)
+
+    def level(self, total: float) -> int:
+        """How many thresholds `total` has reached."""
+        return bisect_right([value for value, _name in self.thresholds], total)
+
+    def crossed(self, before: int, after: int) -> list[tuple[float, str]]:
+        """The thresholds between two levels, in the order they were passed."""
+        if after > before:
+            return list(self.thresholds[before:after])
+        return list(reversed(self.thresholds[after:before]))
+
+
+def live_models(session: Session, workspace_id: str) -> list[LiveModel]:
+    rows = session.execute(
+        sa.select(MODELS.c.id, MODELS.c.key, MODELS.c.epoch, MODELS.c.definition)
+        .where(MODELS.c.workspace_id == workspace_id)
+        .order_by(MODELS.c.key)
+    ).all()
+    return [
+        LiveModel.of(id, key, epoch, ScoringModelIn.model_validate(definition))
+        for id, key, epoch, definition in rows
+    ]
+
+
+def workspaces_with_models(session: Session) -> list[str]:
+    return list(session.execute(sa.select(MODELS.c.workspace_id).distinct()).scalars())
+
+
+def rounded(value: float) -> float:
+    """Scores as shown: to a hundredth of a point."""
+    return round(value, 2) + 0.0
