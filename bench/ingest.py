@@ -181,6 +181,33 @@ class Messages:
         }
 
 
+SCORING_MODEL: dict[str, Any] = {
+    "name": "bench",
+    "fit": [
+        {"when": {"attr": "plan", "op": "eq", "value": "business"}, "points": 15},
+        {"when": {"attr": "plan", "op": "eq", "value": "pro"}, "points": 10},
+        {"when": {"attr": "newsletter", "op": "eq", "value": True}, "points": 3},
+        {"when": {"attr": "email", "op": "ends_with", "value": "@gmail.com"}, "points": -5},
+    ],
+    "engagement": [
+        {
+            "event": "Page Viewed",
+            "where": [{"prop": "path", "op": "starts_with", "value": "/products"}],
+            "points": 1,
+            "max_per_day": 5,
+        },
+        {"event": "Product Viewed", "points": 2, "max_total": 40},
+        {"event": "Product Added", "points": 5},
+        {"event": "Checkout Started", "points": 8, "max_per_day": 8},
+        {"event": "Video Played", "points": 3},
+        {"event": "Page Viewed", "points": 1, "max_per_day": 3},
+    ],
+    "decay": {"half_life_days": 30},
+    "thresholds": {"mql": 60, "warm": 30},
+}
+"""`--scoring`: a model of 10 rules (4 fit, 6 engagement with caps) over what the workload sends."""
+
+
 def segment_definitions(count: int) -> list[tuple[str, dict[str, Any]]]:
     """`count` live segments over what the workload sends, of five kinds in turn: a trait, page
     views with a property filter in a window, a compound (trait AND event count in a window AND
@@ -443,6 +470,7 @@ def run_http(
     env: dict[str, str],
     accept_only: bool = False,
     segments: int = 0,
+    scoring: bool = False,
 ) -> Result:
     reset(url)
     db = Database.from_url(url)
@@ -455,6 +483,13 @@ def run_http(
                     response = http.put(
                         f"/api/v1/segments/{key}",
                         json={"name": key, "condition": condition},
+                        headers={"Authorization": f"Bearer {server.admin_key}"},
+                    )
+                    response.raise_for_status()
+                if scoring:
+                    response = http.put(
+                        "/api/v1/scoring-models/bench",
+                        json=SCORING_MODEL,
                         headers={"Authorization": f"Bearer {server.admin_key}"},
                     )
                     response.raise_for_status()
@@ -573,10 +608,13 @@ def run_inprocess(
     top: int,
     timeout: float,
     segments: int = 0,
+    scoring: bool = False,
 ) -> tuple[Result, list[str]]:
+    from sodate.definitions import put_scoring_model
     from sodate.events.ingest import TrackingRequest, ingest
     from sodate.events.ratelimit import MessageRateLimiter
     from sodate.pipeline import process_pending
+    from sodate.scoring.schemas import ScoringModelIn
     from sodate.segments import service as segment_service
     from sodate.segments.schemas import SegmentIn
     from sodate.workspaces import service as workspaces
@@ -602,6 +640,14 @@ def run_inprocess(
                     created.workspace.id,
                     key,
                     SegmentIn.model_validate({"name": key, "condition": condition}),
+                    now=runtime.clock.now(),
+                )
+            if scoring:
+                put_scoring_model(
+                    session,
+                    created.workspace.id,
+                    "bench",
+                    ScoringModelIn.model_validate(SCORING_MODEL),
                     now=runtime.clock.now(),
                 )
         auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
@@ -871,6 +917,9 @@ def main() -> None:
     parser.add_argument(
         "--segments", type=int, default=0, help="live dynamic segments kept up to date"
     )
+    parser.add_argument(
+        "--scoring", action="store_true", help="a live scoring model of 10 rules (SCORING_MODEL)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     if args.profile and "inprocess" not in args.mode:
@@ -884,7 +933,7 @@ def main() -> None:
     info = (
         f"workload: {workload.events:,} events from {args.contacts:,} contacts ({mix}), "
         f"{len(workload.bodies)} batches of {args.batch}, {size:.0f} bytes/message, "
-        f"{args.segments} live segments"
+        f"{args.segments} live segments, {'10 scoring rules' if args.scoring else 'no scoring'}"
     )
     results: list[Result] = []
     reports: list[str] = []
@@ -906,6 +955,7 @@ def main() -> None:
                         env=env,
                         accept_only=mode == "http-accept-only",
                         segments=args.segments,
+                        scoring=args.scoring,
                     )
                 )
             else:
@@ -919,6 +969,7 @@ def main() -> None:
                     top=args.top,
                     timeout=args.timeout,
                     segments=args.segments,
+                    scoring=args.scoring,
                 )
                 results.append(result)
                 reports.extend(texts)

@@ -22,12 +22,14 @@ from sodate.conditions.memory import evaluate
 from sodate.conditions.schemas import ConditionError, parse_condition
 from sodate.conditions.sql import (
     COMPANIES,
+    CONTACT_SCORES,
     CONTACTS,
     EVENTS,
     MEMBERS,
     SEGMENTS,
     matching_contacts,
 )
+from sodate.conditions.sql import SCORING_MODELS as SCORING_MODELS_TABLE
 from sodate.conditions.state import load_states
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
@@ -81,6 +83,10 @@ TRAIT_KEYS = ("plan", "tags", "birthday", "役職", "address.city")
 PROP_KEYS = ("path", "date", "plan.name")
 EVENT_NAMES = ("Page Viewed", "Order Completed", "Signed Up")
 SEGMENT_KEYS = ("vip", "lapsed")
+SCORING_MODELS = {"decaying": 30.0, "steady": None}
+"""Scoring models by key, with their half-lives in days; their epoch is `SCORE_EPOCH`."""
+SCORE_EPOCH = datetime(2026, 1, 10, 6, 0, tzinfo=UTC)
+SCORE_VALUES = (-5.0, 0.0, 10.0, 12.5, 20.0, 40.0)
 
 scalars = st.one_of(st.sampled_from(TEXTS), st.sampled_from(NUMBERS), st.booleans())
 json_values = st.one_of(
@@ -121,6 +127,12 @@ def contacts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
         "first_seen_at": seen,
         "last_seen_at": None if seen is None else seen + timedelta(hours=draw(st.integers(0, 99))),
         "segments": draw(st.sets(st.sampled_from(SEGMENT_KEYS))),
+        "scores": draw(
+            st.dictionaries(
+                st.sampled_from(sorted(SCORING_MODELS)),
+                st.tuples(st.sampled_from(SCORE_VALUES), st.sampled_from(SCORE_VALUES)),
+            )
+        ),
         "company": draw(
             st.one_of(
                 st.none(),
@@ -308,10 +320,26 @@ def event_conditions(draw: st.DrawFn, seen: Seen) -> dict[str, Any]:
     return {"event": spec}
 
 
+@st.composite
+def score_conditions(draw: st.DrawFn) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "model": draw(st.sampled_from((*sorted(SCORING_MODELS), "unknown"))),
+        "op": draw(st.sampled_from(("gt", "gte", "lt", "lte", "between"))),
+    }
+    values = st.sampled_from((*SCORE_VALUES, 15.0, 30.0, 52.5))
+    if spec["op"] == "between":
+        spec["value"] = sorted([draw(values), draw(values)])
+    else:
+        spec["value"] = draw(values)
+    if draw(st.booleans()):
+        spec["part"] = draw(st.sampled_from(("total", "fit", "engagement")))
+    return {"score": spec}
+
+
 def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
     segments = st.sampled_from((*SEGMENT_KEYS, "nobody")).map(lambda key: {"segment": key})
     return st.recursive(
-        st.one_of(attribute_conditions(seen), event_conditions(seen), segments),
+        st.one_of(attribute_conditions(seen), event_conditions(seen), segments, score_conditions()),
         lambda children: st.one_of(
             st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
             st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
@@ -324,8 +352,33 @@ def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
 def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) -> list[int]:
     ids = []
     with runtime.db.transaction() as session:
-        for table in (MEMBERS, SEGMENTS, EVENTS, CONTACTS, COMPANIES):
+        for table in (
+            CONTACT_SCORES,
+            SCORING_MODELS_TABLE,
+            MEMBERS,
+            SEGMENTS,
+            EVENTS,
+            CONTACTS,
+            COMPANIES,
+        ):
             session.execute(sa.delete(table).where(table.c.workspace_id == workspace_id))
+        model_ids = {
+            key: session.execute(
+                sa.insert(SCORING_MODELS_TABLE)
+                .values(
+                    workspace_id=workspace_id,
+                    key=key,
+                    name=key,
+                    definition={},
+                    half_life_days=half_life,
+                    epoch=SCORE_EPOCH,
+                    created_at=NOWS[0],
+                    updated_at=NOWS[0],
+                )
+                .returning(SCORING_MODELS_TABLE.c.id)
+            ).scalar_one()
+            for key, half_life in SCORING_MODELS.items()
+        }
         segment_ids = {
             key: session.execute(
                 sa.insert(SEGMENTS)
@@ -376,6 +429,18 @@ def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) ->
                 .returning(CONTACTS.c.id)
             ).scalar_one()
             ids.append(contact_id)
+            for key, (fit, base) in person.get("scores", {}).items():
+                session.execute(
+                    sa.insert(CONTACT_SCORES).values(
+                        model_id=model_ids[key],
+                        contact_id=contact_id,
+                        workspace_id=workspace_id,
+                        fit=fit,
+                        engagement_base=base,
+                        level=0,
+                        updated_at=NOWS[0],
+                    )
+                )
             for key in person.get("segments", ()):
                 session.execute(
                     sa.insert(MEMBERS).values(

@@ -31,6 +31,8 @@ DESIGN_EXAMPLE = {
         },
         {"not": {"event": {"name": "Order Completed", "within": "90d"}}},
         {"any": [{"attr": "birthday", "op": "anniversary"}, {"attr": "plan", "op": "exists"}]},
+        {"score": {"model": "default", "op": "gte", "value": 60}},
+        {"segment": "customers"},
     ]
 }
 
@@ -103,6 +105,10 @@ def test_every_error_is_named_with_its_path() -> None:
         ({"all": []}, "at least 1 item"),
         ({"all": [], "any": []}, "exactly one of"),
         ("plan = pro", "exactly one of"),
+        ({"score": {"model": "default", "op": "eq", "value": 60}}, "compared with one of"),
+        ({"score": {"model": "default", "op": "gte", "value": "60"}}, "gte needs a number"),
+        ({"score": {"model": "default", "op": "between", "value": [60, 20]}}, "low <= high"),
+        ({"score": {"model": "default", "op": "gte", "value": 1, "part": "x"}}, "Input should be"),
     ],
 )
 def test_invalid_conditions_are_refused(document: Any, expected: str) -> None:

@@ -316,3 +316,63 @@ def test_an_invalid_model_is_refused_with_every_error_and_nothing_saved(
     found = [detail["loc"][1:] for detail in error_of(response)["details"]]
     assert found == errors
     assert client.get("/api/v1/scoring-models/bad", headers=admin_headers).status_code == 404
+
+
+def test_segments_read_scores_in_real_time_and_a_model_in_use_cannot_be_deleted(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    put_model(client, admin_headers, "default", MODEL)
+    hot = {"name": "熱い", "condition": {"score": {"model": "default", "op": "gte", "value": 15}}}
+    unknown = {"name": "x", "condition": {"score": {"model": "nope", "op": "gte", "value": 1}}}
+    response = client.put("/api/v1/segments/x", json=unknown, headers=admin_headers)
+    assert response.status_code == 422, response.text
+    assert [d["loc"] for d in error_of(response)["details"]] == [["condition", "score", "model"]]
+    response = client.put("/api/v1/segments/hot", json=hot, headers=admin_headers)
+    assert response.status_code == 201, response.text
+
+    track(client, workspace, "u1", "Inquiry Submitted")
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    assert client.get(f"/api/v1/contacts/{sato}", headers=admin_headers).json()["segments"] == []
+    track(client, workspace, "u1", "Seminar Attended")
+    process_all(runtime)
+    assert client.get(f"/api/v1/contacts/{sato}", headers=admin_headers).json()["segments"] == [
+        "hot"
+    ]
+
+    # A model change rescores everyone and the segments reading it follow at once.
+    put_model(client, admin_headers, "default", {**MODEL, "engagement": MODEL["engagement"][:1]})
+    changes = client.get("/api/v1/segments/hot/changes", headers=admin_headers).json()["items"]
+    assert [(c["entered"], c["cause"]) for c in changes] == [(True, "event"), (False, "model")]
+
+    response = client.delete("/api/v1/scoring-models/default", headers=admin_headers)
+    assert response.status_code == 409, response.text
+    assert error_of(response)["details"] == [{"kind": "segment", "key": "hot"}]
+    assert client.delete("/api/v1/segments/hot", headers=admin_headers).status_code == 204
+    assert client.delete("/api/v1/scoring-models/default", headers=admin_headers).status_code == 204
+
+
+def test_a_save_records_crossings_decay_made_and_writes_history_only_for_changes(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    model = {**MODEL, "thresholds": {"warm": 12}}
+    put_model(client, admin_headers, "default", model)
+    track(client, workspace, "u1", "Inquiry Submitted")
+    track(client, workspace, "u1", "Seminar Attended")
+    track(client, workspace, "u2", "Unsubscribed")
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    suzuki = only_contact(client, admin_headers, user_id="u2")["id"]
+    history = f"/api/v1/contacts/{suzuki}/scores/default/history"
+    assert len(client.get(history, headers=admin_headers).json()["items"]) == 1
+
+    advance(runtime, timedelta(days=45))  # 18 → 6.36, below `warm`; nobody swept yet
+    saved = put_model(client, admin_headers, "default", {**model, "thresholds": {"warm": 5}})
+    assert (saved["reached"], saved["fell"]) == (0, 0)
+    assert crossings(client, admin_headers, "default") == [
+        (sato, "warm", True, "event"),
+        (sato, "warm", False, "time"),
+    ]
+    # The same rules a month and a half later: nobody's score changed, so no history.
+    assert len(client.get(history, headers=admin_headers).json()["items"]) == 1
+    assert_exact(runtime, workspace)

@@ -26,10 +26,12 @@ from sodate.conditions.schemas import (
     NotCondition,
     Operator,
     PropFilter,
+    ScoreCondition,
     SegmentCondition,
 )
 from sodate.conditions.terms import Source, ValueKind
 from sodate.conditions.terms import exact_number as _exact
+from sodate.scoring.decay import decay_factor
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,22 @@ class EventFact:
     name: str
     properties: Mapping[str, Any]
     timestamp: datetime
+
+
+@dataclass(frozen=True)
+class ScoreState:
+    """A contact's stored score in one model: see `sodate.scoring.models` for the base."""
+
+    fit: float
+    base: float
+    epoch: datetime
+    half_life_seconds: float | None
+
+    def value(self, part: str, now: datetime) -> float:
+        engagement = self.base * decay_factor(now, self.epoch, self.half_life_seconds)
+        if part == "fit":
+            return self.fit
+        return engagement if part == "engagement" else self.fit + engagement
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,8 @@ class ContactState:
     events: Sequence[EventFact] = ()
     segments: frozenset[str] = frozenset()
     """Keys of the segments it is a member of."""
+    scores: Mapping[str, ScoreState] = field(default_factory=dict)
+    """By model key; need only hold the models the condition names."""
 
 
 _MISSING = object()
@@ -111,6 +131,8 @@ class _Evaluation:
             return self.attribute(condition)
         if isinstance(condition, SegmentCondition):
             return condition.segment in self.segments
+        if isinstance(condition, ScoreCondition):
+            return self.score(condition)
         assert isinstance(condition, EventCondition)
         return self.events(condition)
 
@@ -128,6 +150,15 @@ class _Evaluation:
         else:
             value = _lookup(self.state.company_traits, path.path)
         return self.compares(value, condition.op, condition.value)
+
+    def score(self, condition: ScoreCondition) -> bool:
+        spec = condition.score
+        stored = self.state.scores.get(spec.model)
+        value = stored.value(spec.part, self.now) if stored is not None else 0.0
+        if spec.op is Operator.BETWEEN:
+            low, high = spec.value
+            return bool(low <= value <= high)
+        return bool(ORDER_OPERATORS[spec.op](value, spec.value))
 
     def events(self, condition: EventCondition) -> bool:
         spec = condition.event

@@ -15,6 +15,7 @@ from sodate.conditions.schemas import (
     NotCondition,
     Operator,
     PropFilter,
+    ScoreCondition,
     SegmentCondition,
 )
 
@@ -32,6 +33,8 @@ class Reads:
     seen: bool = False
     """It reads first or last seen, which every event moves."""
     segments: set[str] = field(default_factory=set)
+    scores: set[str] = field(default_factory=set)
+    """Keys of the scoring models whose scores it compares."""
     clock: bool = False
     """Its answer can change with no change to the contact (a window, a relative date)."""
 
@@ -64,6 +67,9 @@ def reads(condition: Condition) -> Reads:
             )
         elif isinstance(node, SegmentCondition):
             found.segments.add(node.segment)
+        elif isinstance(node, ScoreCondition):
+            found.scores.add(node.score.model)
+            found.clock = True  # engagement decays as time passes
     return found
 
 

@@ -374,6 +374,48 @@ class SegmentCondition(_Node):
     segment: SegmentKey
 
 
+ScorePart = Literal["total", "fit", "engagement"]
+SCORE_OPERATORS = frozenset(
+    {Operator.GT, Operator.GTE, Operator.LT, Operator.LTE, Operator.BETWEEN}
+)
+
+
+class ScoreSpec(_Node):
+    """A contact's score in a scoring model (0 where the model gave it nothing), at `now`."""
+
+    model: SegmentKey
+    op: Operator
+    value: Any = Field(default=None, validate_default=True)
+    part: ScorePart = "total"
+
+    @field_validator("op")
+    @classmethod
+    def _ordering(cls, op: Operator) -> Operator:
+        if op not in SCORE_OPERATORS:
+            allowed = ", ".join(sorted(SCORE_OPERATORS))
+            raise _error("operator", "a score is compared with one of {allowed}", allowed=allowed)
+        return op
+
+    @field_validator("value")
+    @classmethod
+    def _numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        op = info.data.get("op")
+        if op is None:
+            return value
+        if op is Operator.BETWEEN:
+            if not isinstance(value, list) or len(value) != 2:
+                raise _error("value", "between needs a list of two numbers: [low, high]")
+            low, high = (_number(item, op) for item in value)
+            if low > high:
+                raise _error("value", "between needs low <= high")
+            return [low, high]
+        return _number(value, Operator(op))
+
+
+class ScoreCondition(_Node):
+    score: ScoreSpec
+
+
 class AllCondition(_Node):
     all: Annotated[list[Condition], Field(min_length=1, max_length=MAX_CHILDREN)]
 
@@ -388,7 +430,7 @@ class NotCondition(_Node):
     not_: Condition = Field(alias="not")
 
 
-KINDS = ("all", "any", "not", "attr", "event", "segment")
+KINDS = ("all", "any", "not", "attr", "event", "segment", "score")
 # Pydantic puts a union member's tag into error paths; these spellings cannot be field names,
 # so they can be taken out again (`error_path`).
 _TAGS = {kind: f"<{kind}>" for kind in KINDS}
@@ -413,6 +455,7 @@ Condition = Annotated[
         Annotated[AttrCondition, Tag(_TAGS["attr"])],
         Annotated[EventCondition, Tag(_TAGS["event"])],
         Annotated[SegmentCondition, Tag(_TAGS["segment"])],
+        Annotated[ScoreCondition, Tag(_TAGS["score"])],
     ],
     Discriminator(
         _kind,
@@ -428,6 +471,7 @@ _MODEL_KIND: dict[type[BaseModel], str] = {
     AttrCondition: "attr",
     EventCondition: "event",
     SegmentCondition: "segment",
+    ScoreCondition: "score",
 }
 for _model in (AllCondition, AnyCondition, NotCondition):
     _model.model_rebuild()

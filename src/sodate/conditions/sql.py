@@ -33,11 +33,14 @@ from sodate.conditions.schemas import (
     NotCondition,
     Operator,
     PropFilter,
+    ScoreCondition,
     SegmentCondition,
 )
 from sodate.conditions.terms import Source, ValueKind
 from sodate.contacts.models import Company, Contact
 from sodate.events.models import Event
+from sodate.scoring.decay import decay_factor_sql
+from sodate.scoring.models import ContactScore, ScoringModel
 from sodate.segments.models import Segment, SegmentMember
 
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
@@ -45,6 +48,8 @@ COMPANIES: sa.Table = Company.__table__  # type: ignore[assignment]
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
 SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
+SCORING_MODELS: sa.Table = ScoringModel.__table__  # type: ignore[assignment]
+CONTACT_SCORES: sa.Table = ContactScore.__table__  # type: ignore[assignment]
 
 Boolean = ColumnElement[bool]
 
@@ -105,6 +110,8 @@ class _Compiler:
             return _definite(self.attribute(condition, contacts))
         if isinstance(condition, SegmentCondition):
             return self.member(condition.segment, contacts)
+        if isinstance(condition, ScoreCondition):
+            return self.score(condition, contacts)
         assert isinstance(condition, EventCondition)
         return self.events(condition, contacts)
 
@@ -115,6 +122,33 @@ class _Compiler:
             .where(SEGMENTS.c.workspace_id == self.workspace_id, SEGMENTS.c.key == key)
         )
         return contacts.c.id.in_(members)
+
+    def score(self, condition: ScoreCondition, contacts: sa.FromClause) -> Boolean:
+        spec = condition.score
+        models, scores = SCORING_MODELS.alias("score_models"), CONTACT_SCORES.alias("scores")
+        engagement = scores.c.engagement_base * decay_factor_sql(
+            self.now, models.c.epoch, models.c.half_life_days, self.postgresql
+        )
+        part = {
+            "fit": scores.c.fit,
+            "engagement": engagement,
+            "total": scores.c.fit + engagement,
+        }[spec.part]
+        value = sa.func.coalesce(
+            sa.select(part)
+            .select_from(scores.join(models, models.c.id == scores.c.model_id))
+            .where(
+                models.c.workspace_id == self.workspace_id,
+                models.c.key == spec.model,
+                scores.c.contact_id == contacts.c.id,
+            )
+            .scalar_subquery(),
+            0.0,
+        )
+        if spec.op is Operator.BETWEEN:
+            low, high = spec.value
+            return sa.and_(value >= float(low), value <= float(high))
+        return ORDER_OPERATORS[spec.op](value, float(spec.value))  # type: ignore[no-any-return]
 
     def attribute(self, condition: AttrCondition, contacts: sa.FromClause) -> Boolean:
         path = condition.path

@@ -17,11 +17,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions import terms
-from sodate.conditions.memory import ContactState, EventFact
+from sodate.conditions.memory import ContactState, EventFact, ScoreState
 from sodate.conditions.reads import nodes, reads
 from sodate.conditions.schemas import Condition, EventCondition
-from sodate.conditions.sql import COMPANIES, CONTACTS, MEMBERS, SEGMENTS
+from sodate.conditions.sql import (
+    COMPANIES,
+    CONTACT_SCORES,
+    CONTACTS,
+    MEMBERS,
+    SCORING_MODELS,
+    SEGMENTS,
+)
 from sodate.db.bulk import driver_values, fetch_in
+from sodate.scoring.decay import SECONDS_A_DAY
 
 _CHUNK = 500
 
@@ -66,6 +74,8 @@ def load_states(
     events = _load_events(session, workspace_id, contact_ids, referenced_events(conditions), now)
     keys = {key for condition in conditions for key in reads(condition).segments}
     memberships = _load_memberships(session, workspace_id, contact_ids, keys)
+    models = {key for condition in conditions for key in reads(condition).scores}
+    scores = _load_scores(session, workspace_id, contact_ids, models)
     states: dict[int, ContactState] = {}
     for chunk in _chunks(contact_ids):
         rows = session.execute(
@@ -102,6 +112,7 @@ def load_states(
                 company_traits=row.company_traits if row.company_id is not None else None,
                 events=events.get(row.id, ()),
                 segments=frozenset(memberships.get(row.id, ())),
+                scores=scores.get(row.id, {}),
             )
     return states
 
@@ -174,6 +185,35 @@ def _load_memberships(
         )
         for contact_id, key in rows:
             found[contact_id].add(key)
+    return found
+
+
+def _load_scores(
+    session: Session, workspace_id: str, contact_ids: Sequence[int], models: set[str]
+) -> dict[int, dict[str, ScoreState]]:
+    found: dict[int, dict[str, ScoreState]] = defaultdict(dict)
+    if not models:
+        return found
+    for chunk in _chunks(contact_ids):
+        rows = session.execute(
+            sa.select(
+                CONTACT_SCORES.c.contact_id,
+                SCORING_MODELS.c.key,
+                CONTACT_SCORES.c.fit,
+                CONTACT_SCORES.c.engagement_base,
+                SCORING_MODELS.c.epoch,
+                SCORING_MODELS.c.half_life_days,
+            )
+            .join(SCORING_MODELS, SCORING_MODELS.c.id == CONTACT_SCORES.c.model_id)
+            .where(
+                SCORING_MODELS.c.workspace_id == workspace_id,
+                SCORING_MODELS.c.key.in_(sorted(models)),
+                CONTACT_SCORES.c.contact_id.in_(chunk),
+            )
+        )
+        for contact_id, key, fit, base, epoch, half_life_days in rows:
+            half_life = half_life_days * SECONDS_A_DAY if half_life_days is not None else None
+            found[contact_id][key] = ScoreState(fit, base, epoch, half_life)
     return found
 
 

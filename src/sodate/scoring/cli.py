@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from sodate import definitions
 from sodate.documents import read_document_file
 from sodate.errors import InvalidInput
 from sodate.scoring import service
@@ -45,7 +46,9 @@ def apply(
         try:
             with runtime.db.transaction() as session:
                 workspace_id = workspaces.resolve_workspace(session, workspace).id
-                applied = service.apply_documents(session, workspace_id, documents, now=now)
+                applied = definitions.apply_scoring_documents(
+                    session, workspace_id, documents, now=now
+                )
         except InvalidInput as exc:
             for detail in exc.details:
                 where = ".".join(str(part) for part in detail.get("loc", []))

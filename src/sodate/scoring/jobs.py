@@ -30,7 +30,7 @@ def _sweep(context: ServiceContext) -> int:
             for model in live.live_models(session, workspace_id):
                 if model.half_life_seconds is None:
                     continue
-                if model.weight(now) > 2.0**REBASE_AFTER_HALF_LIVES:
+                if model.factor(now) < 2.0**-REBASE_AFTER_HALF_LIVES:
                     recompute.rebase(session, model, now=now)
                     model = replace(model, epoch=now)
                 reached, fell = recompute.sync_levels(

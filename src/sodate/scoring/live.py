@@ -1,10 +1,4 @@
-"""A saved scoring model ready to apply, and the arithmetic of decay and thresholds.
-
-Engagement is stored as a base relative to the model's epoch (see `sodate.scoring.models`):
-an award of `a` points at `t` adds a × 2^((t − epoch) / h) to the base, and the engagement at
-`now` is base × 2^(−(now − epoch) / h). Both evaluators of a total (this module, and SQL in
-`sodate.scoring.recompute`) use these formulas.
-"""
+"""A saved scoring model ready to apply: its rules, its decay and its thresholds."""
 
 from __future__ import annotations
 
@@ -16,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.schemas import Condition, PropFilter
+from sodate.scoring.decay import SECONDS_A_DAY, decay_factor, decay_weight
 from sodate.scoring.models import ScoringModel
 from sodate.scoring.schemas import ScoringModelIn
 
 MODELS: sa.Table = ScoringModel.__table__  # type: ignore[assignment]
-_SECONDS_A_DAY = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,7 @@ class LiveModel:
             key=key,
             epoch=epoch,
             half_life_seconds=(
-                definition.decay.half_life_days * _SECONDS_A_DAY if definition.decay else None
+                definition.decay.half_life_days * SECONDS_A_DAY if definition.decay else None
             ),
             fit=tuple(
                 FitPoints(f"fit.{i}", rule.when, rule.points)
@@ -81,14 +75,22 @@ class LiveModel:
             ),
         )
 
-    def weight(self, at: datetime) -> float:
-        """What an award at `at` weighs in the base: 2^((at − epoch) / half-life)."""
+    @property
+    def half_life_days(self) -> float | None:
         if self.half_life_seconds is None:
-            return 1.0
-        return float(2.0 ** ((at - self.epoch).total_seconds() / self.half_life_seconds))
+            return None
+        return self.half_life_seconds / SECONDS_A_DAY
+
+    def weight(self, at: datetime) -> float:
+        """What an award at `at` weighs in the base."""
+        return decay_weight(at, self.epoch, self.half_life_seconds)
+
+    def factor(self, now: datetime) -> float:
+        """What the base is multiplied by to give the engagement at `now`."""
+        return decay_factor(now, self.epoch, self.half_life_seconds)
 
     def engagement_at(self, base: float, now: datetime) -> float:
-        return base / self.weight(now)
+        return base * self.factor(now)
 
     def level(self, total: float) -> int:
         """How many thresholds `total` has reached."""

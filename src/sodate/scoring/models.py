@@ -42,6 +42,8 @@ class ScoringModel(Base):
     description: Mapped[str | None] = mapped_column(sa.Text)
     definition: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     """The document as saved: `fit`, `engagement`, `decay`, `thresholds`."""
+    half_life_days: Mapped[float | None] = mapped_column(sa.Float)
+    """The decay's half-life (None: no decay), for SQL that reads scores."""
     epoch: Mapped[datetime]
     """The instant the engagement bases of this model are relative to."""
     created_at: Mapped[datetime]

@@ -209,7 +209,7 @@ class _Scoring:
             else:
                 base[contact] += rule_base
         stamp = values.time(now)
-        factor = 1.0 / model.weight(now)
+        factor = model.factor(now)
         rows, history, crossings = [], [], []
         for contact, cause in sorted(causes.items()):
             old_fit, old_base, level = scores.get(contact, (0.0, 0.0, 0))

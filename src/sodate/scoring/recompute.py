@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sodate.conditions.sql import EVENTS, matching_contacts, property_filters
 from sodate.db.base import UTCDateTime
 from sodate.db.bulk import driver_values, insert_rows
+from sodate.scoring.decay import weight_sql
 from sodate.scoring.live import MODELS, EngagementPoints, LiveModel
 from sodate.scoring.models import (
     ContactScore,
@@ -40,9 +41,6 @@ DAILY: sa.Table = ScoreDailyAward.__table__  # type: ignore[assignment]
 HISTORY: sa.Table = ScoreHistory.__table__  # type: ignore[assignment]
 CROSSINGS: sa.Table = ScoreCrossing.__table__  # type: ignore[assignment]
 
-_EXPONENT_BOUND = 1000.0
-"""Decay exponents are clamped to ±1000 so 2^x stays a finite, non-zero double; the sweep
-moves a model's epoch forward long before awards reach it."""
 _SAMPLE_SECONDS = 6 * 3600
 
 
@@ -158,7 +156,9 @@ def _engagement(
         awards = sa.select(capped, award.label("a")).subquery("awards")
     else:
         awards = sa.select(daily, award.label("a")).subquery("awards")
-    weight = _weight(awards.c.ts, model, postgresql)
+    weight: ColumnElement[float] = sa.literal(1.0)
+    if model.half_life_days is not None:
+        weight = weight_sql(awards.c.ts, model.epoch, model.half_life_days, postgresql)
     session.execute(
         sa.insert(RULES).from_select(
             ["model_id", "contact_id", "rule", "workspace_id", "points", "base"],
@@ -189,26 +189,6 @@ def _engagement(
                 .having(sa.func.sum(awards.c.a) > 0),
             )
         )
-
-
-def _weight(
-    ts: ColumnElement[datetime], model: LiveModel, postgresql: bool
-) -> ColumnElement[float]:
-    """2^((ts − epoch) / half-life) in SQL, as `LiveModel.weight` computes it."""
-    if model.half_life_seconds is None:
-        return sa.literal(1.0)
-    epoch = sa.literal(model.epoch, UTCDateTime())
-    if postgresql:
-        elapsed = sa.func.extract("epoch", ts - epoch)
-        exponent = sa.func.greatest(
-            -_EXPONENT_BOUND, sa.func.least(_EXPONENT_BOUND, elapsed / model.half_life_seconds)
-        )
-        return sa.func.power(sa.cast(2.0, sa.Float), sa.cast(exponent, sa.Float))
-    seconds = (sa.func.julianday(ts) - sa.func.julianday(epoch)) * 86_400.0
-    exponent = sa.func.max(
-        -_EXPONENT_BOUND, sa.func.min(_EXPONENT_BOUND, seconds / model.half_life_seconds)
-    )
-    return sa.func.pow(2.0, exponent)
 
 
 def _local_day(
@@ -331,7 +311,7 @@ def _sum_rules(
         .all()
     )
     values = driver_values(session)
-    stamp, factor = values.time(now), 1.0 / model.weight(now)
+    stamp, factor = values.time(now), model.factor(now)
     rows = [
         (workspace_id, model.id, contact, stamp, fit, base * factor, cause.value)
         for contact, fit, base in changed
@@ -370,7 +350,7 @@ def sync_levels(
     if not model.thresholds:
         return 0, 0
     scope = _Scope(model.id, contacts)
-    factor = 1.0 / model.weight(now)
+    factor = model.factor(now)
     total = SCORES.c.fit + SCORES.c.engagement_base * factor
     where = scope.of(SCORES)
     if rising_only_above:
@@ -427,7 +407,7 @@ def sync_levels(
 
 def rebase(session: Session, model: LiveModel, *, now: datetime) -> None:
     """Move the model's epoch to `now`, rescaling every base so no engagement changes."""
-    scale = 1.0 / model.weight(now)
+    scale = model.factor(now)
     for table, column in ((SCORES, "engagement_base"), (RULES, "base")):
         session.execute(
             sa.update(table)

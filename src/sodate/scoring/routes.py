@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
+from sodate import definitions
 from sodate.contacts import service as contacts
 from sodate.deps import Caller, allowed
 from sodate.scoring import service
@@ -41,9 +42,10 @@ def put_model(
     response: Response,
     caller: Caller = Depends(allowed(Permission.MARKETING_WRITE)),
 ) -> ScoringModelSaved:
-    """Create or replace a model; every contact is scored with it before the response."""
+    """Create or replace a model; every contact is scored with it (and the segments that read
+    it recomputed) before the response."""
     with caller.runtime.db.transaction() as session:
-        saved, created = service.put_model(
+        saved, created = definitions.put_scoring_model(
             session, caller.workspace_id, key, body, now=caller.now()
         )
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -61,7 +63,7 @@ def delete_model(
     key: ModelKey, caller: Caller = Depends(allowed(Permission.MARKETING_WRITE))
 ) -> Response:
     with caller.runtime.db.transaction() as session:
-        service.delete_model(session, caller.workspace_id, key)
+        definitions.delete_scoring_model(session, caller.workspace_id, key)
     return Response(status_code=204)
 
 

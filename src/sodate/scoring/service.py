@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.schemas import Condition, dump_condition
-from sodate.documents import parse_documents
 from sodate.errors import NotFound
 from sodate.pipeline import lock_workspace
 from sodate.scoring.live import LiveModel, live_models, rounded
@@ -26,8 +25,6 @@ from sodate.scoring.schemas import (
     ModelScore,
     ScoreReason,
     ScoreSummary,
-    ScoringModelApplied,
-    ScoringModelDocument,
     ScoringModelIn,
     ScoringModelOut,
     ScoringModelSaved,
@@ -41,8 +38,10 @@ def put_model(
     """Create or replace a model, then score every contact with it; return it and whether it
     was created.
 
-    Changing thresholds records no crossing by itself: levels are first re-read against the
-    new thresholds with the old scores, so only scores the new rules change cross them."""
+    Crossings that decay made since the contacts were last looked at are recorded first (cause
+    `time`). Changing thresholds records no crossing by itself: levels are then re-read against
+    the new thresholds with the old scores, so only scores the new rules change cross them. The
+    epoch stays, so contacts whose score the new rules leave alone get no history row."""
     lock_workspace(session, workspace_id, wait=True)
     model = _find(session, workspace_id, key)
     created = model is None
@@ -50,16 +49,19 @@ def put_model(
         model = ScoringModel(workspace_id=workspace_id, key=key, created_at=now, epoch=now)
         session.add(model)
     else:
+        stored = ScoringModelIn.model_validate(model.definition)
+        before = LiveModel.of(model.id, key, model.epoch, stored)
+        sync_levels(session, workspace_id, before, now=now, cause=ScoreCause.TIME)
         relevel = LiveModel.of(model.id, key, model.epoch, data)
         sync_levels(session, workspace_id, relevel, now=now, cause=ScoreCause.MODEL, record=False)
     model.name = data.name or key
     model.description = data.description
     model.definition = _definition(data)
-    model.epoch = now
+    model.half_life_days = data.decay.half_life_days if data.decay else None
     model.updated_at = now
     model.computed_at = now
     session.flush()
-    live = LiveModel.of(model.id, key, now, data)
+    live = LiveModel.of(model.id, key, model.epoch, data)
     reached, fell = recompute_model(
         session,
         workspace_id,
@@ -73,28 +75,8 @@ def put_model(
 
 def _definition(data: ScoringModelIn) -> dict[str, Any]:
     return data.model_dump(
-        mode="json", by_alias=True, exclude_none=True, exclude={"name", "description"}
+        mode="json", by_alias=True, exclude_none=True, exclude={"key", "name", "description"}
     )
-
-
-def apply_documents(
-    session: Session, workspace_id: str, documents: Any, *, now: datetime
-) -> list[ScoringModelApplied]:
-    """Create or replace the models of a file; nothing is saved unless all are valid."""
-    parsed = parse_documents(documents, ScoringModelDocument, plural="models")
-    applied = []
-    for key, document in parsed.items():
-        saved, created = put_model(session, workspace_id, key, document, now=now)
-        applied.append(
-            ScoringModelApplied(
-                key=key,
-                created=created,
-                scored_contacts=saved.model.scored_contacts,
-                reached=saved.reached,
-                fell=saved.fell,
-            )
-        )
-    return applied
 
 
 def list_models(session: Session, workspace_id: str) -> list[ScoringModelOut]:
@@ -108,6 +90,14 @@ def list_models(session: Session, workspace_id: str) -> list[ScoringModelOut]:
 
 def get_model(session: Session, workspace_id: str, key: str) -> ScoringModelOut:
     return _out(session, _get(session, workspace_id, key))
+
+
+def model_keys(session: Session, workspace_id: str) -> set[str]:
+    return set(
+        session.scalars(
+            sa.select(ScoringModel.key).where(ScoringModel.workspace_id == workspace_id)
+        )
+    )
 
 
 def delete_model(session: Session, workspace_id: str, key: str) -> None:

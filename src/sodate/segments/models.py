@@ -28,6 +28,8 @@ class ChangeCause(StrEnum):
     """Time passed (a window moved, a date came): the sweep found it."""
     API = "api"
     MERGE = "merge"
+    MODEL = "model"
+    """A scoring model the condition reads was saved, and everyone rescored."""
 
 
 class Segment(Base):

@@ -49,6 +49,8 @@ def update_memberships(session: Session, batch: EventBatch) -> None:
             contacts |= batch.changed_profiles
         if found.seen:
             contacts |= seen
+        if found.scores:
+            contacts |= batch.changed_scores
         for name in found.events:
             contacts |= names.get(name, set())
         candidates[segment.key] = contacts

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from sodate.conditions.reads import nodes, reads
 from sodate.conditions.schemas import (
     Condition,
+    ScoreCondition,
     SegmentCondition,
     dump_condition,
     parse_condition,
@@ -22,6 +23,7 @@ from sodate.contacts import service as contacts
 from sodate.documents import parse_documents
 from sodate.errors import Conflict, InvalidInput, NotFound
 from sodate.pipeline import lock_workspace
+from sodate.scoring import service as scoring
 from sodate.segments import membership, realtime
 from sodate.segments.membership import CHANGES, MEMBERS, SEGMENTS, LiveSegment
 from sodate.segments.models import ChangeCause, Segment, SegmentKind
@@ -160,7 +162,28 @@ def _with_dependents(session: Session, workspace_id: str, key: str) -> list[Live
 def _check_references(
     session: Session, workspace_id: str, key: str | None, condition: Condition
 ) -> None:
-    """Every segment the condition names exists, and none leads back to `key`."""
+    """Every segment and scoring model the condition names exists, and no segment leads back
+    to `key`."""
+    models = [
+        (path, node.score.model)
+        for path, node in nodes(condition)
+        if isinstance(node, ScoreCondition)
+    ]
+    if models:
+        known = scoring.model_keys(session, workspace_id)
+        unknown = [
+            {
+                "loc": ["condition", *path, "score", "model"],
+                "msg": f"no scoring model {name!r}",
+                "type": "model",
+            }
+            for path, name in models
+            if name not in known
+        ]
+        if unknown:
+            raise InvalidInput(
+                "the condition names scoring models that do not exist", details=unknown
+            )
     named = _named_segments(condition)
     if not named:
         return
@@ -260,6 +283,33 @@ def segment_keys(
         for contact_id, key in rows:
             found[contact_id].append(key)
     return found
+
+
+def segments_reading_model(session: Session, workspace_id: str, model: str) -> list[str]:
+    """Keys of the dynamic segments whose conditions compare scores of `model`."""
+    return sorted(
+        segment.key
+        for segment in membership.dynamic_segments(session, workspace_id)
+        if model in reads(segment.condition).scores
+    )
+
+
+def recompute_readers_of_model(
+    session: Session, workspace_id: str, model: str, *, now: datetime
+) -> None:
+    """After a model rescored everyone: the segments that read it, and those reading them."""
+    ordered = membership.dynamic_segments(session, workspace_id)
+    affected: set[str] = set()
+    for segment in ordered:
+        found = reads(segment.condition)
+        if model in found.scores or found.segments & affected:
+            affected.add(segment.key)
+    zone = workspace_zone(session, workspace_id)
+    for segment in ordered:
+        if segment.key in affected:
+            membership.recompute(
+                session, workspace_id, segment, now=now, zone=zone, cause=ChangeCause.MODEL
+            )
 
 
 def delete_segment(session: Session, workspace_id: str, key: str) -> None:

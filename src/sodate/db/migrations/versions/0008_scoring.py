@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("definition", sodate.db.base.JSONDocument, nullable=False),
+        sa.Column("half_life_days", sa.Float(), nullable=True),
         sa.Column("epoch", sodate.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", sodate.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sodate.db.base.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,69 @@
+"""The arithmetic of decay, in Python and in SQL, so every reader of a score computes it alike.
+
+Engagement is stored as a base relative to the model's epoch (see `sodate.scoring.models`):
+an award of `a` points at `t` adds a × 2^((t − epoch) / h) to the base, and the engagement at
+`now` is base × 2^(−(now − epoch) / h), h being the half-life (no decay: both factors are 1).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from sodate.db.base import UTCDateTime
+
+SECONDS_A_DAY = 86_400.0
+EXPONENT_BOUND = 1000.0
+"""Exponents are clamped to ±1000 so 2^x stays a finite, non-zero double; the score sweep
+moves a model's epoch forward long before real awards come near it."""
+
+
+def decay_weight(at: datetime, epoch: datetime, half_life_seconds: float | None) -> float:
+    """What an award at `at` weighs in the base: 2^((at − epoch) / h)."""
+    if half_life_seconds is None:
+        return 1.0
+    exponent = (at - epoch).total_seconds() / half_life_seconds
+    return float(2.0 ** max(-EXPONENT_BOUND, min(EXPONENT_BOUND, exponent)))
+
+
+def decay_factor(now: datetime, epoch: datetime, half_life_seconds: float | None) -> float:
+    """What the base is multiplied by to give the engagement at `now`: 2^(−(now − epoch) / h)."""
+    if half_life_seconds is None:
+        return 1.0
+    exponent = -(now - epoch).total_seconds() / half_life_seconds
+    return float(2.0 ** max(-EXPONENT_BOUND, min(EXPONENT_BOUND, exponent)))
+
+
+def weight_sql(
+    at: Any, epoch: Any, half_life_days: Any, postgresql: bool, *, sign: float = 1.0
+) -> ColumnElement[float]:
+    """2^(sign × (at − epoch) / h) in SQL; `at`, `epoch` times (columns or values), h in days
+    (a column, or a number); None for h means no decay."""
+    at, epoch = (
+        sa.literal(value, UTCDateTime()) if isinstance(value, datetime) else value
+        for value in (at, epoch)
+    )
+    if postgresql:
+        days = sa.func.extract("epoch", at - epoch) / SECONDS_A_DAY
+        exponent = sa.func.greatest(
+            -EXPONENT_BOUND, sa.func.least(EXPONENT_BOUND, sign * days / half_life_days)
+        )
+        power = sa.func.power(sa.cast(2.0, sa.Float), sa.cast(exponent, sa.Float))
+    else:
+        days = sa.func.julianday(at) - sa.func.julianday(epoch)
+        exponent = sa.func.max(
+            -EXPONENT_BOUND, sa.func.min(EXPONENT_BOUND, sign * days / half_life_days)
+        )
+        power = sa.func.pow(2.0, exponent)
+    if isinstance(half_life_days, int | float):
+        return power
+    return sa.case((half_life_days.is_(None), 1.0), else_=power)
+
+
+def decay_factor_sql(
+    now: datetime, epoch: Any, half_life_days: Any, postgresql: bool
+) -> ColumnElement[float]:
+    return weight_sql(now, epoch, half_life_days, postgresql, sign=-1.0)
