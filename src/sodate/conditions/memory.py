@@ -7,7 +7,7 @@ to: see the README of this package.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -103,13 +103,17 @@ def evaluate(
     return evaluation.holds(condition)
 
 
-def properties_hold(
-    where: Sequence[PropFilter], properties: Mapping[str, Any], *, now: datetime, zone: ZoneInfo
-) -> bool:
-    """Whether an event's properties pass filters that read no contact's time zone (scoring
-    rules refuse the others)."""
+def property_matcher(
+    *, now: datetime, zone: ZoneInfo
+) -> Callable[[Sequence[PropFilter], Mapping[str, Any]], bool]:
+    """A test of an event's properties against filters that read no contact's time zone
+    (scoring rules refuse the others), made once for many events."""
     evaluation = _Evaluation(ContactState(created_at=now), now, zone, zone, frozenset())
-    return all(evaluation.property_holds(properties, item) for item in where)
+
+    def holds(where: Sequence[PropFilter], properties: Mapping[str, Any]) -> bool:
+        return all(evaluation.property_holds(properties, item) for item in where)
+
+    return holds
 
 
 @dataclass

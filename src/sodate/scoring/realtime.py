@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from sodate.conditions.memory import ContactState, evaluate, properties_hold
+from sodate.conditions.memory import ContactState, evaluate, property_matcher
 from sodate.conditions.state import load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in, insert_rows
@@ -52,78 +52,99 @@ def update_scores(session: Session, batch: EventBatch) -> None:
 
 @dataclass
 class _Scoring:
+    """One model over one batch. Rule rows and daily awards change by increments (an upsert
+    adds to what is stored), so only what a cap or a fit rule needs to know is read first."""
+
     session: Session
     workspace_id: str
     model: LiveModel
     now: datetime
     zone: ZoneInfo
-    rules: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)
-    """(contact, rule) → (points, base): what is stored, then what will be."""
+    capped: dict[tuple[int, str], float] = field(default_factory=dict)
+    """(contact, rule) → points given so far, for rules with `max_total`."""
     daily: dict[tuple[int, str, date], float] = field(default_factory=dict)
+    """(contact, rule, day) → points given that day, for rules with `max_per_day`."""
+    fits: set[tuple[int, str]] = field(default_factory=set)
+    """(contact, fit rule) pairs that hold, for the contacts whose fit is evaluated again."""
+    added: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)
+    """(contact, engagement rule) → (points, base) this batch adds."""
+    added_daily: dict[tuple[int, str, date], float] = field(default_factory=dict)
 
     def run(self, events: Sequence[BatchEvent], states: dict[int, ContactState]) -> set[int]:
         hits = self._hits(events)
-        refit = set(states) if self.model.fit else set()
-        touched = sorted({event.contact_id for event, _rule in hits} | refit)
+        refit = sorted(states) if self.model.fit else []
+        touched = sorted({event.contact_id for event, _rule in hits} | set(refit))
         if not touched:
             return set()
         values = driver_values(self.session)
-        days = [
-            event.timestamp.astimezone(self.zone).date()
-            for event, rule in hits
-            if rule.max_per_day is not None
-        ]
-        scores = self._load(values, touched, days)
-        stored_rules = dict(self.rules)
-        stored_daily = dict(self.daily)
+        scores = self._load(values, touched, refit, hits)
+        fit_delta: dict[int, float] = defaultdict(float)
+        base_delta: dict[int, float] = defaultdict(float)
         causes: dict[int, ScoreCause] = {}
+        gained: list[tuple[int, str, float]] = []
+        lost: list[tuple[int, str]] = []
         for contact in refit:
             for fit in self.model.fit:
                 holds = evaluate(fit.condition, states[contact], now=self.now, zone=self.zone)
-                if holds != ((contact, fit.rule) in self.rules):
+                if holds != ((contact, fit.rule) in self.fits):
                     causes[contact] = ScoreCause.PROFILE
+                    fit_delta[contact] += fit.points if holds else -fit.points
                     if holds:
-                        self.rules[(contact, fit.rule)] = (float(fit.points), 0.0)
+                        gained.append((contact, fit.rule, float(fit.points)))
                     else:
-                        del self.rules[(contact, fit.rule)]
+                        lost.append((contact, fit.rule))
         for event, rule in hits:
-            if self._award(event, rule):
+            award = self._award(event, rule)
+            if award:
                 causes[event.contact_id] = ScoreCause.EVENT
-        self._write_rules(values, stored_rules, stored_daily)
-        return self._write_scores(values, scores, causes)
+                base_delta[event.contact_id] += award
+        self._write_rules(values, gained, lost)
+        return self._write_scores(values, scores, causes, fit_delta, base_delta)
 
     def _hits(self, events: Sequence[BatchEvent]) -> list[tuple[BatchEvent, EngagementPoints]]:
         by_name: dict[str, list[EngagementPoints]] = defaultdict(list)
         for rule in self.model.engagement:
             by_name[rule.event].append(rule)
+        holds = property_matcher(now=self.now, zone=self.zone)
         return [
             (event, rule)
             for event in events
             for rule in by_name.get(event.name or "", ())
-            if properties_hold(rule.where, event.properties, now=self.now, zone=self.zone)
+            if not rule.where or holds(rule.where, event.properties)
         ]
 
-    def _award(self, event: BatchEvent, rule: EngagementPoints) -> bool:
-        key = (event.contact_id, rule.rule)
-        points, base = self.rules.get(key, (0.0, 0.0))
+    def _award(self, event: BatchEvent, rule: EngagementPoints) -> float:
+        """The base this event adds through `rule` (0.0 when a cap leaves nothing to give)."""
+        contact = event.contact_id
         award = float(abs(rule.points))
         day = event.timestamp.astimezone(self.zone).date()
         if rule.max_per_day is not None:
-            given = abs(self.daily.get((event.contact_id, rule.rule, day), 0.0))
+            given = abs(self.daily.get((contact, rule.rule, day), 0.0))
             award = min(award, max(0.0, rule.max_per_day - given))
         if rule.max_total is not None:
-            award = min(award, max(0.0, rule.max_total - abs(points)))
+            award = min(
+                award, max(0.0, rule.max_total - abs(self.capped.get((contact, rule.rule), 0.0)))
+            )
         if award <= 0:
-            return False
+            return 0.0
         signed = award if rule.points > 0 else -award
-        self.rules[key] = (points + signed, base + signed * self.model.weight(event.timestamp))
+        base = signed * self.model.weight(event.timestamp)
+        points, so_far = self.added.get((contact, rule.rule), (0.0, 0.0))
+        self.added[(contact, rule.rule)] = (points + signed, so_far + base)
+        if rule.max_total is not None:
+            self.capped[(contact, rule.rule)] = self.capped.get((contact, rule.rule), 0.0) + signed
         if rule.max_per_day is not None:
-            daily_key = (event.contact_id, rule.rule, day)
-            self.daily[daily_key] = self.daily.get(daily_key, 0.0) + signed
-        return True
+            key = (contact, rule.rule, day)
+            self.daily[key] = self.daily.get(key, 0.0) + signed
+            self.added_daily[key] = self.added_daily.get(key, 0.0) + signed
+        return base
 
     def _load(
-        self, values: DriverValues, touched: list[int], days: list[date]
+        self,
+        values: DriverValues,
+        touched: list[int],
+        refit: list[int],
+        hits: Sequence[tuple[BatchEvent, EngagementPoints]],
     ) -> dict[int, tuple[float, float, int]]:
         model_id = self.model.id
         scores = {
@@ -136,20 +157,39 @@ class _Scoring:
                 (model_id,),
             )
         }
-        for contact, rule, points, base in fetch_in(
-            self.session,
-            "SELECT contact_id, rule, points, base FROM contact_score_rules"
-            " WHERE model_id = ? AND contact_id IN",
-            touched,
-            (model_id,),
-        ):
-            self.rules[(contact, rule)] = (points, base)
+        if refit:
+            for contact, rule in fetch_in(
+                self.session,
+                "SELECT contact_id, rule FROM contact_score_rules"
+                " WHERE model_id = ? AND rule LIKE ? AND contact_id IN",
+                refit,
+                (model_id, "fit.%"),
+            ):
+                self.fits.add((contact, rule))
+        capped = sorted({e.contact_id for e, rule in hits if rule.max_total is not None})
+        if capped:
+            rules = sorted({rule.rule for rule in self.model.engagement if rule.max_total})
+            marks = ", ".join("?" * len(rules))
+            for contact, rule, points in fetch_in(
+                self.session,
+                "SELECT contact_id, rule, points FROM contact_score_rules"  # noqa: S608 (marks)
+                f" WHERE model_id = ? AND rule IN ({marks}) AND contact_id IN",
+                capped,
+                (model_id, *rules),
+            ):
+                self.capped[(contact, rule)] = points
+        days = [
+            event.timestamp.astimezone(self.zone).date()
+            for event, rule in hits
+            if rule.max_per_day is not None
+        ]
         if days:
+            daily = sorted({e.contact_id for e, rule in hits if rule.max_per_day is not None})
             for contact, rule, day, points in fetch_in(
                 self.session,
                 "SELECT contact_id, rule, day, points FROM score_daily_awards"
                 " WHERE model_id = ? AND day >= ? AND day <= ? AND contact_id IN",
-                touched,
+                daily,
                 (model_id, _day_value(values, min(days)), _day_value(values, max(days))),
             ):
                 self.daily[(contact, rule, _stored_day(day))] = points
@@ -158,39 +198,38 @@ class _Scoring:
     def _write_rules(
         self,
         values: DriverValues,
-        stored_rules: dict[tuple[int, str], tuple[float, float]],
-        stored_daily: dict[tuple[int, str, date], float],
+        gained: list[tuple[int, str, float]],
+        lost: list[tuple[int, str]],
     ) -> None:
         model_id, workspace_id = self.model.id, self.workspace_id
         execute_many(
             self.session,
             "INSERT INTO contact_score_rules (model_id, contact_id, rule, workspace_id, points,"
             " base) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, contact_id, rule)"
-            " DO UPDATE SET points = excluded.points, base = excluded.base",
+            " DO UPDATE SET points = contact_score_rules.points + excluded.points,"
+            " base = contact_score_rules.base + excluded.base",
             [
                 (model_id, contact, rule, workspace_id, points, base)
-                for (contact, rule), (points, base) in self.rules.items()
-                if stored_rules.get((contact, rule)) != (points, base)
+                for (contact, rule), (points, base) in self.added.items()
+            ]
+            + [
+                (model_id, contact, rule, workspace_id, points, 0.0)
+                for contact, rule, points in gained
             ],
         )
         execute_many(
             self.session,
             "DELETE FROM contact_score_rules WHERE model_id = ? AND contact_id = ? AND rule = ?",
-            [
-                (model_id, contact, rule)
-                for contact, rule in stored_rules
-                if (contact, rule) not in self.rules
-            ],
+            [(model_id, contact, rule) for contact, rule in lost],
         )
         execute_many(
             self.session,
             "INSERT INTO score_daily_awards (model_id, contact_id, rule, day, points)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model_id, contact_id, rule, day)"
-            " DO UPDATE SET points = excluded.points",
+            " DO UPDATE SET points = score_daily_awards.points + excluded.points",
             [
                 (model_id, contact, rule, _day_value(values, day), points)
-                for (contact, rule, day), points in self.daily.items()
-                if stored_daily.get((contact, rule, day)) != points
+                for (contact, rule, day), points in self.added_daily.items()
             ],
         )
 
@@ -199,44 +238,38 @@ class _Scoring:
         values: DriverValues,
         scores: dict[int, tuple[float, float, int]],
         causes: dict[int, ScoreCause],
+        fit_delta: dict[int, float],
+        base_delta: dict[int, float],
     ) -> set[int]:
         model, now = self.model, self.now
-        fit: dict[int, float] = defaultdict(float)
-        base: dict[int, float] = defaultdict(float)
-        for (contact, rule), (points, rule_base) in self.rules.items():
-            if rule.startswith("fit."):
-                fit[contact] += points
-            else:
-                base[contact] += rule_base
         stamp = values.time(now)
         factor = model.factor(now)
         rows, history, crossings = [], [], []
         for contact, cause in sorted(causes.items()):
             old_fit, old_base, level = scores.get(contact, (0.0, 0.0, 0))
-            new_fit, new_base = fit[contact], base[contact]
+            new_fit, new_base = old_fit + fit_delta[contact], old_base + base_delta[contact]
             if (new_fit, new_base) == (old_fit, old_base):
                 continue
-            total = new_fit + new_base * factor
-            before = model.level(old_fit + old_base * factor)
-            after = model.level(total)
-            for moved, moved_cause, old_total in (
-                ((level, before), ScoreCause.TIME, old_fit + old_base * factor),
+            old_total, total = old_fit + old_base * factor, new_fit + new_base * factor
+            before, after = model.level(old_total), model.level(total)
+            for (start, end), moved_cause, at_total in (
+                ((level, before), ScoreCause.TIME, old_total),
                 ((before, after), cause, total),
             ):
-                for value, name in model.crossed(*moved):
-                    crossings.append(
-                        (
-                            self.workspace_id,
-                            model.id,
-                            contact,
-                            name,
-                            value,
-                            values.truth(moved[1] > moved[0]),
-                            old_total,
-                            moved_cause.value,
-                            stamp,
-                        )
+                crossings += [
+                    (
+                        self.workspace_id,
+                        model.id,
+                        contact,
+                        name,
+                        value,
+                        values.truth(end > start),
+                        at_total,
+                        moved_cause.value,
+                        stamp,
                     )
+                    for value, name in model.crossed(start, end)
+                ]
             rows.append((model.id, contact, self.workspace_id, new_fit, new_base, after, stamp))
             history.append(
                 (
