@@ -7,17 +7,20 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sodate.clock import ClockError, parse_instant
 from sodate.db import migrate as migrations
-from sodate.errors import SodateError
+from sodate.documents import read_document_file
+from sodate.errors import InvalidInput, SodateError
 from sodate.imports.cli import export_app, import_app
 from sodate.logs import configure_logging
 from sodate.runtime import Runtime
@@ -61,6 +64,8 @@ app.add_typer(export_app, name="export")
 app.add_typer(segments_app, name="segments")
 app.add_typer(scoring_app, name="scoring")
 
+T = TypeVar("T")
+
 out = Console()
 err = Console(stderr=True)
 
@@ -100,6 +105,30 @@ def _settings() -> Settings:
 def _check_schema(runtime: Runtime) -> None:
     if not migrations.is_up_to_date(runtime.db.engine):
         raise SettingsError("the database schema is not up to date: run `sodate migrate` first")
+
+
+def _apply_file(
+    file: Path,
+    workspace: str | None,
+    apply: Callable[..., list[T]],
+) -> list[T]:
+    """Read a definition file and apply its documents in one transaction, all or none; every
+    error is printed with its path, then one error line."""
+    try:
+        documents = read_document_file(file)
+    except ValueError as exc:
+        fail(escape(str(exc)))
+    with _runtime() as runtime:
+        now = runtime.clock.now()
+        try:
+            with runtime.db.transaction() as session:
+                workspace_id = workspaces.resolve_workspace(session, workspace).id
+                return apply(session, workspace_id, documents, now=now)
+        except InvalidInput as exc:
+            for detail in exc.details:
+                where = ".".join(str(part) for part in detail.get("loc", []))
+                err.print(f"  {escape(where)}: {escape(str(detail.get('msg')))}")
+            fail(f"{escape(file.name)}: {escape(exc.message)}; nothing was saved")
 
 
 def _print_json(value: Any) -> None:

@@ -27,7 +27,7 @@ from sodate.runtime import Runtime
 from sodate.settings import Settings
 from sodate.system.models import ServiceHeartbeat
 from tests.conftest import TEST_SECRET
-from tests.support.plugin import EFFECT_KIND, LATER_EFFECT_KIND, read_effects
+from tests.support.plugin import EFFECT_KIND, LATER_EFFECT_KIND, read_effects, started_marker
 
 pytestmark = pytest.mark.slow
 
@@ -239,8 +239,10 @@ def test_sigterm_finishes_the_running_group_releases_the_rest_and_exits(
     )
     process = workers.start(job_batch_size=4)
 
-    claimed = lambda: bool(running_jobs(runtime))  # noqa: E731
-    wait_until(claimed, "the first batch to be claimed", workers, runtime, 20)
+    # SIGTERM once the slow group is running: a signal between the claim and the first group
+    # would rightly release the whole batch.
+    started = started_marker(workers.directory, "slow-1")
+    wait_until(started.exists, "the slow group to start", workers, runtime, 20)
     process.send_signal(signal.SIGTERM)
     try:
         exit_code = process.wait(timeout=15)

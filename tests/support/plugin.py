@@ -6,7 +6,9 @@ transaction. The table is not part of Sodate's schema: tests create and drop it 
 `create_effects_table` / `drop_effects_table`.
 
 Payload keys understood by the handlers:
-- `sleep`: seconds to sleep after recording each job's effect (a slow handler);
+- `sleep`: seconds to sleep after recording each job's effect (a slow handler); before it
+  sleeps, the handler creates the file `started-<idempotency key>` in the worker's working
+  directory, so a test can wait until the job is really running;
 - `fail`: raise instead of finishing, which rolls the whole batch back.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -71,4 +74,9 @@ def record_effects(ctx: JobContext, jobs: Sequence[ClaimedJob]) -> None:
         ctx.session.execute(_INSERT_EFFECT, {"job_id": job.id, "pid": pid, "attempt": job.attempts})
         pause = float(job.payload.get("sleep", 0))
         if pause:
+            started_marker(Path.cwd(), job.idempotency_key).touch()
             time.sleep(pause)
+
+
+def started_marker(directory: Path, idempotency_key: str) -> Path:
+    return directory / f"started-{idempotency_key}"

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.schemas import Condition, dump_condition
+from sodate.db.paging import fetch_page
 from sodate.errors import NotFound
 from sodate.pipeline import lock_workspace
 from sodate.scoring.live import LiveModel, live_models, rounded
@@ -195,8 +196,7 @@ def score_history(
     )
     if after is not None:
         statement = statement.where(HISTORY.c.id > after)
-    rows = session.execute(statement.limit(limit + 1)).all()
-    page = rows[:limit]
+    page, cursor = fetch_page(session, statement, limit=limit, rows=True)
     return HistoryPage(
         items=[
             HistoryPoint(
@@ -209,7 +209,7 @@ def score_history(
             )
             for row in page
         ],
-        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+        next_cursor=cursor,
     )
 
 
@@ -223,8 +223,7 @@ def list_crossings(
     )
     if after is not None:
         statement = statement.where(CROSSINGS.c.id > after)
-    rows = session.execute(statement.limit(limit + 1)).all()
-    page = rows[:limit]
+    page, cursor = fetch_page(session, statement, limit=limit, rows=True)
     return CrossingPage(
         items=[
             CrossingOut(
@@ -240,7 +239,7 @@ def list_crossings(
             )
             for row in page
         ],
-        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+        next_cursor=cursor,
     )
 
 

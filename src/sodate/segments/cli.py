@@ -10,11 +10,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from sodate.documents import read_document_file
-from sodate.errors import InvalidInput
 from sodate.segments import service
 from sodate.workspaces import service as workspaces
 
@@ -36,21 +33,7 @@ def apply(
     """Create or replace the file's segments and recompute their members, all or none."""
     from sodate import cli as base
 
-    try:
-        documents = read_document_file(file)
-    except ValueError as exc:
-        base.fail(escape(str(exc)))
-    with base._runtime() as runtime:
-        now = runtime.clock.now()
-        try:
-            with runtime.db.transaction() as session:
-                workspace_id = workspaces.resolve_workspace(session, workspace).id
-                applied = service.apply_documents(session, workspace_id, documents, now=now)
-        except InvalidInput as exc:
-            for detail in exc.details:
-                where = ".".join(str(part) for part in detail.get("loc", []))
-                base.err.print(f"  {escape(where)}: {escape(str(detail.get('msg')))}")
-            base.fail(f"{escape(file.name)}: {escape(exc.message)}; nothing was saved")
+    applied = base._apply_file(file, workspace, service.apply_documents)
     if as_json:
         base._print_json(applied)
         return

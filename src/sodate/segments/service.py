@@ -20,6 +20,7 @@ from sodate.conditions.schemas import (
 )
 from sodate.conditions.sql import matching_contacts
 from sodate.contacts import service as contacts
+from sodate.db.paging import fetch_page
 from sodate.documents import parse_documents
 from sodate.errors import Conflict, InvalidInput, NotFound
 from sodate.pipeline import lock_workspace
@@ -340,11 +341,10 @@ def list_members(
     )
     if after is not None:
         statement = statement.where(MEMBERS.c.contact_id > after)
-    rows = session.execute(statement.limit(limit + 1)).all()
-    page = rows[:limit]
+    page, cursor = fetch_page(session, statement, limit=limit, rows=True)
     return MemberPage(
         items=[MemberOut(contact_id=row.id, since=row.since) for row in page],
-        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+        next_cursor=cursor,
     )
 
 
@@ -356,8 +356,7 @@ def list_changes(
     statement = sa.select(CHANGES).where(CHANGES.c.segment_id == segment.id).order_by(CHANGES.c.id)
     if after is not None:
         statement = statement.where(CHANGES.c.id > after)
-    rows = session.execute(statement.limit(limit + 1)).all()
-    page = rows[:limit]
+    page, cursor = fetch_page(session, statement, limit=limit, rows=True)
     return ChangePage(
         items=[
             ChangeOut(
@@ -370,7 +369,7 @@ def list_changes(
             )
             for row in page
         ],
-        next_cursor=str(page[-1].id) if len(rows) > limit else None,
+        next_cursor=cursor,
     )
 
 
