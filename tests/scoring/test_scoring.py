@@ -376,3 +376,20 @@ def test_a_save_records_crossings_decay_made_and_writes_history_only_for_changes
     # The same rules a month and a half later: nobody's score changed, so no history.
     assert len(client.get(history, headers=admin_headers).json()["items"]) == 1
     assert_exact(runtime, workspace)
+
+
+def test_moving_the_epoch_changes_no_score(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    put_model(client, admin_headers, "default", MODEL)
+    track(client, workspace, "u1", "Inquiry Submitted")
+    track(client, workspace, "u1", "Email Opened")
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    advance(runtime, timedelta(days=20))
+    before = scores(client, admin_headers, sato)
+    with runtime.db.transaction() as session:
+        (model,) = live.live_models(session, workspace.workspace.id)
+        recompute.rebase(session, model, now=runtime.clock.now())
+    assert scores(client, admin_headers, sato) == before
+    assert_exact(runtime, workspace)  # bases stored after the move match a recomputation

@@ -25,7 +25,7 @@ from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in, 
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.scoring.live import EngagementPoints, LiveModel, live_models
 from sodate.scoring.models import ScoreCause
-from sodate.scoring.recompute import recompute_model
+from sodate.scoring.recompute import CROSSING_COLUMNS, HISTORY_COLUMNS, recompute_model
 from sodate.workspaces import service as workspaces
 
 
@@ -293,23 +293,13 @@ class _Scoring:
         insert_rows(
             self.session,
             "score_history",
-            ("workspace_id", "model_id", "contact_id", "at", "fit", "engagement", "cause"),
+            HISTORY_COLUMNS,
             history,
         )
         insert_rows(
             self.session,
             "score_crossings",
-            (
-                "workspace_id",
-                "model_id",
-                "contact_id",
-                "threshold",
-                "value",
-                "reached",
-                "total",
-                "cause",
-                "at",
-            ),
+            CROSSING_COLUMNS,
             crossings,
         )
         return {row[1] for row in rows}

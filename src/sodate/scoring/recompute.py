@@ -40,6 +40,19 @@ RULES: sa.Table = ContactScoreRule.__table__  # type: ignore[assignment]
 DAILY: sa.Table = ScoreDailyAward.__table__  # type: ignore[assignment]
 HISTORY: sa.Table = ScoreHistory.__table__  # type: ignore[assignment]
 CROSSINGS: sa.Table = ScoreCrossing.__table__  # type: ignore[assignment]
+HISTORY_COLUMNS = ("workspace_id", "model_id", "contact_id", "at", "fit", "engagement", "cause")
+CROSSING_COLUMNS = (
+    "workspace_id",
+    "model_id",
+    "contact_id",
+    "threshold",
+    "value",
+    "reached",
+    "total",
+    "cause",
+    "at",
+)
+"""The columns the real-time step and the recomputation write, in their order."""
 
 _SAMPLE_SECONDS = 6 * 3600
 
@@ -320,7 +333,7 @@ def _sum_rules(
     insert_rows(
         session,
         "score_history",
-        ("workspace_id", "model_id", "contact_id", "at", "fit", "engagement", "cause"),
+        HISTORY_COLUMNS,
         rows,
     )
 
@@ -360,7 +373,9 @@ def sync_levels(
         (rank, value, name, True) for rank, (value, name) in enumerate(model.thresholds, start=1)
     ]
     passes += [(rank, value, name, False) for rank, value, name, _ in reversed(passes)]
-    for rank, value, name, reached in passes if record else []:
+    if not record:
+        passes = []
+    for rank, value, name, reached in passes:
         crossed = (
             sa.and_(SCORES.c.level < rank, total >= value)
             if reached
@@ -369,17 +384,7 @@ def sync_levels(
         inserted = session.execute(
             sa.insert(CROSSINGS)
             .from_select(
-                [
-                    "workspace_id",
-                    "model_id",
-                    "contact_id",
-                    "threshold",
-                    "value",
-                    "reached",
-                    "total",
-                    "cause",
-                    "at",
-                ],
+                list(CROSSING_COLUMNS),
                 sa.select(
                     SCORES.c.workspace_id,
                     SCORES.c.model_id,
