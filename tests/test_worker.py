@@ -315,11 +315,18 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "wal-checkpointer",
                 "segment-sweeper",
                 "score-sweeper",
+                "lifecycle-sweeper",
             ],
         ),
         (
             {"maintenance_enabled": False},
-            ["job-runner", "event-processor", "segment-sweeper", "score-sweeper"],
+            [
+                "job-runner",
+                "event-processor",
+                "segment-sweeper",
+                "score-sweeper",
+                "lifecycle-sweeper",
+            ],
         ),
         (
             {"job_runner_enabled": False, "event_processor_enabled": False},
@@ -330,6 +337,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "wal-checkpointer",
                 "segment-sweeper",
                 "score-sweeper",
+                "lifecycle-sweeper",
             ],
         ),
         (
@@ -339,6 +347,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "maintenance_enabled": False,
                 "segment_sweep_enabled": False,
                 "score_sweep_enabled": False,
+                "lifecycle_sweep_enabled": False,
             },
             [],
         ),

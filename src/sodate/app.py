@@ -23,6 +23,7 @@ from sodate.contacts.routes import router as contacts_router
 from sodate.errors import SodateError
 from sodate.events.routes import router as tracking_router
 from sodate.imports.routes import router as imports_router
+from sodate.lifecycle.routes import router as lifecycle_router
 from sodate.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from sodate.queue.routes import router as queue_router
 from sodate.runtime import Runtime
@@ -71,6 +72,7 @@ def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) ->
         imports_router,
         segments_router,
         scoring_router,
+        lifecycle_router,
         tracking_router,
     ):
         app.include_router(router)

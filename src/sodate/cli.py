@@ -22,6 +22,7 @@ from sodate.db import migrate as migrations
 from sodate.documents import read_document_file
 from sodate.errors import InvalidInput, SodateError
 from sodate.imports.cli import export_app, import_app
+from sodate.lifecycle.cli import lifecycle_app
 from sodate.logs import configure_logging
 from sodate.runtime import Runtime
 from sodate.scoring.cli import scoring_app
@@ -63,6 +64,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 app.add_typer(segments_app, name="segments")
 app.add_typer(scoring_app, name="scoring")
+app.add_typer(lifecycle_app, name="lifecycle")
 
 T = TypeVar("T")
 

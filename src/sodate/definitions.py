@@ -1,7 +1,8 @@
-"""Saved definitions that other definitions read: segments read scoring models (and, later,
-journeys read both). Saving a model recomputes the segments that read it; deleting one is
-refused while anything reads it, with the list of its readers. One place, so each capability's
-service stays unaware of the capabilities built on it."""
+"""Saved definitions that other definitions read: segments read scoring models, lifecycle
+rules read models and segments (and, later, journeys read all three). Saving a model
+recomputes the segments that read it and lifts the contacts its MQL threshold now reaches;
+deleting a definition is refused while anything reads it, with the list of its readers. One
+place, so each capability's service stays unaware of the capabilities built on it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from sodate.documents import parse_documents
-from sodate.errors import Conflict
+from sodate.errors import Conflict, InvalidInput
+from sodate.lifecycle import service as lifecycle
 from sodate.scoring import service as scoring
 from sodate.scoring.schemas import (
     ScoringModelApplied,
@@ -26,8 +28,21 @@ def put_scoring_model(
     session: Session, workspace_id: str, key: str, data: ScoringModelIn, *, now: datetime
 ) -> tuple[ScoringModelSaved, bool]:
     """Save a model (every contact rescored), then recompute the segments that read it."""
+    in_use = lifecycle.threshold_in_use(session, workspace_id)
+    if in_use is not None and in_use[0] == key and in_use[1] not in data.thresholds:
+        raise InvalidInput(
+            f"the lifecycle rules make contacts MQL at threshold {in_use[1]!r} of this model",
+            details=[
+                {
+                    "loc": ["thresholds"],
+                    "msg": f"keep the threshold {in_use[1]!r}: the lifecycle rules use it",
+                    "type": "in_use",
+                }
+            ],
+        )
     saved, created = scoring.put_model(session, workspace_id, key, data, now=now)
     segments.recompute_readers_of_model(session, workspace_id, key, now=now)
+    lifecycle.lift_to_mql(session, workspace_id, now=now)
     return saved, created
 
 
@@ -51,11 +66,34 @@ def apply_scoring_documents(
 
 
 def delete_scoring_model(session: Session, workspace_id: str, key: str) -> None:
-    """Delete a model; refused while a segment reads it (listed in the error)."""
-    readers = segments.segments_reading_model(session, workspace_id, key)
+    """Delete a model; refused while a segment or the lifecycle rules read it (listed in the
+    error)."""
+    readers = [
+        {"kind": "segment", "key": reader}
+        for reader in segments.segments_reading_model(session, workspace_id, key)
+    ]
+    in_use = lifecycle.threshold_in_use(session, workspace_id)
+    if in_use is not None and in_use[0] == key:
+        readers.append({"kind": "lifecycle", "key": "mql"})
+    readers += [
+        {"kind": "lifecycle", "key": stage}
+        for stage in lifecycle.rules_reading_model(session, workspace_id, key)
+    ]
     if readers:
-        raise Conflict(
-            f"scoring model {key!r} is used by segments: {', '.join(readers)}",
-            details=[{"kind": "segment", "key": reader} for reader in readers],
-        )
+        raise Conflict(f"scoring model {key!r} is used by {_names(readers)}", details=readers)
     scoring.delete_model(session, workspace_id, key)
+
+
+def delete_segment(session: Session, workspace_id: str, key: str) -> None:
+    """Delete a segment; refused while another segment or a lifecycle rule reads it."""
+    readers = [
+        {"kind": "lifecycle", "key": stage}
+        for stage in lifecycle.rules_reading_segment(session, workspace_id, key)
+    ]
+    if readers:
+        raise Conflict(f"segment {key!r} is used by {_names(readers)}", details=readers)
+    segments.delete_segment(session, workspace_id, key)
+
+
+def _names(readers: list[dict[str, str]]) -> str:
+    return ", ".join(f"{reader['kind']} {reader['key']}" for reader in readers)

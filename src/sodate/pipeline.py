@@ -7,26 +7,26 @@ start, so nothing counts twice. Only one processor works on a workspace at a tim
 one writer; PostgreSQL takes a transaction-scoped advisory lock), so each contact's events are
 applied in the order they were accepted.
 
-Later capabilities add their steps to `STEPS` (scores, segments, journey triggers), and the
+Later capabilities add their steps to `STEPS` (scores, segments, stages, journey triggers), and the
 tables they keep per contact to `MERGE_STEPS`.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.commerce import pipeline as commerce
 from sodate.contacts import service as contacts
 from sodate.contacts.resolution import PlannedMerge
+from sodate.db.locks import lock_workspace
 from sodate.events import pipeline as events
 from sodate.events import service as event_log
+from sodate.lifecycle import realtime as lifecycle
 from sodate.runtime import Runtime
 from sodate.scoring import realtime as scoring
 from sodate.segments import realtime as segments
@@ -38,6 +38,7 @@ MERGE_STEPS: tuple[MergeStep, ...] = (
     event_log.move_history,
     commerce.move_orders,
     scoring.move_scores,
+    lifecycle.move_stages,
     segments.move_memberships,
 )
 
@@ -57,6 +58,8 @@ STEPS: tuple[PipelineStep, ...] = (
     commerce.apply_commerce,
     scoring.update_scores,
     segments.update_memberships,
+    lifecycle.update_stages,
+    segments.update_stage_readers,
 )
 
 
@@ -131,18 +134,3 @@ def _fresh_events(
         for message_id, document in first.items()
         if message_id not in stored
     ]
-
-
-def lock_workspace(session: Session, workspace_id: str, *, wait: bool = False) -> bool:
-    """Take the workspace's processing lock until the transaction ends; False if it is held.
-
-    SQLite needs none: its write transactions are already exclusive. PostgreSQL's advisory
-    locks stack within a transaction, so taking it again is free.
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    key = zlib.crc32(f"sodate-events:{workspace_id}".encode())
-    if wait:
-        session.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
-        return True
-    return bool(session.execute(sa.select(sa.func.pg_try_advisory_xact_lock(key))).scalar())

@@ -1,6 +1,6 @@
 """What a contact's representation shows from the capabilities built on contacts.
 
-Contacts know nothing of scores or segments (those capabilities build on contacts), so the
+Contacts know nothing of stages, scores or segments (those capabilities build on contacts), so the
 routes that show contacts complete them here: each capability's service says what it holds
 for a set of contacts, in one query whatever their number.
 """
@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from sodate.contacts.schemas import ContactOut
+from sodate.lifecycle import service as lifecycle
 from sodate.scoring import service as scoring
 from sodate.segments import service as segments
 
@@ -20,13 +21,15 @@ from sodate.segments import service as segments
 def complete(
     session: Session, workspace_id: str, contacts: Sequence[ContactOut], *, now: datetime
 ) -> list[ContactOut]:
-    """The contacts with their scores per model and the keys of their segments."""
+    """The contacts with their stage, scores per model and the keys of their segments."""
     ids = [contact.id for contact in contacts]
+    stages = lifecycle.stages_of(session, workspace_id, ids)
     scores = scoring.score_summaries(session, workspace_id, ids, now=now)
     keys = segments.segment_keys(session, workspace_id, ids)
     return [
         contact.model_copy(
             update={
+                "stage": stages.get(contact.id),
                 "scores": {
                     model: score.model_dump() for model, score in scores.get(contact.id, {}).items()
                 },

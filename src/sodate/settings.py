@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     segment_sweep_interval_seconds: float = Field(default=60, gt=0)
     score_sweep_enabled: bool = True
     score_sweep_interval_seconds: float = Field(default=60, gt=0)
+    lifecycle_sweep_enabled: bool = True
+    lifecycle_sweep_interval_seconds: float = Field(default=60, gt=0)
     plugins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("timezone")

@@ -22,6 +22,7 @@ import structlog
 
 from sodate.events.jobs import event_processor
 from sodate.imports import jobs as import_jobs
+from sodate.lifecycle.jobs import lifecycle_sweeper
 from sodate.metrics import SERVICE_LAST_PASS, SERVICE_PASSES
 from sodate.queue.jobs import job_pruner, job_runner
 from sodate.runtime import Runtime
@@ -46,6 +47,7 @@ SERVICES: tuple[Service, ...] = (
     wal_checkpointer,
     segment_sweeper,
     score_sweeper,
+    lifecycle_sweeper,
 )
 
 # Modules whose job handlers every runner needs; importing them registers the handlers.

@@ -1,10 +1,11 @@
 """The SQL and in-memory evaluators agree on every condition, contact and event history.
 
 Hypothesis builds contacts (traits of every JSON type, companies, time zones, events with
-properties and times around "now") and conditions over the same names, stores the contacts in
-the real database, and asks both evaluators. Values are drawn from small vocabularies so that
-conditions often match: text differing only in case, dates on either side of a time zone's
-midnight, 29 February, numbers equal across int and float.
+properties and times around "now", segment memberships, scores, lifecycle stages) and
+conditions over the same names, stores the contacts in the real database, and asks both
+evaluators. Values are drawn from small vocabularies so that conditions often match: text
+differing only in case, dates on either side of a time zone's midnight, 29 February, numbers
+equal across int and float.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from sodate.conditions.memory import evaluate
-from sodate.conditions.schemas import ConditionError, parse_condition
+from sodate.conditions.schemas import STAGES, ConditionError, parse_condition
 from sodate.conditions.sql import (
     COMPANIES,
     CONTACT_SCORES,
+    CONTACT_STAGES,
     CONTACTS,
     EVENTS,
     MEMBERS,
@@ -133,6 +135,7 @@ def contacts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
                 st.tuples(st.sampled_from(SCORE_VALUES), st.sampled_from(SCORE_VALUES)),
             )
         ),
+        "stage": draw(st.one_of(st.none(), st.sampled_from(STAGES))),
         "company": draw(
             st.one_of(
                 st.none(),
@@ -338,8 +341,13 @@ def score_conditions(draw: st.DrawFn) -> dict[str, Any]:
 
 def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
     segments = st.sampled_from((*SEGMENT_KEYS, "nobody")).map(lambda key: {"segment": key})
+    stages = st.lists(st.sampled_from(STAGES), min_size=1, max_size=3, unique=True).map(
+        lambda names: {"lifecycle": {"in": names}}
+    )
     return st.recursive(
-        st.one_of(attribute_conditions(seen), event_conditions(seen), segments, score_conditions()),
+        st.one_of(
+            attribute_conditions(seen), event_conditions(seen), segments, score_conditions(), stages
+        ),
         lambda children: st.one_of(
             st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
             st.lists(children, min_size=1, max_size=3).map(lambda items: {"any": items}),
@@ -353,6 +361,7 @@ def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) ->
     ids = []
     with runtime.db.transaction() as session:
         for table in (
+            CONTACT_STAGES,
             CONTACT_SCORES,
             SCORING_MODELS_TABLE,
             MEMBERS,
@@ -439,6 +448,17 @@ def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) ->
                         engagement_base=base,
                         level=0,
                         updated_at=NOWS[0],
+                    )
+                )
+            if person.get("stage") is not None:
+                session.execute(
+                    sa.insert(CONTACT_STAGES).values(
+                        workspace_id=workspace_id,
+                        contact_id=contact_id,
+                        stage=person["stage"],
+                        since=NOWS[0],
+                        resume_stage=None,
+                        cycle_started_at=None,
                     )
                 )
             for key in person.get("segments", ()):

@@ -13,6 +13,7 @@ from sodate.conditions.schemas import (
     MAX_DEPTH,
     AttrCondition,
     ConditionError,
+    LifecycleCondition,
     dump_condition,
     parse_condition,
 )
@@ -32,6 +33,7 @@ DESIGN_EXAMPLE = {
         {"not": {"event": {"name": "Order Completed", "within": "90d"}}},
         {"any": [{"attr": "birthday", "op": "anniversary"}, {"attr": "plan", "op": "exists"}]},
         {"score": {"model": "default", "op": "gte", "value": 60}},
+        {"lifecycle": {"in": ["lead", "mql"]}},
         {"segment": "customers"},
     ]
 }
@@ -113,6 +115,45 @@ def test_every_error_is_named_with_its_path() -> None:
 )
 def test_invalid_conditions_are_refused(document: Any, expected: str) -> None:
     assert any(expected in message for _, message in _errors(document))
+
+
+def test_a_lifecycle_condition_names_stages() -> None:
+    condition = parse_condition({"not": {"lifecycle": {"in": ["lead", "mql"]}}})
+    assert dump_condition(condition) == {"not": {"lifecycle": {"in": ["lead", "mql"]}}}
+    inner = parse_condition({"lifecycle": {"in": ["customer"]}})
+    assert isinstance(inner, LifecycleCondition)
+    assert inner.lifecycle.in_ == ["customer"]
+
+
+def test_an_unknown_stage_is_named_with_the_stages_there_are() -> None:
+    errors = _errors({"all": [{"not": {"lifecycle": {"in": ["lead", "prospect", 3]}}}]})
+    assert [path for path, _ in errors] == [
+        ["all", 0, "not", "lifecycle", "in", 1],
+        ["all", 0, "not", "lifecycle", "in", 2],
+    ]
+    for _, message in errors:
+        assert message.endswith(
+            "use one of subscriber, lead, mql, sql, opportunity, customer, dormant, churned"
+        )
+
+
+@pytest.mark.parametrize(
+    ("document", "path", "expected"),
+    [
+        ({"lifecycle": {"in": []}}, ["lifecycle", "in"], "at least 1 item"),
+        ({"lifecycle": {"in": ["mql", "lead", "mql"]}}, ["lifecycle", "in"], "mql is listed twice"),
+        ({"lifecycle": {"in": "lead"}}, ["lifecycle", "in"], "valid list"),
+        ({"lifecycle": {"in": ["Lead"]}}, ["lifecycle", "in", 0], "not a lifecycle stage"),
+        ({"lifecycle": {"in": ["lead"], "since": "30d"}}, ["lifecycle", "since"], "Extra inputs"),
+        ({"lifecycle": {"eq": "lead"}}, ["lifecycle", "eq"], "Extra inputs"),
+        ({"lifecycle": {"eq": "lead"}}, ["lifecycle", "in"], "Field required"),
+        ({"lifecycle": ["lead"]}, ["lifecycle"], "valid dictionary"),
+    ],
+)
+def test_invalid_lifecycle_conditions_are_refused(
+    document: Any, path: list[Any], expected: str
+) -> None:
+    assert any(loc == path and expected in message for loc, message in _errors(document))
 
 
 def test_nesting_is_bounded() -> None:

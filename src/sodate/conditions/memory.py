@@ -23,6 +23,7 @@ from sodate.conditions.schemas import (
     AttrCondition,
     Condition,
     EventCondition,
+    LifecycleCondition,
     NotCondition,
     Operator,
     PropFilter,
@@ -76,6 +77,8 @@ class ContactState:
     """Keys of the segments it is a member of."""
     scores: Mapping[str, ScoreState] = field(default_factory=dict)
     """By model key; need only hold the models the condition names."""
+    stage: str | None = None
+    """Its lifecycle stage; None: it has none yet."""
 
 
 _MISSING = object()
@@ -137,6 +140,8 @@ class _Evaluation:
             return condition.segment in self.segments
         if isinstance(condition, ScoreCondition):
             return self.score(condition)
+        if isinstance(condition, LifecycleCondition):
+            return self.state.stage in condition.lifecycle.in_
         assert isinstance(condition, EventCondition)
         return self.events(condition)
 

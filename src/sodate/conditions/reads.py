@@ -12,6 +12,7 @@ from sodate.conditions.schemas import (
     AttrCondition,
     Condition,
     EventCondition,
+    LifecycleCondition,
     NotCondition,
     Operator,
     PropFilter,
@@ -35,6 +36,8 @@ class Reads:
     segments: set[str] = field(default_factory=set)
     scores: set[str] = field(default_factory=set)
     """Keys of the scoring models whose scores it compares."""
+    lifecycle: bool = False
+    """It reads the lifecycle stage."""
     clock: bool = False
     """Its answer can change with no change to the contact (a window, a relative date)."""
 
@@ -70,6 +73,8 @@ def reads(condition: Condition) -> Reads:
         elif isinstance(node, ScoreCondition):
             found.scores.add(node.score.model)
             found.clock = True  # engagement decays as time passes
+        elif isinstance(node, LifecycleCondition):
+            found.lifecycle = True
     return found
 
 

@@ -1,8 +1,9 @@
 """The condition language as a validated model (DESIGN §4.3).
 
 A condition is a tree: `all` / `any` of conditions, `not` a condition, and leaves that test an
-attribute (`attr`) or a contact's events (`event`). Validation names the path to every bad node
-and what was expected there; nothing unknown is silently false.
+attribute (`attr`), a contact's events (`event`), segments (`segment`), scores (`score`) or its
+lifecycle stage (`lifecycle`). Validation names the path to every bad node and what was
+expected there; nothing unknown is silently false.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -30,6 +32,7 @@ from pydantic_core import PydanticCustomError
 from sodate.conditions import terms
 from sodate.conditions.terms import ValueKind
 from sodate.errors import InvalidInput
+from sodate.lifecycle.models import Stage
 
 MAX_LIST_VALUES = 1000
 MAX_TEXT = 1000
@@ -416,6 +419,43 @@ class ScoreCondition(_Node):
     score: ScoreSpec
 
 
+STAGES = tuple(stage.value for stage in Stage)
+
+
+def _stage(value: Any) -> Any:
+    # Before str validation, so that a number or an object gets the same list of stages.
+    if not isinstance(value, str) or value not in STAGES:
+        raise _error(
+            "stage", "not a lifecycle stage: use one of {allowed}", allowed=", ".join(STAGES)
+        )
+    return value
+
+
+StageName = Annotated[str, BeforeValidator(_stage)]
+
+
+class LifecycleSpec(_Node):
+    """The contact's lifecycle stage is one of these (a contact with no stage is in none)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    in_: Annotated[list[StageName], Field(min_length=1)] = Field(alias="in")
+
+    @field_validator("in_")
+    @classmethod
+    def _distinct(cls, stages: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for stage in stages:
+            if stage in seen:
+                raise _error("stage", "{stage} is listed twice", stage=stage)
+            seen.add(stage)
+        return stages
+
+
+class LifecycleCondition(_Node):
+    lifecycle: LifecycleSpec
+
+
 class AllCondition(_Node):
     all: Annotated[list[Condition], Field(min_length=1, max_length=MAX_CHILDREN)]
 
@@ -430,7 +470,7 @@ class NotCondition(_Node):
     not_: Condition = Field(alias="not")
 
 
-KINDS = ("all", "any", "not", "attr", "event", "segment", "score")
+KINDS = ("all", "any", "not", "attr", "event", "segment", "score", "lifecycle")
 # Pydantic puts a union member's tag into error paths; these spellings cannot be field names,
 # so they can be taken out again (`error_path`).
 _TAGS = {kind: f"<{kind}>" for kind in KINDS}
@@ -456,6 +496,7 @@ Condition = Annotated[
         Annotated[EventCondition, Tag(_TAGS["event"])],
         Annotated[SegmentCondition, Tag(_TAGS["segment"])],
         Annotated[ScoreCondition, Tag(_TAGS["score"])],
+        Annotated[LifecycleCondition, Tag(_TAGS["lifecycle"])],
     ],
     Discriminator(
         _kind,
@@ -472,6 +513,7 @@ _MODEL_KIND: dict[type[BaseModel], str] = {
     EventCondition: "event",
     SegmentCondition: "segment",
     ScoreCondition: "score",
+    LifecycleCondition: "lifecycle",
 }
 for _model in (AllCondition, AnyCondition, NotCondition):
     _model.model_rebuild()

@@ -30,6 +30,7 @@ from sodate.conditions.schemas import (
     AttrCondition,
     Condition,
     EventCondition,
+    LifecycleCondition,
     NotCondition,
     Operator,
     PropFilter,
@@ -39,6 +40,7 @@ from sodate.conditions.schemas import (
 from sodate.conditions.terms import Source, ValueKind
 from sodate.contacts.models import Company, Contact
 from sodate.events.models import Event
+from sodate.lifecycle.models import ContactStage
 from sodate.scoring.decay import decay_factor_sql
 from sodate.scoring.models import ContactScore, ScoringModel
 from sodate.segments.models import Segment, SegmentMember
@@ -50,6 +52,7 @@ SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
 SCORING_MODELS: sa.Table = ScoringModel.__table__  # type: ignore[assignment]
 CONTACT_SCORES: sa.Table = ContactScore.__table__  # type: ignore[assignment]
+CONTACT_STAGES: sa.Table = ContactStage.__table__  # type: ignore[assignment]
 
 Boolean = ColumnElement[bool]
 
@@ -112,6 +115,8 @@ class _Compiler:
             return self.member(condition.segment, contacts)
         if isinstance(condition, ScoreCondition):
             return self.score(condition, contacts)
+        if isinstance(condition, LifecycleCondition):
+            return self.stage(condition, contacts)
         assert isinstance(condition, EventCondition)
         return self.events(condition, contacts)
 
@@ -122,6 +127,14 @@ class _Compiler:
             .where(SEGMENTS.c.workspace_id == self.workspace_id, SEGMENTS.c.key == key)
         )
         return contacts.c.id.in_(members)
+
+    def stage(self, condition: LifecycleCondition, contacts: sa.FromClause) -> Boolean:
+        # Definite without coalesce: neither contacts.id nor contact_stages.contact_id is NULL.
+        staged = sa.select(CONTACT_STAGES.c.contact_id).where(
+            CONTACT_STAGES.c.workspace_id == self.workspace_id,
+            CONTACT_STAGES.c.stage.in_(condition.lifecycle.in_),
+        )
+        return contacts.c.id.in_(staged)
 
     def score(self, condition: ScoreCondition, contacts: sa.FromClause) -> Boolean:
         spec = condition.score

@@ -1,8 +1,9 @@
 """Loading what the in-memory evaluator reads, for many contacts at once.
 
 Real-time work evaluates conditions against the contacts a batch touched. Their state comes in
-two queries whatever their number: the contacts with their companies, and only the events the
-conditions name, only as far back as their windows reach.
+a few queries whatever their number: the contacts with their companies; only the events the
+conditions name, only as far back as their windows reach; and segment memberships, scores and
+lifecycle stages only when the conditions read them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sodate.conditions.schemas import Condition, EventCondition
 from sodate.conditions.sql import (
     COMPANIES,
     CONTACT_SCORES,
+    CONTACT_STAGES,
     CONTACTS,
     MEMBERS,
     SCORING_MODELS,
@@ -72,10 +74,16 @@ def load_states(
 ) -> dict[int, ContactState]:
     """The state of each live contact among `contact_ids`, with the events `conditions` read."""
     events = _load_events(session, workspace_id, contact_ids, referenced_events(conditions), now)
-    keys = {key for condition in conditions for key in reads(condition).segments}
+    read = [reads(condition) for condition in conditions]
+    keys = {key for found in read for key in found.segments}
     memberships = _load_memberships(session, workspace_id, contact_ids, keys)
-    models = {key for condition in conditions for key in reads(condition).scores}
+    models = {key for found in read for key in found.scores}
     scores = _load_scores(session, workspace_id, contact_ids, models)
+    stages = (
+        _load_stages(session, workspace_id, contact_ids)
+        if any(found.lifecycle for found in read)
+        else {}
+    )
     states: dict[int, ContactState] = {}
     for chunk in _chunks(contact_ids):
         rows = session.execute(
@@ -113,6 +121,7 @@ def load_states(
                 events=events.get(row.id, ()),
                 segments=frozenset(memberships.get(row.id, ())),
                 scores=scores.get(row.id, {}),
+                stage=stages.get(row.id),
             )
     return states
 
@@ -214,6 +223,19 @@ def _load_scores(
         for contact_id, key, fit, base, epoch, half_life_days in rows:
             half_life = half_life_days * SECONDS_A_DAY if half_life_days is not None else None
             found[contact_id][key] = ScoreState(fit, base, epoch, half_life)
+    return found
+
+
+def _load_stages(session: Session, workspace_id: str, contact_ids: Sequence[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for chunk in _chunks(contact_ids):
+        rows = session.execute(
+            sa.select(CONTACT_STAGES.c.contact_id, CONTACT_STAGES.c.stage).where(
+                CONTACT_STAGES.c.workspace_id == workspace_id,
+                CONTACT_STAGES.c.contact_id.in_(chunk),
+            )
+        )
+        found.update((contact_id, stage) for contact_id, stage in rows)
     return found
 
 

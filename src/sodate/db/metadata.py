@@ -10,6 +10,7 @@ from sodate.contacts import models as contact_models
 from sodate.db.base import Base
 from sodate.events import models as event_models
 from sodate.imports import models as import_models
+from sodate.lifecycle import models as lifecycle_models
 from sodate.queue import models as queue_models
 from sodate.scoring import models as scoring_models
 from sodate.segments import models as segment_models
@@ -22,6 +23,7 @@ MODEL_MODULES = (
     contact_models,
     event_models,
     import_models,
+    lifecycle_models,
     queue_models,
     scoring_models,
     segment_models,

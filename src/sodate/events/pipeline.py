@@ -98,6 +98,8 @@ class EventBatch:
     changed_profiles: set[int] = field(default_factory=set)
     changed_scores: set[int] = field(default_factory=set)
     """Contacts whose score in some model changed (the segments that read scores re-check)."""
+    changed_stages: set[int] = field(default_factory=set)
+    """Contacts whose lifecycle stage changed (the segments that read stages re-check)."""
 
     @property
     def contact_ids(self) -> set[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sodate.pipeline import lock_workspace
+from sodate.db.locks import lock_workspace
 from sodate.scoring import live, recompute
 from sodate.scoring.models import ScoreCause
 from sodate.worker_types import Service, ServiceContext

@@ -22,6 +22,7 @@ from sodate.conditions.schemas import (
     Condition,
     ConditionError,
     EventCondition,
+    LifecycleCondition,
     PropFilter,
     SegmentCondition,
     check_depth,
@@ -71,7 +72,7 @@ class FitRule(_Strict):
     @classmethod
     def _attributes_only(cls, when: Condition) -> Condition:
         for _path, node in nodes(when):
-            if isinstance(node, EventCondition | SegmentCondition):
+            if isinstance(node, EventCondition | SegmentCondition | LifecycleCondition):
                 raise ValueError(
                     "fit rules read attributes only (the contact's and its company's);"
                     " score events with engagement rules"

@@ -12,12 +12,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.schemas import Condition, dump_condition
+from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
 from sodate.errors import NotFound
-from sodate.pipeline import lock_workspace
 from sodate.scoring.live import LiveModel, live_models, rounded
 from sodate.scoring.models import ScoreCause, ScoringModel
-from sodate.scoring.recompute import CROSSINGS, HISTORY, RULES, SCORES, recompute_model, sync_levels
+from sodate.scoring.recompute import (
+    CROSSINGS,
+    HISTORY,
+    RULES,
+    SCORES,
+    recompute_model,
+    sync_levels,
+)
 from sodate.scoring.schemas import (
     CrossingOut,
     CrossingPage,
@@ -98,6 +105,42 @@ def model_keys(session: Session, workspace_id: str) -> set[str]:
         session.scalars(
             sa.select(ScoringModel.key).where(ScoringModel.workspace_id == workspace_id)
         )
+    )
+
+
+def model_thresholds(session: Session, workspace_id: str, key: str) -> dict[str, float] | None:
+    """The model's thresholds by name; None if there is no such model."""
+    definition = session.scalar(
+        sa.select(ScoringModel.definition).where(
+            ScoringModel.workspace_id == workspace_id, ScoringModel.key == key
+        )
+    )
+    return None if definition is None else dict(definition.get("thresholds") or {})
+
+
+def model_id(session: Session, workspace_id: str, key: str) -> int | None:
+    return session.scalar(
+        sa.select(ScoringModel.id).where(
+            ScoringModel.workspace_id == workspace_id, ScoringModel.key == key
+        )
+    )
+
+
+def latest_crossings(model_id: int, threshold: str) -> sa.Select[Any]:
+    """Each contact's latest crossing of the model's threshold: `contact_id`, `reached`, `at`.
+
+    A SELECT to build on; the latest is found per contact, so a query restricted to a few
+    contacts reads only their crossings."""
+    later = CROSSINGS.alias("later")
+    return sa.select(CROSSINGS.c.contact_id, CROSSINGS.c.reached, CROSSINGS.c.at).where(
+        CROSSINGS.c.model_id == model_id,
+        CROSSINGS.c.threshold == threshold,
+        ~sa.exists().where(
+            later.c.contact_id == CROSSINGS.c.contact_id,
+            later.c.model_id == model_id,
+            later.c.threshold == threshold,
+            later.c.id > CROSSINGS.c.id,
+        ),
     )
 
 

@@ -7,7 +7,7 @@ read such a segment), recording the entries and exits with the cause `time`.
 
 from __future__ import annotations
 
-from sodate.pipeline import lock_workspace
+from sodate.db.locks import lock_workspace
 from sodate.segments import membership
 from sodate.worker_types import Service, ServiceContext
 from sodate.workspaces.service import workspace_zone

@@ -30,6 +30,9 @@ class ChangeCause(StrEnum):
     MERGE = "merge"
     MODEL = "model"
     """A scoring model the condition reads was saved, and everyone rescored."""
+    STAGE = "stage"
+    """Lifecycle stages the condition reads changed outside event processing (by hand, by
+    saved lifecycle rules, by inactivity)."""
 
 
 class Segment(Base):

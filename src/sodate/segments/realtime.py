@@ -129,6 +129,31 @@ def refresh_readers(
         )
 
 
+def update_stage_readers(session: Session, batch: EventBatch) -> None:
+    """After the lifecycle step: the segments that read stages, for the contacts it moved."""
+    refresh_stage_readers(
+        session, batch.workspace_id, batch.changed_stages, now=batch.now, cause=ChangeCause.EVENT
+    )
+
+
+def refresh_stage_readers(
+    session: Session, workspace_id: str, contacts: set[int], *, now: datetime, cause: ChangeCause
+) -> None:
+    if not contacts:
+        return
+    segments = membership.dynamic_segments(session, workspace_id)
+    readers = [segment for segment in segments if reads(segment.condition).lifecycle]
+    if readers:
+        refresh(
+            session,
+            workspace_id,
+            segments,
+            {s.key: contacts for s in readers},
+            now=now,
+            cause=cause,
+        )
+
+
 def _members(session: Session, segment_ids: list[int], contacts: list[int]) -> dict[int, set[int]]:
     found: dict[int, set[int]] = {segment_id: set() for segment_id in segment_ids}
     for start in range(0, len(contacts), _CHUNK):

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
+from sodate import definitions
 from sodate.deps import Caller, allowed
 from sodate.segments import service
 from sodate.segments.schemas import (
@@ -74,7 +75,7 @@ def delete_segment(
     key: SegmentKey, caller: Caller = Depends(allowed(Permission.MARKETING_WRITE))
 ) -> Response:
     with caller.runtime.db.transaction() as session:
-        service.delete_segment(session, caller.workspace_id, key)
+        definitions.delete_segment(session, caller.workspace_id, key)
     return Response(status_code=204)
 
 

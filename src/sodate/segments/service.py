@@ -20,10 +20,10 @@ from sodate.conditions.schemas import (
 )
 from sodate.conditions.sql import matching_contacts
 from sodate.contacts import service as contacts
+from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
 from sodate.documents import parse_documents
 from sodate.errors import Conflict, InvalidInput, NotFound
-from sodate.pipeline import lock_workspace
 from sodate.scoring import service as scoring
 from sodate.segments import membership, realtime
 from sodate.segments.membership import CHANGES, MEMBERS, SEGMENTS, LiveSegment
@@ -311,6 +311,23 @@ def recompute_readers_of_model(
             membership.recompute(
                 session, workspace_id, segment, now=now, zone=zone, cause=ChangeCause.MODEL
             )
+
+
+def recheck_stage_readers(
+    session: Session, workspace_id: str, contacts: set[int], *, now: datetime
+) -> None:
+    """Contacts whose lifecycle stage changed outside event processing: re-check them in the
+    segments that read stages (and those reading these)."""
+    realtime.refresh_stage_readers(
+        session, workspace_id, contacts, now=now, cause=ChangeCause.STAGE
+    )
+
+
+def existing_segment_keys(session: Session, workspace_id: str) -> set[str]:
+    """Keys of the existing segments, to check the segments a definition names."""
+    return set(
+        session.scalars(sa.select(SEGMENTS.c.key).where(SEGMENTS.c.workspace_id == workspace_id))
+    )
 
 
 def delete_segment(session: Session, workspace_id: str, key: str) -> None:
