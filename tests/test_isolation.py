@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 import tests.commerce.isolation_cases
 import tests.contacts.isolation_cases
+import tests.handoff.isolation_cases
 import tests.imports.isolation_cases
 import tests.lifecycle.isolation_cases
 import tests.scoring.isolation_cases

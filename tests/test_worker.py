@@ -316,6 +316,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "segment-sweeper",
                 "score-sweeper",
                 "lifecycle-sweeper",
+                "handoff-opener",
             ],
         ),
         (
@@ -326,6 +327,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "segment-sweeper",
                 "score-sweeper",
                 "lifecycle-sweeper",
+                "handoff-opener",
             ],
         ),
         (
@@ -338,6 +340,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "segment-sweeper",
                 "score-sweeper",
                 "lifecycle-sweeper",
+                "handoff-opener",
             ],
         ),
         (
@@ -348,6 +351,7 @@ def _settings(tmp_path: Any, **overrides: Any) -> Settings:
                 "segment_sweep_enabled": False,
                 "score_sweep_enabled": False,
                 "lifecycle_sweep_enabled": False,
+                "handoff_enabled": False,
             },
             [],
         ),

@@ -22,6 +22,7 @@ from sodate.conditions.schemas import error_path
 from sodate.contacts.routes import router as contacts_router
 from sodate.errors import SodateError
 from sodate.events.routes import router as tracking_router
+from sodate.handoff.routes import router as handoff_router
 from sodate.imports.routes import router as imports_router
 from sodate.lifecycle.routes import router as lifecycle_router
 from sodate.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -73,6 +74,7 @@ def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) ->
         segments_router,
         scoring_router,
         lifecycle_router,
+        handoff_router,
         tracking_router,
     ):
         app.include_router(router)

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     score_sweep_interval_seconds: float = Field(default=60, gt=0)
     lifecycle_sweep_enabled: bool = True
     lifecycle_sweep_interval_seconds: float = Field(default=60, gt=0)
+    handoff_enabled: bool = True
+    handoff_interval_seconds: float = Field(default=2, gt=0)
     plugins: Annotated[tuple[str, ...], NoDecode] = ()
 
     @field_validator("timezone")

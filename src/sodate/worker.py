@@ -21,6 +21,8 @@ from datetime import datetime
 import structlog
 
 from sodate.events.jobs import event_processor
+from sodate.handoff import jobs as handoff_jobs
+from sodate.handoff.jobs import handoff_opener
 from sodate.imports import jobs as import_jobs
 from sodate.lifecycle.jobs import lifecycle_sweeper
 from sodate.metrics import SERVICE_LAST_PASS, SERVICE_PASSES
@@ -48,10 +50,11 @@ SERVICES: tuple[Service, ...] = (
     segment_sweeper,
     score_sweeper,
     lifecycle_sweeper,
+    handoff_opener,
 )
 
 # Modules whose job handlers every runner needs; importing them registers the handlers.
-JOB_HANDLER_MODULES = (import_jobs,)
+JOB_HANDLER_MODULES = (import_jobs, handoff_jobs)
 
 _plugin_services: list[Service] = []
 

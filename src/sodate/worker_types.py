@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy.orm import Session
+
+from sodate.db.locks import lock_workspace
 from sodate.runtime import Runtime
 
 
@@ -31,6 +35,25 @@ class Service:
     interval_setting: str
     jitter: float = 0.1
     drain: bool = False
+
+
+def sweep_workspaces(
+    context: ServiceContext,
+    workspace_ids: Callable[[Session], Iterable[str]],
+    work: Callable[[Session, str, datetime], int],
+) -> int:
+    """Run `work` for each workspace in a transaction of its own, holding the workspace's
+    processing lock as the event processor does; return the sum of what it returns."""
+    runtime = context.runtime
+    with runtime.db.read() as session:
+        ids = list(workspace_ids(session))
+    done = 0
+    for workspace_id in ids:
+        now = runtime.clock.now()
+        with runtime.db.transaction() as session:
+            lock_workspace(session, workspace_id, wait=True)
+            done += work(session, workspace_id, now)
+    return done
 
 
 class BackgroundServices(Protocol):

@@ -539,6 +539,17 @@ def check_depth(document: Any) -> None:
         )
 
 
+def bounded(data: Any, key: str) -> Any:
+    """For a `mode="before"` validator of a document holding a condition at `key`: refuse one
+    nested too deep, as a ValueError so that pydantic says where it is."""
+    if isinstance(data, dict):
+        try:
+            check_depth(data.get(key))
+        except ConditionError as exc:
+            raise ValueError(exc.message) from None
+    return data
+
+
 def error_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [
         {"loc": error_path(error["loc"]), "msg": error["msg"], "type": error["type"]}

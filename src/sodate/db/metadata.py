@@ -9,6 +9,7 @@ from sodate.commerce import models as commerce_models
 from sodate.contacts import models as contact_models
 from sodate.db.base import Base
 from sodate.events import models as event_models
+from sodate.handoff import models as handoff_models
 from sodate.imports import models as import_models
 from sodate.lifecycle import models as lifecycle_models
 from sodate.queue import models as queue_models
@@ -22,6 +23,7 @@ MODEL_MODULES = (
     commerce_models,
     contact_models,
     event_models,
+    handoff_models,
     import_models,
     lifecycle_models,
     queue_models,

@@ -7,22 +7,20 @@ those rules to each workspace that has any, set-based, as the rules' own save do
 
 from __future__ import annotations
 
-from sodate.db.locks import lock_workspace
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
 from sodate.lifecycle import service
-from sodate.worker_types import Service, ServiceContext
+from sodate.worker_types import Service, ServiceContext, sweep_workspaces
+
+
+def _sweep_one(session: Session, workspace_id: str, now: datetime) -> int:
+    return service.sweep(session, workspace_id, now=now)
 
 
 def _sweep(context: ServiceContext) -> int:
-    runtime = context.runtime
-    with runtime.db.read() as session:
-        workspace_ids = service.workspaces_with_rules(session)
-    moved = 0
-    for workspace_id in workspace_ids:
-        now = runtime.clock.now()
-        with runtime.db.transaction() as session:
-            lock_workspace(session, workspace_id, wait=True)
-            moved += service.sweep(session, workspace_id, now=now)
-    return moved
+    return sweep_workspaces(context, service.workspaces_with_rules, _sweep_one)
 
 
 lifecycle_sweeper = Service(

@@ -207,6 +207,44 @@ def list_changes(
     )
 
 
+def latest_change_id(session: Session, workspace_id: str) -> int:
+    """The id of the workspace's last stage change (0: none yet)."""
+    found = session.scalar(
+        sa.select(sa.func.max(CHANGES.c.id)).where(CHANGES.c.workspace_id == workspace_id)
+    )
+    return int(found or 0)
+
+
+def changes_after(
+    session: Session, workspace_id: str, after: int, *, limit: int
+) -> list[StageChangeOut]:
+    """Stage changes after the change `after`, oldest first.
+
+    Every change is written under the workspace's processing lock, so a reader holding that
+    lock sees ids in commit order: reading on from the last id seen misses nothing."""
+    rows = session.execute(
+        sa.select(CHANGES)
+        .where(CHANGES.c.workspace_id == workspace_id, CHANGES.c.id > after)
+        .order_by(CHANGES.c.id)
+        .limit(limit)
+    )
+    return [StageChangeOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+def count_changes_to(
+    session: Session, workspace_id: str, stage: Stage, *, since: datetime, until: datetime | None
+) -> int:
+    """How many moves to `stage` happened in [since, until) (None: up to now)."""
+    where = [
+        CHANGES.c.workspace_id == workspace_id,
+        CHANGES.c.to_stage == stage.value,
+        CHANGES.c.at >= since,
+    ]
+    if until is not None:
+        where.append(CHANGES.c.at < until)
+    return int(session.execute(sa.select(sa.func.count()).where(*where)).scalar_one())
+
+
 def rules_reading_segment(session: Session, workspace_id: str, key: str) -> list[str]:
     """The stages whose rules read the segment."""
     rules = progress.saved_rules(session, workspace_id)

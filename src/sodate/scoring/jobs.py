@@ -8,41 +8,40 @@ totals with their recorded levels, set-based, and records the crossings with the
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
-from sodate.db.locks import lock_workspace
+from sqlalchemy.orm import Session
+
 from sodate.scoring import live, recompute
 from sodate.scoring.models import ScoreCause
-from sodate.worker_types import Service, ServiceContext
+from sodate.worker_types import Service, ServiceContext, sweep_workspaces
 
 REBASE_AFTER_HALF_LIVES = 64
 """Bases grow as 2^(elapsed half-lives); past this many the epoch moves to the present."""
 
 
-def _sweep(context: ServiceContext) -> int:
-    runtime = context.runtime
-    with runtime.db.read() as session:
-        workspace_ids = live.workspaces_with_models(session)
+def _sweep_one(session: Session, workspace_id: str, now: datetime) -> int:
     crossed = 0
-    for workspace_id in workspace_ids:
-        now = runtime.clock.now()
-        with runtime.db.transaction() as session:
-            lock_workspace(session, workspace_id, wait=True)
-            for model in live.live_models(session, workspace_id):
-                if model.half_life_seconds is None:
-                    continue
-                if model.factor(now) < 2.0**-REBASE_AFTER_HALF_LIVES:
-                    recompute.rebase(session, model, now=now)
-                    model = replace(model, epoch=now)
-                reached, fell = recompute.sync_levels(
-                    session,
-                    workspace_id,
-                    model,
-                    now=now,
-                    cause=ScoreCause.TIME,
-                    rising_only_above=all(rule.points > 0 for rule in model.engagement),
-                )
-                crossed += reached + fell
+    for model in live.live_models(session, workspace_id):
+        if model.half_life_seconds is None:
+            continue
+        if model.factor(now) < 2.0**-REBASE_AFTER_HALF_LIVES:
+            recompute.rebase(session, model, now=now)
+            model = replace(model, epoch=now)
+        reached, fell = recompute.sync_levels(
+            session,
+            workspace_id,
+            model,
+            now=now,
+            cause=ScoreCause.TIME,
+            rising_only_above=all(rule.points > 0 for rule in model.engagement),
+        )
+        crossed += reached + fell
     return crossed
+
+
+def _sweep(context: ServiceContext) -> int:
+    return sweep_workspaces(context, live.workspaces_with_models, _sweep_one)
 
 
 score_sweeper = Service(

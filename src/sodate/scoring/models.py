@@ -29,6 +29,8 @@ class ScoreCause(StrEnum):
     MERGE = "merge"
     TIME = "time"
     """Decay carried the total below a threshold."""
+    RESET = "reset"
+    """The contact's engagement was set back to 0 (a lead sales sent back to nurturing)."""
 
 
 class ScoringModel(Base):
@@ -148,4 +150,19 @@ class ScoreCrossing(Base):
     """True when the total rose to the threshold, False when it fell below."""
     total: Mapped[float] = mapped_column(sa.Float)
     cause: Mapped[str] = mapped_column(sa.String(16))
+    at: Mapped[datetime]
+
+
+class ScoreReset(Base):
+    """The contact's engagement in the model was set back to 0 at `at`: events up to then
+    give it no points, in real time and in every recomputation."""
+
+    __tablename__ = "score_resets"
+
+    model_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
     at: Mapped[datetime]

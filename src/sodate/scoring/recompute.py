@@ -33,6 +33,7 @@ from sodate.scoring.models import (
     ScoreCrossing,
     ScoreDailyAward,
     ScoreHistory,
+    ScoreReset,
 )
 
 SCORES: sa.Table = ContactScore.__table__  # type: ignore[assignment]
@@ -40,6 +41,7 @@ RULES: sa.Table = ContactScoreRule.__table__  # type: ignore[assignment]
 DAILY: sa.Table = ScoreDailyAward.__table__  # type: ignore[assignment]
 HISTORY: sa.Table = ScoreHistory.__table__  # type: ignore[assignment]
 CROSSINGS: sa.Table = ScoreCrossing.__table__  # type: ignore[assignment]
+RESETS: sa.Table = ScoreReset.__table__  # type: ignore[assignment]
 HISTORY_COLUMNS = ("workspace_id", "model_id", "contact_id", "at", "fit", "engagement", "cause")
 CROSSING_COLUMNS = (
     "workspace_id",
@@ -136,6 +138,16 @@ def _engagement(
     ]
     if scope.contacts is not None:
         where.append(EVENTS.c.contact_id.in_(scope.contacts))
+    if session.execute(
+        sa.select(RESETS.c.model_id).where(RESETS.c.model_id == model.id).limit(1)
+    ).first():
+        where.append(
+            ~sa.exists().where(
+                RESETS.c.model_id == model.id,
+                RESETS.c.contact_id == EVENTS.c.contact_id,
+                RESETS.c.at >= EVENTS.c.timestamp,
+            )
+        )
     order = (EVENTS.c.timestamp, EVENTS.c.id)
     columns: list[ColumnElement[object]] = [
         EVENTS.c.contact_id.label("contact_id"),

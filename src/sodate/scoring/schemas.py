@@ -20,12 +20,11 @@ from sodate.conditions.reads import nodes, reads, reads_zone
 from sodate.conditions.schemas import (
     MAX_CHILDREN,
     Condition,
-    ConditionError,
     EventCondition,
     LifecycleCondition,
     PropFilter,
     SegmentCondition,
-    check_depth,
+    bounded,
 )
 
 MAX_RULES = 200
@@ -61,12 +60,7 @@ class FitRule(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _bounded_nesting(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            try:
-                check_depth(data.get("when"))
-            except ConditionError as exc:
-                raise ValueError(exc.message) from None
-        return data
+        return bounded(data, "when")
 
     @field_validator("when")
     @classmethod

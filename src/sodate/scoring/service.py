@@ -20,6 +20,7 @@ from sodate.scoring.models import ScoreCause, ScoringModel
 from sodate.scoring.recompute import (
     CROSSINGS,
     HISTORY,
+    RESETS,
     RULES,
     SCORES,
     recompute_model,
@@ -141,6 +142,30 @@ def latest_crossings(model_id: int, threshold: str) -> sa.Select[Any]:
             later.c.threshold == threshold,
             later.c.id > CROSSINGS.c.id,
         ),
+    )
+
+
+def reset_engagement(
+    session: Session, workspace_id: str, key: str, contact_id: int, *, now: datetime
+) -> None:
+    """Set the contact's engagement in the model back to 0: what it did up to now gives no
+    more points (fit is unchanged). Recorded in its history, and as crossings, cause `reset`."""
+    model = next((m for m in live_models(session, workspace_id) if m.key == key), None)
+    if model is None:
+        raise NotFound(f"no scoring model {key!r}")
+    lock_workspace(session, workspace_id, wait=True)
+    session.execute(
+        sa.delete(RESETS).where(RESETS.c.model_id == model.id, RESETS.c.contact_id == contact_id)
+    )
+    session.execute(sa.insert(RESETS).values(model_id=model.id, contact_id=contact_id, at=now))
+    recompute_model(
+        session,
+        workspace_id,
+        model,
+        now=now,
+        zone=workspaces.workspace_zone(session, workspace_id),
+        cause=ScoreCause.RESET,
+        contacts=[contact_id],
     )
 
 

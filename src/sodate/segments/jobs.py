@@ -7,24 +7,22 @@ read such a segment), recording the entries and exits with the cause `time`.
 
 from __future__ import annotations
 
-from sodate.db.locks import lock_workspace
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
 from sodate.segments import membership
-from sodate.worker_types import Service, ServiceContext
+from sodate.worker_types import Service, ServiceContext, sweep_workspaces
 from sodate.workspaces.service import workspace_zone
 
 
+def _sweep_one(session: Session, workspace_id: str, now: datetime) -> int:
+    zone = workspace_zone(session, workspace_id)
+    return membership.sweep(session, workspace_id, now=now, zone=zone)
+
+
 def _sweep(context: ServiceContext) -> int:
-    runtime = context.runtime
-    with runtime.db.read() as session:
-        workspace_ids = membership.workspaces_with_clock_segments(session)
-    moved = 0
-    for workspace_id in workspace_ids:
-        now = runtime.clock.now()
-        with runtime.db.transaction() as session:
-            lock_workspace(session, workspace_id, wait=True)
-            zone = workspace_zone(session, workspace_id)
-            moved += membership.sweep(session, workspace_id, now=now, zone=zone)
-    return moved
+    return sweep_workspaces(context, membership.workspaces_with_clock_segments, _sweep_one)
 
 
 segment_sweeper = Service(
