@@ -42,6 +42,16 @@ class Event(Base):
     __table_args__ = (
         sa.UniqueConstraint("workspace_id", "message_id"),
         sa.Index("ix_events_contact_id_timestamp", "contact_id", "timestamp"),
+        # Set-based work asks which contacts did an event (a segment's count, a scoring rule):
+        # a range of one name's events in time, holding the contacts, answers it without
+        # reading the events table.
+        sa.Index(
+            "ix_events_workspace_id_name_timestamp",
+            "workspace_id",
+            "name",
+            "timestamp",
+            "contact_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -148,7 +148,6 @@ def _engagement(
                 RESETS.c.at >= EVENTS.c.timestamp,
             )
         )
-    order = (EVENTS.c.timestamp, EVENTS.c.id)
     columns: list[ColumnElement[object]] = [
         EVENTS.c.contact_id.label("contact_id"),
         EVENTS.c.timestamp.label("ts"),
@@ -156,13 +155,21 @@ def _engagement(
     ]
     if rule.max_per_day is not None:
         day = _local_day(session, EVENTS.c.timestamp, zone, workspace_id, rule.event, postgresql)
-        columns += [
-            day.label("day"),
+        columns.append(day.label("day"))
+    # The rule's events are found first (by the index on name and time), then ranked: left to
+    # itself, SQLite would read every event in the order the window wants instead.
+    matched = sa.select(*columns).where(*where).cte("matched").prefix_with("MATERIALIZED")
+    ranked: list[ColumnElement[object]] = [*matched.c]
+    if rule.max_per_day is not None:
+        ranked.append(
             sa.func.row_number()
-            .over(partition_by=(EVENTS.c.contact_id, day), order_by=order)
-            .label("n"),
-        ]
-    hits = sa.select(*columns).where(*where).subquery("hits")
+            .over(
+                partition_by=(matched.c.contact_id, matched.c.day),
+                order_by=(matched.c.ts, matched.c.event_id),
+            )
+            .label("n")
+        )
+    hits = sa.select(*ranked).subquery("hits")
     award: ColumnElement[float] = sa.literal(float(magnitude))
     if rule.max_per_day is not None:
         left = float(rule.max_per_day) - (hits.c.n - 1) * magnitude
