@@ -149,3 +149,36 @@ def _remove_members(pair: Pair) -> None:
         pair.client.post("/api/v1/segments/booth/members/remove", json=body, headers=pair.b_key)
     )
     assert _a_state(pair) == before
+
+
+def _post_csv(pair: Pair, headers: dict[str, str], data: str, *, remove: bool = False) -> Any:
+    return pair.client.post(
+        "/api/v1/segments/booth/members/csv",
+        content=data.encode(),
+        params={"remove": str(remove).lower()},
+        headers={**headers, "Content-Type": "text/csv"},
+    )
+
+
+@case("POST", "/api/v1/segments/{key}/members/csv")
+def _members_from_csv(pair: Pair) -> None:
+    a_contact = _a_segments(pair)
+    before = _a_state(pair)
+    by_email, by_id = "email\na@example.jp\n", f"id\n{a_contact}\n"
+    for data in (by_email, by_id):
+        for remove in (False, True):
+            not_found(_post_csv(pair, pair.b_key, data, remove=remove))
+    response = pair.client.put(
+        "/api/v1/segments/booth", json={"name": "B booth", "kind": "static"}, headers=pair.b_key
+    )
+    assert response.status_code == 201
+    # B's own list of the same key: A's email and A's contact id name nobody in B.
+    for data, column in ((by_email, "email"), (by_id, "id")):
+        for remove in (False, True):
+            response = _post_csv(pair, pair.b_key, data, remove=remove)
+            assert response.status_code == 200, response.text
+            result = response.json()
+            assert (result["matched"], result["changed"], result["error_count"]) == (0, 0, 1)
+            assert result["errors"][0]["column"] == column
+    assert pair.get("/api/v1/segments/booth/members", pair.b_key)["items"] == []
+    assert _a_state(pair) == before

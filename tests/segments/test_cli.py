@@ -1,10 +1,11 @@
-"""`sodate segments apply FILE` and `sodate segments list`, through the real entry point."""
+"""`sodate segments apply|list|add|remove`, through the real entry point."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from tests.imports.helpers import write_csv
 from tests.test_cli import Run, _error_line
 
 SEGMENTS_YAML = """\
@@ -84,3 +85,62 @@ def test_unreadable_or_malformed_files_are_one_line(run: Run, tmp_path: Path) ->
     code, _, err = run("segments", "apply", str(broken))
     assert code == 1
     assert "is not valid YAML" in _error_line(err)
+
+
+CARDS = [
+    ["氏名", "会社名", "メールアドレス", "携帯電話"],
+    ["山田　太郎", "株式会社サンプル", "taro@example.jp", ""],
+    ["佐藤　花子", "株式会社テスト", "", "090-1234-5678"],
+]
+
+
+def test_add_and_remove_the_contacts_of_a_csv_file(run: Run, tmp_path: Path) -> None:
+    assert run("workspace", "create", "展示会チーム")[0] == 0
+    cards = write_csv(tmp_path / "名刺.csv", CARDS, "cp932")
+    assert run("import", "contacts", str(cards), "--source", "展示会2026")[0] == 0
+    lists = tmp_path / "segments.yaml"
+    lists.write_text(SEGMENTS_YAML, encoding="utf-8")
+    assert run("segments", "apply", str(lists))[0] == 0
+
+    # The file that imported the cards adds their people to the list, as it is.
+    code, out, _ = run("segments", "add", "booth-2026", str(cards), "--json")
+    assert code == 0, out
+    added = json.loads(out)
+    assert (added["rows"], added["matched"], added["changed"], added["errors"]) == (2, 2, 2, [])
+
+    # Rejected rows are listed, and the command still succeeds.
+    leaving = write_csv(
+        tmp_path / "leaving.csv",
+        [["email"], ["TARO@example.jp"], ["nobody@example.jp"], ["not-an-email"]],
+        bom=True,
+    )
+    code, out, _ = run("segments", "remove", "booth-2026", str(leaving))
+    assert code == 0, out
+    assert "3 rows, 1 matched, 1 removed, 2 rejected" in out
+    assert "Rejected rows" in out
+    assert "no contact has this email address" in out
+    assert "not an email address" in out
+    code, out, _ = run("segments", "list", "--json")
+    assert {s["key"]: s["member_count"] for s in json.loads(out)}["booth-2026"] == 1
+
+
+def test_add_refuses_unreadable_files_and_dynamic_segments(run: Run, tmp_path: Path) -> None:
+    run("workspace", "create", "Acme")
+    lists = tmp_path / "segments.yaml"
+    lists.write_text(SEGMENTS_YAML, encoding="utf-8")
+    assert run("segments", "apply", str(lists))[0] == 0
+    cards = write_csv(tmp_path / "cards.csv", [["email"], ["a@example.jp"]])
+
+    code, _, err = run("segments", "add", "pro", str(cards))
+    assert code == 1
+    assert "is dynamic" in _error_line(err)
+    code, _, err = run("segments", "add", "nope", str(cards))
+    assert code == 1
+    assert "no segment 'nope'" in _error_line(err)
+    code, _, err = run("segments", "add", "booth-2026", str(tmp_path / "missing.csv"))
+    assert code == 1
+    assert "cannot read" in _error_line(err)
+    names = write_csv(tmp_path / "names.csv", [["氏名"], ["山田"]])
+    code, _, err = run("segments", "remove", "booth-2026", str(names))
+    assert code == 1
+    assert "the header needs a column id, email, phone or user_id" in _error_line(err)

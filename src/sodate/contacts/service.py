@@ -111,6 +111,45 @@ def live_contact_ids(session: Session, workspace_id: str, ids: Sequence[int]) ->
     return found
 
 
+CONTACT_ID = "id"
+"""The kind `live_contacts_by` reads as contact ids rather than as identifiers."""
+
+
+def live_contacts_by(
+    session: Session, workspace_id: str, kind: str, values: Sequence[str]
+) -> dict[str, int]:
+    """The live contact each value leads to, for many values of one kind at once.
+
+    `kind` is `CONTACT_ID` (values are ids written `str(id)`; a merged contact's id leads to the
+    contact it was merged into) or an identity kind (`email`, `phone`, `user_id`,
+    `external:<type>`, …; values normalized as `contacts.identifiers` does). Values that lead
+    nowhere in the workspace are left out. One query per 500 distinct values.
+    """
+    wanted = sorted(set(values))
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        if kind == CONTACT_ID:
+            text_of = {int(value): value for value in chunk}
+            redirects = session.execute(
+                sa.select(Contact.id, sa.func.coalesce(Contact.merged_into_id, Contact.id)).where(
+                    Contact.workspace_id == workspace_id, Contact.id.in_(text_of)
+                )
+            )
+            found.update((text_of[contact_id], live) for contact_id, live in redirects)
+        else:
+            # A merge moves every identity to the survivor: identities lead to live contacts.
+            owners = session.execute(
+                sa.select(ContactIdentity.value, ContactIdentity.contact_id).where(
+                    ContactIdentity.workspace_id == workspace_id,
+                    ContactIdentity.kind == kind,
+                    ContactIdentity.value.in_(chunk),
+                )
+            )
+            found.update((value, contact_id) for value, contact_id in owners)
+    return found
+
+
 def live_contact_id(session: Session, workspace_id: str, contact_id: int) -> int:
     """The contact's id, or the id it was merged into; NotFound if it is not in the workspace."""
     contact = session.get(Contact, contact_id)

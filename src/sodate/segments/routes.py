@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from sodate import definitions
 from sodate.deps import Caller, allowed
-from sodate.segments import service
+from sodate.imports.csvfile import Encoding
+from sodate.segments import lists, service
 from sodate.segments.schemas import (
     ChangePage,
     MemberPage,
     MembersChanged,
+    MembersFromFile,
     MembersIn,
     PreviewIn,
     PreviewOut,
@@ -124,3 +128,43 @@ def remove_members(
             session, caller.workspace_id, key, body.contact_ids, add=False, now=caller.now()
         )
     return MembersChanged(changed=changed)
+
+
+@router.post(
+    "/segments/{key}/members/csv",
+    response_model=MembersFromFile,
+    tags=["segments"],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+async def change_members_from_csv(
+    key: SegmentKey,
+    request: Request,
+    caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE)),
+    remove: Annotated[
+        bool, Query(description="Remove the contacts the file names instead of adding them")
+    ] = False,
+    encoding: Encoding = Encoding.AUTO,
+) -> MembersFromFile:
+    """Add to a static list (or remove from it) the contacts a CSV file names.
+
+    The body is the file (UTF-8 or Shift_JIS/CP932), with a header holding at least one of
+    `id`, `email`, `phone`, `user_id`. Each row names one existing contact by its first
+    non-empty identifying cell; rows that name nobody are reported, every other is applied.
+    """
+    data = await request.body()
+    return await run_in_threadpool(_change_from_csv, caller, key, data, not remove, encoding)
+
+
+def _change_from_csv(
+    caller: Caller, key: str, data: bytes, add: bool, encoding: Encoding
+) -> MembersFromFile:
+    parsed = lists.read_list_file(io.BytesIO(data), encoding)
+    with caller.runtime.db.transaction() as session:
+        return lists.apply_rows(
+            session, caller.workspace_id, key, parsed, add=add, now=caller.now()
+        )

@@ -120,6 +120,29 @@ class MembersChanged(BaseModel):
     changed: int
 
 
+class FileRowError(BaseModel):
+    line: int
+    """The line the record starts on, as an editor numbers it."""
+    column: str | None
+    """The header of the column at fault; None when the record itself is (broken quoting)."""
+    reason: str
+
+
+class MembersFromFile(BaseModel):
+    """A static list changed by a CSV file: every good row applied, every bad row reported."""
+
+    rows: int
+    """Records read (blank lines are not counted): `matched` plus `error_count`."""
+    matched: int
+    """Rows that named a contact (two rows may name the same one)."""
+    changed: int
+    """Contacts that entered the list (or left it)."""
+    errors: list[FileRowError]
+    """The first rejected rows, in file order."""
+    error_count: int
+    """All rejected rows, shown or not."""
+
+
 class ChangeOut(BaseModel):
     id: int
     segment: str

@@ -401,9 +401,7 @@ def change_members(
 ) -> int:
     """Add contacts to, or remove them from, a static list; return how many changed."""
     lock_workspace(session, workspace_id, wait=True)
-    segment = _get(session, workspace_id, key)
-    if segment.kind != SegmentKind.STATIC.value:
-        raise Conflict(f"segment {key!r} is dynamic: its condition decides its members")
+    segment = static_list(session, workspace_id, key)
     wanted = sorted(set(contact_ids))
     live = contacts.live_contact_ids(session, workspace_id, wanted)
     missing = [contact for contact in wanted if contact not in live]
@@ -429,6 +427,14 @@ def change_members(
     )
     realtime.refresh_readers(session, workspace_id, key, {*entered, *exited}, now=now)
     return len(entered) + len(exited)
+
+
+def static_list(session: Session, workspace_id: str, key: str) -> Segment:
+    """The static list `key`: NotFound if there is none, Conflict if the segment is dynamic."""
+    segment = _get(session, workspace_id, key)
+    if segment.kind != SegmentKind.STATIC.value:
+        raise Conflict(f"segment {key!r} is dynamic: its condition decides its members")
+    return segment
 
 
 def _find(session: Session, workspace_id: str, key: str) -> Segment | None:
