@@ -343,12 +343,19 @@ _COMPANIES_WITH_TRAITS = (
 _COMPANIES = "SELECT id, group_key, NULL FROM companies WHERE workspace_id = ? AND group_key IN"
 
 
+class CompaniesUpserted(NamedTuple):
+    ids: dict[str, int]
+    """The id of each group key."""
+    changed: set[int]
+    """Existing companies whose traits changed (their contacts' `company.*` moved)."""
+
+
 def upsert_companies(
     session: Session, workspace_id: str, changes: Sequence[CompanyChange], *, now: datetime
-) -> dict[str, int]:
-    """Create or update companies by group key; return the id of each key."""
+) -> CompaniesUpserted:
+    """Create or update companies by group key."""
     if not changes:
-        return {}
+        return CompaniesUpserted({}, set())
     merged: dict[str, dict[str, Any]] = {}
     for change in changes:
         traits = merged.setdefault(change.group_key, {})
@@ -394,7 +401,19 @@ def upsert_companies(
     ids = {key: company_id for key, (company_id, _) in existing.items()}
     if new:
         ids.update(_company_ids(session, workspace_id, {row[1] for row in new}))
-    return ids
+    return CompaniesUpserted(ids, {row[3] for row in updates})
+
+
+def contacts_of_companies(session: Session, workspace_id: str, company_ids: set[int]) -> set[int]:
+    """The live contacts that belong to these companies."""
+    rows = fetch_in(
+        session,
+        "SELECT id FROM contacts WHERE workspace_id = ? AND merged_into_id IS NULL"
+        " AND company_id IN",
+        sorted(company_ids),
+        (workspace_id,),
+    )
+    return {contact_id for (contact_id,) in rows}
 
 
 def _company_ids(session: Session, workspace_id: str, keys: Iterable[str]) -> dict[str, int]:

@@ -239,10 +239,10 @@ def put_company(
     """Create or update a company by its group key (the `groupId` of `group` calls)."""
     now = caller.now()
     with caller.runtime.db.transaction() as session:
-        ids = service.upsert_companies(
+        upserted = service.upsert_companies(
             session,
             caller.workspace_id,
             [service.CompanyChange(group_key=group_key, traits=data.traits)],
             now=now,
         )
-        return service.get_company(session, caller.workspace_id, ids[group_key])
+        return service.get_company(session, caller.workspace_id, upserted.ids[group_key])

@@ -27,6 +27,7 @@ from sodate.contacts.profiles import (
     CompanyChange,
     ProfileChange,
     apply_profile_changes,
+    contacts_of_companies,
     display_name,
     upsert_companies,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "ProfileChange",
     "Resolution",
     "apply_profile_changes",
+    "contacts_of_companies",
     "merge_contact_rows",
     "resolve_identities",
     "upsert_companies",

@@ -169,7 +169,7 @@ def store_events(session: Session, batch: EventBatch) -> None:
 
 
 def update_profiles(session: Session, batch: EventBatch) -> None:
-    companies = contacts.upsert_companies(
+    upserted = contacts.upsert_companies(
         session,
         batch.workspace_id,
         [
@@ -188,7 +188,7 @@ def update_profiles(session: Session, batch: EventBatch) -> None:
             seen_at=event.timestamp if event.activity else None,
             traits=event.traits if event.type is _IDENTIFY else {},
             user_id=event.user_id,
-            company_id=companies.get(event.group_id) if event.group_id else None,
+            company_id=upserted.ids.get(event.group_id) if event.group_id else None,
             source=batch.source,
             clear=event.clear_traits,
         )
@@ -197,6 +197,10 @@ def update_profiles(session: Session, batch: EventBatch) -> None:
     batch.changed_profiles |= contacts.apply_profile_changes(
         session, batch.workspace_id, changes, now=batch.now
     )
+    if upserted.changed:  # every contact of a company reads its traits as `company.*`
+        batch.changed_profiles |= contacts.contacts_of_companies(
+            session, batch.workspace_id, upserted.changed
+        )
 
 
 def count_events(session: Session, batch: EventBatch) -> None:
