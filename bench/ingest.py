@@ -207,6 +207,22 @@ SCORING_MODEL: dict[str, Any] = {
 }
 """`--scoring`: a model of 10 rules (4 fit, 6 engagement with caps) over what the workload sends."""
 
+LIFECYCLE_RULES: dict[str, Any] = {
+    "rules": {
+        "subscriber": {"attr": "email", "op": "exists"},
+        "lead": {"event": {"name": "Product Added"}},
+        "opportunity": {"event": {"name": "Checkout Started", "count": {"op": "gte", "value": 2}}},
+    },
+    "dormant": {"after_days": 90},
+}
+"""`--lifecycle`: stage rules over what the workload sends (with `--scoring`, MQL by its `mql`)."""
+
+
+def lifecycle_rules(scoring: bool) -> dict[str, Any]:
+    if scoring:
+        return {**LIFECYCLE_RULES, "mql": {"model": "bench", "threshold": "mql"}}
+    return LIFECYCLE_RULES
+
 
 def segment_definitions(count: int) -> list[tuple[str, dict[str, Any]]]:
     """`count` live segments over what the workload sends, of five kinds in turn: a trait, page
@@ -471,6 +487,7 @@ def run_http(
     accept_only: bool = False,
     segments: int = 0,
     scoring: bool = False,
+    lifecycle: bool = False,
 ) -> Result:
     reset(url)
     db = Database.from_url(url)
@@ -490,6 +507,13 @@ def run_http(
                     response = http.put(
                         "/api/v1/scoring-models/bench",
                         json=SCORING_MODEL,
+                        headers={"Authorization": f"Bearer {server.admin_key}"},
+                    )
+                    response.raise_for_status()
+                if lifecycle:
+                    response = http.put(
+                        "/api/v1/lifecycle",
+                        json=lifecycle_rules(scoring),
                         headers={"Authorization": f"Bearer {server.admin_key}"},
                     )
                     response.raise_for_status()
@@ -609,10 +633,13 @@ def run_inprocess(
     timeout: float,
     segments: int = 0,
     scoring: bool = False,
+    lifecycle: bool = False,
 ) -> tuple[Result, list[str]]:
     from sodate.definitions import put_scoring_model
     from sodate.events.ingest import TrackingRequest, ingest
     from sodate.events.ratelimit import MessageRateLimiter
+    from sodate.lifecycle import service as lifecycle_service
+    from sodate.lifecycle.schemas import LifecycleRulesIn
     from sodate.pipeline import process_pending
     from sodate.scoring.schemas import ScoringModelIn
     from sodate.segments import service as segment_service
@@ -648,6 +675,13 @@ def run_inprocess(
                     created.workspace.id,
                     "bench",
                     ScoringModelIn.model_validate(SCORING_MODEL),
+                    now=runtime.clock.now(),
+                )
+            if lifecycle:
+                lifecycle_service.put_rules(
+                    session,
+                    created.workspace.id,
+                    LifecycleRulesIn.model_validate(lifecycle_rules(scoring)),
                     now=runtime.clock.now(),
                 )
         auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
@@ -920,6 +954,9 @@ def main() -> None:
     parser.add_argument(
         "--scoring", action="store_true", help="a live scoring model of 10 rules (SCORING_MODEL)"
     )
+    parser.add_argument(
+        "--lifecycle", action="store_true", help="live lifecycle stage rules (LIFECYCLE_RULES)"
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     if args.profile and "inprocess" not in args.mode:
@@ -933,7 +970,8 @@ def main() -> None:
     info = (
         f"workload: {workload.events:,} events from {args.contacts:,} contacts ({mix}), "
         f"{len(workload.bodies)} batches of {args.batch}, {size:.0f} bytes/message, "
-        f"{args.segments} live segments, {'10 scoring rules' if args.scoring else 'no scoring'}"
+        f"{args.segments} live segments, {'10 scoring rules' if args.scoring else 'no scoring'}, "
+        f"{'lifecycle rules' if args.lifecycle else 'no lifecycle rules'}"
     )
     results: list[Result] = []
     reports: list[str] = []
@@ -956,6 +994,7 @@ def main() -> None:
                         accept_only=mode == "http-accept-only",
                         segments=args.segments,
                         scoring=args.scoring,
+                        lifecycle=args.lifecycle,
                     )
                 )
             else:
@@ -970,6 +1009,7 @@ def main() -> None:
                     timeout=args.timeout,
                     segments=args.segments,
                     scoring=args.scoring,
+                    lifecycle=args.lifecycle,
                 )
                 results.append(result)
                 reports.extend(texts)
