@@ -26,6 +26,10 @@ from sodate.segments.models import ChangeCause, Segment, SegmentChange, SegmentK
 SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
 CHANGES: sa.Table = SegmentChange.__table__  # type: ignore[assignment]
+MATCHING = sa.Table(
+    "segment_matching", sa.MetaData(), sa.Column("id", sa.BigInteger, primary_key=True)
+)
+"""A temporary table, one per database connection (never part of the schema)."""
 
 
 @dataclass(frozen=True)
@@ -89,14 +93,23 @@ def recompute(
     zone: ZoneInfo,
     cause: ChangeCause,
 ) -> tuple[int, int]:
-    """Make the segment's members exactly the contacts that match now; return (entered, exited)."""
+    """Make the segment's members exactly the contacts that match now; return (entered, exited).
+
+    The matching contacts are computed once, into a temporary table that the insert of the
+    entries and the delete of the exits both read: evaluating the condition is the costly
+    part."""
     matching = matching_contacts(
         segment.condition,
         dialect=session.get_bind().dialect.name,
         workspace_id=workspace_id,
         now=now,
         zone=zone,
-    ).subquery()
+    )
+    session.execute(
+        sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MATCHING.name} (id BIGINT PRIMARY KEY)")
+    )
+    session.execute(sa.delete(MATCHING))
+    session.execute(sa.insert(MATCHING).from_select(["id"], matching))
     entered = (
         session.execute(
             sa.insert(MEMBERS)
@@ -104,12 +117,12 @@ def recompute(
                 ["segment_id", "contact_id", "workspace_id", "since"],
                 sa.select(
                     sa.literal(segment.id),
-                    matching.c.id,
+                    MATCHING.c.id,
                     sa.literal(workspace_id),
                     sa.literal(now, MEMBERS.c.since.type),
                 ).where(
                     ~sa.exists().where(
-                        MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id == matching.c.id
+                        MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id == MATCHING.c.id
                     )
                 ),
             )
@@ -123,13 +136,14 @@ def recompute(
             sa.delete(MEMBERS)
             .where(
                 MEMBERS.c.segment_id == segment.id,
-                MEMBERS.c.contact_id.not_in(sa.select(matching.c.id)),
+                MEMBERS.c.contact_id.not_in(sa.select(MATCHING.c.id)),
             )
             .returning(MEMBERS.c.contact_id)
         )
         .scalars()
         .all()
     )
+    session.execute(sa.delete(MATCHING))
     record_changes(session, workspace_id, segment.id, entered, exited, now=now, cause=cause)
     session.execute(sa.update(SEGMENTS).where(SEGMENTS.c.id == segment.id).values(computed_at=now))
     return len(entered), len(exited)
