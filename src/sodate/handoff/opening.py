@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -148,37 +149,50 @@ def _open(
     pools = owner_pools(session, workspace_id, rules)
     last_owners = dict(row.last_owners)
     due = now + timedelta(hours=rules.sla_hours)
-    jobs: list[queue.NewJob] = []
+    rows: list[dict[str, Any]] = []
     for contact, change_id in sorted(new.items(), key=lambda item: item[1]):
         pool = pool_of.get(contact, SALES_POOL)
         key = pool if pools.by_rule.get(pool) else SALES_POOL
         owner = next_in_turn(pools.members(pool), last_owners.get(key))
         if owner is not None:
             last_owners[key] = owner
-        handoff = Handoff(
-            workspace_id=workspace_id,
-            contact_id=contact,
-            mql_change_id=change_id,
-            state=HandoffState.PENDING.value,
-            owner_user_id=owner,
-            assigned_by=key,
-            opened_at=now,
-            due_at=due,
-            escalations=0,
-            engagement_reset=False,
+        rows.append(
+            {
+                "workspace_id": workspace_id,
+                "contact_id": contact,
+                "mql_change_id": change_id,
+                "state": HandoffState.PENDING.value,
+                "owner_user_id": owner,
+                "assigned_by": key,
+                "opened_at": now,
+                "due_at": due,
+                "escalations": 0,
+                "engagement_reset": False,
+            }
         )
-        session.add(handoff)
-        session.flush()
-        session.add(
-            HandoffStep(
-                handoff_id=handoff.id, kind=StepKind.OPENED.value, owner_user_id=owner, at=now
-            )
-        )
+    ids = session.execute(
+        sa.insert(HANDOFFS).returning(HANDOFFS.c.id, sort_by_parameter_order=True), rows
+    ).scalars()
+    opened = list(zip(ids, (r["owner_user_id"] for r in rows), strict=True))
+    session.execute(
+        sa.insert(STEPS),
+        [
+            {
+                "handoff_id": handoff,
+                "kind": StepKind.OPENED.value,
+                "owner_user_id": owner,
+                "at": now,
+            }
+            for handoff, owner in opened
+        ],
+    )
+    jobs: list[queue.NewJob] = []
+    for handoff, owner in opened:
         if owner is not None:
-            jobs += notify_jobs(workspace_id, rules, handoff.id, [owner], "assigned", now=now)
-        jobs.append(sla_job(workspace_id, handoff.id, 0, due))
+            jobs += notify_jobs(workspace_id, rules, handoff, [owner], "assigned", now=now)
+        jobs.append(sla_job(workspace_id, handoff, 0, due))
         if rules.crm_webhook is not None:
-            jobs.append(crm_job(workspace_id, handoff.id, "lead.handed_off", now=now))
+            jobs.append(crm_job(workspace_id, handoff, "lead.handed_off", now=now))
     row.last_owners = last_owners
     queue.enqueue(session, jobs, now=now, max_attempts=JOB_ATTEMPTS)
     return len(new)

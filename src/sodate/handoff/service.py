@@ -245,10 +245,11 @@ def escalate(
     ):
         return False
     pools = opening.owner_pools(session, workspace_id, rules)
+    escalate_to = {email.lower() for email in rules.escalate_to}
     managers = [
         user.id
         for user in workspaces.list_users(session, workspace_id)
-        if user.is_active and user.email.lower() in {e.lower() for e in rules.escalate_to}
+        if user.is_active and user.email.lower() in escalate_to
     ]
     handoff.escalations += 1
     session.add(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from sodate.conditions.reads import nodes, reads
+from sodate.conditions.reads import Reads, nodes, reads
 from sodate.conditions.schemas import ScoreCondition, SegmentCondition, error_path
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
@@ -247,22 +247,21 @@ def count_changes_to(
 
 def rules_reading_segment(session: Session, workspace_id: str, key: str) -> list[str]:
     """The stages whose rules read the segment."""
-    rules = progress.saved_rules(session, workspace_id)
-    if rules is None:
-        return []
-    return sorted(
-        stage.value for stage, condition in rules.rules.items() if key in reads(condition).segments
-    )
+    return _rules_reading(session, workspace_id, lambda found: key in found.segments)
 
 
 def rules_reading_model(session: Session, workspace_id: str, key: str) -> list[str]:
     """The stages whose rules compare scores of the model."""
+    return _rules_reading(session, workspace_id, lambda found: key in found.scores)
+
+
+def _rules_reading(
+    session: Session, workspace_id: str, reads_it: Callable[[Reads], bool]
+) -> list[str]:
     rules = progress.saved_rules(session, workspace_id)
     if rules is None:
         return []
-    return sorted(
-        stage.value for stage, condition in rules.rules.items() if key in reads(condition).scores
-    )
+    return sorted(stage.value for stage, rule in rules.rules.items() if reads_it(reads(rule)))
 
 
 def threshold_in_use(session: Session, workspace_id: str) -> tuple[str, str] | None:

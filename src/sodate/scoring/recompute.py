@@ -72,7 +72,7 @@ def recompute_model(
     """Score the model's contacts (all, or `contacts`) from scratch; record history for those
     whose score changed and every threshold crossed; return (reached, fell)."""
     dialect = session.get_bind().dialect.name
-    scope = _Scope(model.id, contacts)
+    scope = _Scope(session, model.id, contacts)
     for table in (RULES, DAILY):
         session.execute(sa.delete(table).where(*scope.of(table)))
     for rule in model.fit:
@@ -101,9 +101,16 @@ def recompute_model(
 
 
 class _Scope:
-    def __init__(self, model_id: int, contacts: Sequence[int] | None) -> None:
+    def __init__(self, session: Session, model_id: int, contacts: Sequence[int] | None) -> None:
         self.model_id = model_id
         self.contacts = contacts
+        self.has_resets = (
+            session.execute(
+                sa.select(RESETS.c.model_id).where(RESETS.c.model_id == model_id).limit(1)
+            ).first()
+            is not None
+        )
+        """Some contact's engagement was reset: events before its reset give no points."""
 
     def of(self, table: sa.Table) -> list[ColumnElement[bool]]:
         where = [table.c.model_id == self.model_id]
@@ -138,9 +145,7 @@ def _engagement(
     ]
     if scope.contacts is not None:
         where.append(EVENTS.c.contact_id.in_(scope.contacts))
-    if session.execute(
-        sa.select(RESETS.c.model_id).where(RESETS.c.model_id == model.id).limit(1)
-    ).first():
+    if scope.has_resets:
         where.append(
             ~sa.exists().where(
                 RESETS.c.model_id == model.id,
@@ -381,7 +386,7 @@ def sync_levels(
     the model has no negative points, nobody below can rise)."""
     if not model.thresholds:
         return 0, 0
-    scope = _Scope(model.id, contacts)
+    scope = _Scope(session, model.id, contacts)
     factor = model.factor(now)
     total = SCORES.c.fit + SCORES.c.engagement_base * factor
     where = scope.of(SCORES)

@@ -10,14 +10,14 @@ of them at once; a change of membership is passed on to the segments that read t
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.memory import evaluate
-from sodate.conditions.reads import reads
+from sodate.conditions.reads import Reads, reads
 from sodate.conditions.state import load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.events.pipeline import EventBatch
@@ -116,17 +116,9 @@ def refresh_readers(
     session: Session, workspace_id: str, key: str, contacts: set[int], *, now: datetime
 ) -> None:
     """Pass a change of a segment's members (a static list's) on to the segments that read it."""
-    segments = membership.dynamic_segments(session, workspace_id)
-    readers = [segment for segment in segments if key in reads(segment.condition).segments]
-    if readers and contacts:
-        refresh(
-            session,
-            workspace_id,
-            segments,
-            {s.key: contacts for s in readers},
-            now=now,
-            cause=ChangeCause.EVENT,
-        )
+    _refresh_readers(
+        session, workspace_id, contacts, lambda found: key in found.segments, now, ChangeCause.EVENT
+    )
 
 
 def update_stage_readers(session: Session, batch: EventBatch) -> None:
@@ -139,10 +131,22 @@ def update_stage_readers(session: Session, batch: EventBatch) -> None:
 def refresh_stage_readers(
     session: Session, workspace_id: str, contacts: set[int], *, now: datetime, cause: ChangeCause
 ) -> None:
+    _refresh_readers(session, workspace_id, contacts, lambda found: found.lifecycle, now, cause)
+
+
+def _refresh_readers(
+    session: Session,
+    workspace_id: str,
+    contacts: set[int],
+    reads_it: Callable[[Reads], bool],
+    now: datetime,
+    cause: ChangeCause,
+) -> None:
+    """Re-check `contacts` in the dynamic segments whose condition `reads_it`."""
     if not contacts:
         return
     segments = membership.dynamic_segments(session, workspace_id)
-    readers = [segment for segment in segments if reads(segment.condition).lifecycle]
+    readers = [segment for segment in segments if reads_it(reads(segment.condition))]
     if readers:
         refresh(
             session,
