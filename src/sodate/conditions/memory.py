@@ -1,19 +1,26 @@
-"""The in-memory evaluator: does a condition hold for one contact's state, now?
+"""The in-memory evaluator: for which of some contacts, whose state is at hand, a condition
+holds now.
 
-Real-time work (an event arrives, a journey branches) asks about one contact whose state is
-already at hand. The rules are those of `sodate.conditions.sql`, which a property test holds
-to: see the README of this package.
+Real-time work (a batch of events, a journey branch) asks about contacts whose state is already
+loaded, usually many at once and for many conditions. An `Evaluation` answers for a set of
+contacts at a time: an `all` narrows the set child by child, an `any` asks each child only about
+the contacts not yet found, a `not` is a difference. Each comparison is compiled once (operands
+folded, durations parsed, dates resolved) and its answers are kept by contact for the life of
+the evaluation, so conditions that share a comparison, or event counts that differ only in
+their threshold, pay for it once. The rules are those of `sodate.conditions.sql`, which a
+property test holds to: see the README of this package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Collection, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sodate.conditions import terms
+from sodate.conditions.reads import reads_zone
 from sodate.conditions.schemas import (
     COUNT_OPERATORS,
     NEGATIONS,
@@ -23,6 +30,7 @@ from sodate.conditions.schemas import (
     AttrCondition,
     Condition,
     EventCondition,
+    EventSpec,
     LifecycleCondition,
     NotCondition,
     Operator,
@@ -83,27 +91,213 @@ class ContactState:
 
 _MISSING = object()
 
+Local = Callable[[], ZoneInfo]
+"""The contact's own time zone, asked for only by comparisons that read local dates."""
+ValueTest = Callable[[Any, Local], bool]
+"""A JSON value (`_MISSING` when absent) or a text column against a compiled comparison."""
 
-def evaluate(
-    condition: Condition,
-    state: ContactState,
-    *,
-    now: datetime,
-    zone: ZoneInfo,
-    segments: Set[str] | None = None,
-) -> bool:
-    """Whether `condition` holds for the contact at `now`; `zone` is the workspace's.
 
-    `segments` replaces the state's memberships (real-time work passes the ones it has just
-    changed)."""
-    evaluation = _Evaluation(
-        state,
-        now,
-        zone,
-        terms.contact_zone(state.traits, zone),
-        state.segments if segments is None else segments,
-    )
-    return evaluation.holds(condition)
+class Evaluation:
+    """Conditions over the states of many contacts at one instant, sharing work between them.
+
+    Answers are kept for the life of the evaluation, so the states must not change during it;
+    memberships may (they are passed to each call and never kept)."""
+
+    def __init__(
+        self,
+        states: Mapping[int, ContactState],
+        *,
+        now: datetime,
+        zone: ZoneInfo,
+        counted: Mapping[str, Mapping[int, int]] | None = None,
+    ):
+        """`counted` holds counts of events already made, by `event_key` and contact (absent:
+        none); the events of other specs are counted from the states' `events`."""
+        self.states = states
+        self.now = now
+        self.zone = zone
+        self._counted = counted or {}
+        self._leaves: dict[str, _Answers] = {}
+        self._by_node: dict[int, tuple[Condition, _Answers]] = {}
+        self._counts: dict[str, dict[int, int]] = {}
+        self._zones: dict[int, ZoneInfo] = {}
+
+    def matching(
+        self,
+        condition: Condition,
+        contacts: Collection[int],
+        *,
+        segments: Mapping[int, Set[str]] | None = None,
+    ) -> set[int]:
+        """The contacts among `contacts` (each with a state) for which `condition` holds.
+
+        `segments` gives each contact's memberships instead of its state's."""
+        return self._matching(condition, set(contacts), segments)
+
+    def _matching(
+        self, condition: Condition, contacts: set[int], segments: Mapping[int, Set[str]] | None
+    ) -> set[int]:
+        if not contacts:
+            return contacts
+        if isinstance(condition, AllCondition):
+            for child in condition.all:
+                contacts = self._matching(child, contacts, segments)
+                if not contacts:
+                    break
+            return contacts
+        if isinstance(condition, AnyCondition):
+            found: set[int] = set()
+            for child in condition.any:
+                found |= self._matching(child, contacts - found, segments)
+                if len(found) == len(contacts):
+                    break
+            return found
+        if isinstance(condition, NotCondition):
+            return contacts - self._matching(condition.not_, contacts, segments)
+        if isinstance(condition, SegmentCondition):
+            key = condition.segment
+            if segments is None:
+                return {c for c in contacts if key in self.states[c].segments}
+            return {c for c in contacts if key in segments.get(c, ())}
+        return self._answers(condition).among(contacts, self.states)
+
+    def _answers(self, condition: Condition) -> _Answers:
+        known = self._by_node.get(id(condition))
+        if known is not None:
+            return known[1]
+        key = condition.model_dump_json(by_alias=True)
+        answers = self._leaves.get(key)
+        if answers is None:
+            answers = self._leaves[key] = _Answers(self._compile(condition))
+        self._by_node[id(condition)] = (condition, answers)
+        return answers
+
+    def _compile(self, condition: Condition) -> Callable[[int, ContactState], bool]:
+        if isinstance(condition, AttrCondition):
+            return self._attribute(condition)
+        if isinstance(condition, ScoreCondition):
+            score, now = condition.score, self.now
+            if score.op is Operator.BETWEEN:
+                low, high = score.value
+                in_range: Callable[[float], bool] = lambda value: bool(low <= value <= high)  # noqa: E731
+            else:
+                order, bound = ORDER_OPERATORS[score.op], score.value
+                in_range = lambda value: bool(order(value, bound))  # noqa: E731
+
+            def scored(_contact: int, state: ContactState) -> bool:
+                stored = state.scores.get(score.model)
+                return in_range(stored.value(score.part, now) if stored is not None else 0.0)
+
+            return scored
+        if isinstance(condition, LifecycleCondition):
+            stages = frozenset(condition.lifecycle.in_)
+            return lambda _contact, state: state.stage in stages
+        assert isinstance(condition, EventCondition)
+        spec = condition.event
+        counted = self._event_counts(spec)
+        compare, threshold = COUNT_OPERATORS[spec.count.op], spec.count.value
+        return lambda contact, _state: bool(compare(counted(contact), threshold))
+
+    def _attribute(self, condition: AttrCondition) -> Callable[[int, ContactState], bool]:
+        path = condition.path
+        if path.kind is ValueKind.TIME:
+            column = path.column
+            instant_test = _time_test(condition.op, condition.value, self.now, self.zone)
+            return lambda _contact, state: instant_test(getattr(state, column))
+        test = value_test(condition.op, condition.value, now=self.now, zone=self.zone)
+        local = self._local(reads_zone(condition))
+        if path.source is Source.CONTACT:
+            column = path.column
+            return lambda contact, state: test(getattr(state, column), local(contact, state))
+        if path.source is Source.COMPANY:
+            return lambda contact, state: test(
+                state.company_name if state.company_traits is not None else None,
+                local(contact, state),
+            )
+        steps = path.path
+        if path.source is Source.TRAITS:
+            return lambda contact, state: test(_lookup(state.traits, steps), local(contact, state))
+        return lambda contact, state: test(
+            _lookup(state.company_traits, steps), local(contact, state)
+        )
+
+    def _local(self, needed: bool) -> Callable[[int, ContactState], Local]:
+        """What a comparison is given for the contact's time zone: the workspace's when it reads
+        no local date, else the contact's own, looked up once per contact and only if asked."""
+        if not needed:
+            default = self.zone
+            workspace: Local = lambda: default  # noqa: E731
+            return lambda _contact, _state: workspace
+        zones = self._zones
+
+        def local(contact: int, state: ContactState) -> Local:
+            def zone() -> ZoneInfo:
+                found = zones.get(contact)
+                if found is None:
+                    found = zones[contact] = terms.contact_zone(state.traits, self.zone)
+                return found
+
+            return zone
+
+        return local
+
+    def _event_counts(self, spec: EventSpec) -> Callable[[int], int]:
+        """How many of a contact's events match the spec's name, window and filters: kept by
+        contact, and shared with every spec that differs only in its count."""
+        key = event_key(spec)
+        made = self._counted.get(key)
+        if made is not None:
+            return lambda contact: made.get(contact, 0)
+        counts = self._counts.setdefault(key, {})
+        name, now, states = spec.name, self.now, self.states
+        since = now - terms.parse_positive_duration(spec.within) if spec.within else None
+        filters = [self._property_test(item) for item in spec.where]
+
+        def counted(contact: int) -> int:
+            found = counts.get(contact)
+            if found is None:
+                state = states[contact]
+                found = counts[contact] = sum(
+                    1
+                    for event in state.events
+                    if event.name == name
+                    and (since is None or since <= event.timestamp <= now)
+                    and all(holds(event.properties, contact, state) for holds in filters)
+                )
+            return found
+
+        return counted
+
+    def _property_test(
+        self, item: PropFilter
+    ) -> Callable[[Mapping[str, Any], int, ContactState], bool]:
+        test = value_test(item.op, item.value, now=self.now, zone=self.zone)
+        local, steps = self._local(reads_zone(item)), item.path
+        return lambda properties, contact, state: test(
+            _lookup(properties, steps), local(contact, state)
+        )
+
+
+def event_key(spec: EventSpec) -> str:
+    """What identifies the events a spec counts: its name, window and filters, not its count."""
+    return "\x00".join([spec.name, spec.within or "", *(f.model_dump_json() for f in spec.where)])
+
+
+@dataclass
+class _Answers:
+    """One comparison's answers, by contact, as far as they have been asked for."""
+
+    holds: Callable[[int, ContactState], bool]
+    asked: set[int] = field(default_factory=set)
+    true: set[int] = field(default_factory=set)
+
+    def among(self, contacts: set[int], states: Mapping[int, ContactState]) -> set[int]:
+        new = contacts - self.asked
+        if new:
+            holds = self.holds
+            self.true |= {contact for contact in new if holds(contact, states[contact])}
+            self.asked |= new
+        return contacts & self.true
 
 
 def property_matcher(
@@ -111,150 +305,138 @@ def property_matcher(
 ) -> Callable[[Sequence[PropFilter], Mapping[str, Any]], bool]:
     """A test of an event's properties against filters that read no contact's time zone
     (scoring rules refuse the others), made once for many events."""
-    evaluation = _Evaluation(ContactState(created_at=now), now, zone, zone, frozenset())
+    compiled: dict[int, tuple[Sequence[PropFilter], list[Callable[[Any], bool]]]] = {}
+
+    def tests_of(where: Sequence[PropFilter]) -> list[Callable[[Any], bool]]:
+        known = compiled.get(id(where))
+        if known is None:
+            known = compiled[id(where)] = (where, [_property(item, now, zone) for item in where])
+        return known[1]
 
     def holds(where: Sequence[PropFilter], properties: Mapping[str, Any]) -> bool:
-        return all(evaluation.property_holds(properties, item) for item in where)
+        return all(test(properties) for test in tests_of(where))
 
     return holds
 
 
-@dataclass
-class _Evaluation:
-    state: ContactState
-    now: datetime
-    zone: ZoneInfo
-    contact_zone: ZoneInfo
-    segments: Set[str]
+def _property(item: PropFilter, now: datetime, zone: ZoneInfo) -> Callable[[Any], bool]:
+    test, steps = value_test(item.op, item.value, now=now, zone=zone), item.path
+    workspace: Local = lambda: zone  # noqa: E731
+    return lambda properties: test(_lookup(properties, steps), workspace)
 
-    def holds(self, condition: Condition) -> bool:
-        if isinstance(condition, AllCondition):
-            return all(self.holds(child) for child in condition.all)
-        if isinstance(condition, AnyCondition):
-            return any(self.holds(child) for child in condition.any)
-        if isinstance(condition, NotCondition):
-            return not self.holds(condition.not_)
-        if isinstance(condition, AttrCondition):
-            return self.attribute(condition)
-        if isinstance(condition, SegmentCondition):
-            return condition.segment in self.segments
-        if isinstance(condition, ScoreCondition):
-            return self.score(condition)
-        if isinstance(condition, LifecycleCondition):
-            return self.state.stage in condition.lifecycle.in_
-        assert isinstance(condition, EventCondition)
-        return self.events(condition)
 
-    def attribute(self, condition: AttrCondition) -> bool:
-        path = condition.path
-        if path.kind is ValueKind.TIME:
-            return self.time_compares(getattr(self.state, path.column), condition)
-        value: Any
-        if path.source is Source.CONTACT:
-            value = getattr(self.state, path.column)
-        elif path.source is Source.COMPANY:
-            value = self.state.company_name if self.state.company_traits is not None else None
-        elif path.source is Source.TRAITS:
-            value = _lookup(self.state.traits, path.path)
-        else:
-            value = _lookup(self.state.company_traits, path.path)
-        return self.compares(value, condition.op, condition.value)
+def value_test(op: Operator, operand: Any, *, now: datetime, zone: ZoneInfo) -> ValueTest:
+    """A comparison of JSON values (or a text column) compiled once; `zone` is the workspace's,
+    which reads absolute times written without an offset."""
+    if op in NEGATIONS:
+        positive = value_test(NEGATIONS[op], operand, now=now, zone=zone)
+        return lambda value, local: not positive(value, local)
+    if op is Operator.EXISTS:
+        return lambda value, _local: value is not _MISSING and value is not None
+    if op is Operator.EQ:
+        same = _equals(operand)
+        return lambda value, _local: same(value)
+    if op is Operator.IN:
+        each = [_equals(item) for item in operand]
+        return lambda value, _local: any(same(value) for same in each)
+    if op is Operator.CONTAINS:
+        element = _equals(operand)
+        part = terms.fold(operand) if isinstance(operand, str) else None
 
-    def score(self, condition: ScoreCondition) -> bool:
-        spec = condition.score
-        stored = self.state.scores.get(spec.model)
-        value = stored.value(spec.part, self.now) if stored is not None else 0.0
-        if spec.op is Operator.BETWEEN:
-            low, high = spec.value
-            return bool(low <= value <= high)
-        return bool(ORDER_OPERATORS[spec.op](value, spec.value))
+        def contains(value: Any, _local: Local) -> bool:
+            if part is not None and isinstance(value, str):
+                return part in terms.fold(value)
+            return isinstance(value, list) and any(element(item) for item in value)
 
-    def events(self, condition: EventCondition) -> bool:
-        spec = condition.event
-        since = self.now - terms.parse_positive_duration(spec.within) if spec.within else None
-        count = sum(
-            1
-            for event in self.state.events
-            if event.name == spec.name
-            and (since is None or since <= event.timestamp <= self.now)
-            and all(self.property_holds(event.properties, where) for where in spec.where)
-        )
-        return bool(COUNT_OPERATORS[spec.count.op](count, spec.count.value))
+        return contains
+    if op is Operator.STARTS_WITH:
+        prefix = terms.fold(operand)
+        return lambda value, _local: isinstance(value, str) and terms.fold(value).startswith(prefix)
+    if op is Operator.ENDS_WITH:
+        suffix = terms.fold(operand)
+        return lambda value, _local: isinstance(value, str) and terms.fold(value).endswith(suffix)
+    if op in ORDER_OPERATORS:
+        order, bound = ORDER_OPERATORS[op], _exact(operand)
+        return lambda value, _local: _is_number(value) and bool(order(_exact(value), bound))
+    if op is Operator.BETWEEN and not isinstance(operand[0], str):
+        low, high = _exact(operand[0]), _exact(operand[1])
+        return lambda value, _local: _is_number(value) and low <= _exact(value) <= high
+    return _date_test(op, operand, now)
 
-    def property_holds(self, properties: Mapping[str, Any], where: PropFilter) -> bool:
-        return self.compares(_lookup(properties, where.path), where.op, where.value)
 
-    def time_compares(self, value: datetime | None, condition: AttrCondition) -> bool:
-        op = condition.op
-        if op in NEGATIONS:
-            return not self.time_compares(value, condition.model_copy(update={"op": NEGATIONS[op]}))
-        if value is None:
-            return False
-        if op is Operator.EXISTS:
-            return True
-        if op is Operator.WITHIN_LAST:
-            return self.now - terms.parse_positive_duration(condition.value) <= value <= self.now
-        if op is Operator.BETWEEN:
-            low, high = (self.instant(text) for text in condition.value)
-            return low <= value <= high
-        bound = self.instant(condition.value)
-        return value < bound if op is Operator.BEFORE else value > bound
+def _date_test(op: Operator, operand: Any, now: datetime) -> ValueTest:
+    """Comparisons of JSON texts that start with a date, against dates that may be relative to
+    the contact's local today."""
+    if op is Operator.BETWEEN:
+        low, high = _day(operand[0], now), _day(operand[1], now)
+        return _on_day(lambda day, local: low(local) <= day <= high(local))
+    if op is Operator.BEFORE:
+        bound = _day(operand, now)
+        return _on_day(lambda day, local: day < bound(local))
+    if op is Operator.AFTER:
+        bound = _day(operand, now)
+        return _on_day(lambda day, local: day > bound(local))
+    if op is Operator.WITHIN_LAST:
+        since = now - terms.parse_positive_duration(operand)
 
-    def instant(self, text: str) -> datetime:
-        return terms.parse_date_value(text).at(self.now, self.zone)
+        def within(day: str, local: Local) -> bool:
+            zone = local()
+            return _local_day(since, zone) <= day <= _local_day(now, zone)
 
-    def compares(self, value: Any, op: Operator, operand: Any) -> bool:
-        """A JSON value (or a text column) against the operand; `_MISSING` when absent."""
-        if op in NEGATIONS:
-            return not self.compares(value, NEGATIONS[op], operand)
-        if op is Operator.EXISTS:
-            return value is not _MISSING and value is not None
-        if op is Operator.EQ:
-            return _equal(value, operand)
-        if op is Operator.IN:
-            return any(_equal(value, item) for item in operand)
-        if op is Operator.CONTAINS:
-            if isinstance(value, str) and isinstance(operand, str):
-                return terms.fold(operand) in terms.fold(value)
-            return isinstance(value, list) and any(_equal(item, operand) for item in value)
-        if op is Operator.STARTS_WITH:
-            return isinstance(value, str) and terms.fold(value).startswith(terms.fold(operand))
-        if op is Operator.ENDS_WITH:
-            return isinstance(value, str) and terms.fold(value).endswith(terms.fold(operand))
-        if op in ORDER_OPERATORS:
-            order = ORDER_OPERATORS[op]
-            return _is_number(value) and bool(order(_exact(value), _exact(operand)))
-        if op is Operator.BETWEEN and not isinstance(operand[0], str):
-            low, high = operand
-            return _is_number(value) and _exact(low) <= _exact(value) <= _exact(high)
-        day = terms.date_text(value)
-        if day is None:
-            return False
-        if op is Operator.BETWEEN:
-            return self.day(operand[0]) <= day <= self.day(operand[1])
-        if op is Operator.BEFORE:
-            return day < self.day(operand)
-        if op is Operator.AFTER:
-            return day > self.day(operand)
-        if op is Operator.WITHIN_LAST:
-            since = self.local_day(self.now - terms.parse_positive_duration(operand))
-            return since <= day <= self.local_day(self.now)
-        assert op is Operator.ANNIVERSARY
-        offset = terms.parse_day_offset(operand) if operand is not None else 0
-        target = date.fromisoformat(self.local_day(self.now)) + timedelta(days=offset)
+        return _on_day(within)
+    assert op is Operator.ANNIVERSARY
+    offset = timedelta(days=terms.parse_day_offset(operand) if operand is not None else 0)
+
+    def anniversary(day: str, local: Local) -> bool:
+        target = date.fromisoformat(_local_day(now, local())) + offset
         return day[5:] in terms.month_days(target)
 
-    def day(self, text: str) -> str:
-        """The calendar date a date value names for this contact."""
-        value = terms.parse_date_value(text)
-        absolute = value.absolute_day()
-        if absolute is not None:
-            return absolute
-        assert value.offset is not None
-        return self.local_day(self.now + value.offset)
+    return _on_day(anniversary)
 
-    def local_day(self, instant: datetime) -> str:
-        return instant.astimezone(self.contact_zone).date().isoformat()
+
+def _on_day(test: Callable[[str, Local], bool]) -> ValueTest:
+    def on_day(value: Any, local: Local) -> bool:
+        day = terms.date_text(value)
+        return day is not None and test(day, local)
+
+    return on_day
+
+
+def _day(text: str, now: datetime) -> Callable[[Local], str]:
+    """The calendar date a date value names for a contact: as written, or its local today
+    moved by the offset."""
+    value = terms.parse_date_value(text)
+    absolute = value.absolute_day()
+    if absolute is not None:
+        return lambda _local: absolute
+    assert value.offset is not None
+    instant = now + value.offset
+    return lambda local: _local_day(instant, local())
+
+
+def _local_day(instant: datetime, zone: ZoneInfo) -> str:
+    return instant.astimezone(zone).date().isoformat()
+
+
+def _time_test(
+    op: Operator, operand: Any, now: datetime, zone: ZoneInfo
+) -> Callable[[datetime | None], bool]:
+    """A comparison of a timestamp column; date values are instants read in `zone`."""
+    if op in NEGATIONS:
+        positive = _time_test(NEGATIONS[op], operand, now, zone)
+        return lambda value: not positive(value)
+    if op is Operator.EXISTS:
+        return lambda value: value is not None
+    if op is Operator.WITHIN_LAST:
+        since = now - terms.parse_positive_duration(operand)
+        return lambda value: value is not None and since <= value <= now
+    if op is Operator.BETWEEN:
+        low, high = (terms.parse_date_value(text).at(now, zone) for text in operand)
+        return lambda value: value is not None and low <= value <= high
+    bound = terms.parse_date_value(operand).at(now, zone)
+    if op is Operator.BEFORE:
+        return lambda value: value is not None and value < bound
+    return lambda value: value is not None and value > bound
 
 
 def _lookup(document: Any, path: Sequence[str]) -> Any:
@@ -270,9 +452,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _equal(value: Any, operand: Any) -> bool:
+def _equals(operand: Any) -> Callable[[Any], bool]:
     if isinstance(operand, str):
-        return isinstance(value, str) and terms.fold(value) == terms.fold(operand)
+        folded = terms.fold(operand)
+        return lambda value: isinstance(value, str) and terms.fold(value) == folded
     if isinstance(operand, bool):
-        return isinstance(value, bool) and value is operand
-    return _is_number(value) and _exact(value) == _exact(operand)
+        return lambda value: isinstance(value, bool) and value is operand
+    if not _is_number(operand):
+        return lambda _value: False
+    exact = _exact(operand)
+    return lambda value: _is_number(value) and _exact(value) == exact

@@ -1,9 +1,11 @@
 """Loading what the in-memory evaluator reads, for many contacts at once.
 
 Real-time work evaluates conditions against the contacts a batch touched. Their state comes in
-a few queries whatever their number: the contacts with their companies; only the events the
-conditions name, only as far back as their windows reach; and segment memberships, scores and
-lifecycle stages only when the conditions read them.
+a few queries whatever their number: the contacts with their companies; for each event the
+conditions count, how many each contact has, counted by the database over the contacts' own
+events; and segment memberships, scores and lifecycle stages only when the conditions read
+them. Events whose filters read the contact's local date are loaded instead, and counted in
+memory where each contact's time zone is at hand.
 """
 
 from __future__ import annotations
@@ -13,22 +15,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions import terms
-from sodate.conditions.memory import ContactState, EventFact, ScoreState
-from sodate.conditions.reads import nodes, reads
-from sodate.conditions.schemas import Condition, EventCondition
+from sodate.conditions.memory import ContactState, Evaluation, EventFact, ScoreState, event_key
+from sodate.conditions.reads import nodes, reads, reads_zone
+from sodate.conditions.schemas import Condition, EventCondition, EventSpec
 from sodate.conditions.sql import (
-    COMPANIES,
     CONTACT_SCORES,
     CONTACT_STAGES,
-    CONTACTS,
+    EVENTS,
     MEMBERS,
     SCORING_MODELS,
     SEGMENTS,
+    property_filters,
 )
 from sodate.db.bulk import driver_values, fetch_in
 from sodate.scoring.decay import SECONDS_A_DAY
@@ -36,32 +39,26 @@ from sodate.scoring.decay import SECONDS_A_DAY
 _CHUNK = 500
 
 
-@dataclass(frozen=True)
-class EventReach:
-    """How far back the conditions read events of one name, and whether their properties."""
-
-    window: timedelta | None
-    """None: all time."""
-    properties: bool
-
-
-def referenced_events(conditions: Iterable[Condition]) -> dict[str, EventReach]:
-    """The event names the conditions read, each with how far back and what of them."""
-    reach: dict[str, EventReach] = {}
+def counted_events(conditions: Iterable[Condition]) -> dict[str, EventSpec]:
+    """The distinct event counts the conditions read, by `event_key` (a count threshold aside)."""
+    specs: dict[str, EventSpec] = {}
     for condition in conditions:
         for _path, node in nodes(condition):
-            if not isinstance(node, EventCondition):
-                continue
-            spec = node.event
-            window = terms.parse_positive_duration(spec.within) if spec.within else None
-            known = reach.get(spec.name)
-            if known is not None:
-                wider = known.window is None or window is None
-                window = None if wider else max(known.window, window)  # type: ignore[type-var]
-            reach[spec.name] = EventReach(
-                window, bool(spec.where) or (known is not None and known.properties)
-            )
-    return reach
+            if isinstance(node, EventCondition):
+                specs.setdefault(event_key(node.event), node.event)
+    return specs
+
+
+@dataclass
+class LoadedStates:
+    """The state of each live contact, and the counts of events made for them."""
+
+    states: dict[int, ContactState]
+    counted: dict[str, dict[int, int]]
+    """By `event_key`, then contact; a contact absent has none."""
+
+    def evaluation(self, *, now: datetime, zone: ZoneInfo) -> Evaluation:
+        return Evaluation(self.states, now=now, zone=zone, counted=self.counted)
 
 
 def load_states(
@@ -71,109 +68,183 @@ def load_states(
     *,
     conditions: Sequence[Condition],
     now: datetime,
-) -> dict[int, ContactState]:
-    """The state of each live contact among `contact_ids`, with the events `conditions` read."""
-    events = _load_events(session, workspace_id, contact_ids, referenced_events(conditions), now)
+    zone: ZoneInfo,
+) -> LoadedStates:
+    """The state of each live contact among `contact_ids`, with the events `conditions` read;
+    `zone` is the workspace's."""
+    contacts = _load_contacts(session, workspace_id, contact_ids)
+    live = sorted(contacts)
+    specs = counted_events(conditions)
+    local = {key: spec for key, spec in specs.items() if any(map(reads_zone, spec.where))}
+    counted = {key: spec for key, spec in specs.items() if key not in local}
+    counts = _count_events(session, workspace_id, live, counted, now, zone)
+    events = _load_events(session, workspace_id, live, local.values(), now)
     read = [reads(condition) for condition in conditions]
     keys = {key for found in read for key in found.segments}
-    memberships = _load_memberships(session, workspace_id, contact_ids, keys)
+    memberships = _load_memberships(session, workspace_id, live, keys)
     models = {key for found in read for key in found.scores}
-    scores = _load_scores(session, workspace_id, contact_ids, models)
-    stages = (
-        _load_stages(session, workspace_id, contact_ids)
-        if any(found.lifecycle for found in read)
-        else {}
-    )
-    states: dict[int, ContactState] = {}
-    for chunk in _chunks(contact_ids):
-        rows = session.execute(
-            sa.select(
-                CONTACTS.c.id,
-                CONTACTS.c.created_at,
-                CONTACTS.c.traits,
-                CONTACTS.c.email,
-                CONTACTS.c.phone,
-                CONTACTS.c.user_id,
-                CONTACTS.c.first_seen_at,
-                CONTACTS.c.last_seen_at,
-                COMPANIES.c.id.label("company_id"),
-                COMPANIES.c.name.label("company_name"),
-                COMPANIES.c.traits.label("company_traits"),
-            )
-            .select_from(CONTACTS.outerjoin(COMPANIES, COMPANIES.c.id == CONTACTS.c.company_id))
-            .where(
-                CONTACTS.c.workspace_id == workspace_id,
-                CONTACTS.c.merged_into_id.is_(None),
-                CONTACTS.c.id.in_(chunk),
-            )
+    scores = _load_scores(session, workspace_id, live, models)
+    lifecycle = any(found.lifecycle for found in read)
+    stages = _load_stages(session, workspace_id, live) if lifecycle else {}
+    states = {
+        contact: ContactState(
+            **fields,
+            events=events.get(contact, ()),
+            segments=frozenset(memberships.get(contact, ())),
+            scores=scores.get(contact, {}),
+            stage=stages.get(contact),
         )
-        for row in rows:
-            states[row.id] = ContactState(
-                created_at=row.created_at,
-                traits=row.traits,
-                email=row.email,
-                phone=row.phone,
-                user_id=row.user_id,
-                first_seen_at=row.first_seen_at,
-                last_seen_at=row.last_seen_at,
-                company_name=row.company_name,
-                company_traits=row.company_traits if row.company_id is not None else None,
-                events=events.get(row.id, ()),
-                segments=frozenset(memberships.get(row.id, ())),
-                scores=scores.get(row.id, {}),
-                stage=stages.get(row.id),
-            )
-    return states
+        for contact, fields in contacts.items()
+    }
+    return LoadedStates(states, counts)
+
+
+def _load_contacts(
+    session: Session, workspace_id: str, contact_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """The contacts' own fields and their companies', by live contact."""
+    values = driver_values(session)
+    rows = fetch_in(
+        session,
+        "SELECT c.id, c.created_at, c.traits, c.email, c.phone, c.user_id, c.first_seen_at,"
+        " c.last_seen_at, o.id, o.name, o.traits"
+        " FROM contacts c LEFT JOIN companies o ON o.id = c.company_id"
+        " WHERE c.workspace_id = ? AND c.merged_into_id IS NULL AND c.id IN",
+        sorted(contact_ids),
+        (workspace_id,),
+    )
+    time, document = values.stored_time, values.stored_json
+    return {
+        contact: {
+            "created_at": time(created_at),
+            "traits": document(traits),
+            "email": email,
+            "phone": phone,
+            "user_id": user_id,
+            "first_seen_at": time(first_seen_at),
+            "last_seen_at": time(last_seen_at),
+            "company_name": company_name,
+            "company_traits": document(company_traits) if company is not None else None,
+        }
+        for (
+            contact,
+            created_at,
+            traits,
+            email,
+            phone,
+            user_id,
+            first_seen_at,
+            last_seen_at,
+            company,
+            company_name,
+            company_traits,
+        ) in rows
+    }
+
+
+def _own_events(workspace_id: str) -> sa.ColumnElement[bool]:
+    """Events of the workspace, written so that planners reach them through the contacts
+    (`contact_id IN …`, a handful of rows each) rather than through the workspace's name
+    index, which SQLite otherwise reads whole: the concatenation hides the column from it."""
+    return EVENTS.c.workspace_id.concat("") == workspace_id
+
+
+def _count_events(
+    session: Session,
+    workspace_id: str,
+    contact_ids: Sequence[int],
+    specs: dict[str, EventSpec],
+    now: datetime,
+    zone: ZoneInfo,
+) -> dict[str, dict[int, int]]:
+    """For each spec, how many of its events each contact has (absent: none); one pass over
+    the contacts' events for all the specs, as far back as the widest window of each name."""
+    counts: dict[str, dict[int, int]] = {key: {} for key in specs}
+    if not specs or not contact_ids:
+        return counts
+    dialect = session.get_bind().dialect.name
+    sums = []
+    for spec in specs.values():
+        matches = [EVENTS.c.name == spec.name, *_window(spec, now)]
+        matches += property_filters(
+            spec.where,
+            EVENTS.c.properties,
+            dialect=dialect,
+            workspace_id=workspace_id,
+            now=now,
+            zone=zone,
+        )
+        sums.append(sa.func.sum(sa.case((sa.and_(*matches), 1), else_=0)))
+    statement = (
+        sa.select(EVENTS.c.contact_id, *sums)
+        .where(
+            _own_events(workspace_id),
+            EVENTS.c.contact_id.in_(sa.bindparam("contacts", expanding=True)),
+            _reach(specs.values(), now),
+        )
+        .group_by(EVENTS.c.contact_id)
+    )
+    keys = list(specs)
+    for chunk in _chunks(contact_ids):
+        for contact, *found in session.execute(statement, {"contacts": list(chunk)}):
+            for key, count in zip(keys, found, strict=True):
+                if count:
+                    counts[key][contact] = int(count)
+    return counts
+
+
+def _window(spec: EventSpec, now: datetime) -> list[sa.ColumnElement[bool]]:
+    if not spec.within:
+        return []
+    since = now - terms.parse_positive_duration(spec.within)
+    return [EVENTS.c.timestamp >= since, EVENTS.c.timestamp <= now]
+
+
+def _reach(specs: Iterable[EventSpec], now: datetime) -> sa.ColumnElement[bool]:
+    """The events any spec may count: by name, as far back as its widest window."""
+    windows: dict[str, timedelta | None] = {}
+    for spec in specs:
+        window = terms.parse_positive_duration(spec.within) if spec.within else None
+        if spec.name in windows:
+            known = windows[spec.name]
+            window = None if known is None or window is None else max(known, window)
+        windows[spec.name] = window
+    return sa.or_(
+        *(
+            EVENTS.c.name == name
+            if window is None
+            else sa.and_(EVENTS.c.name == name, EVENTS.c.timestamp >= now - window)
+            for name, window in windows.items()
+        )
+    )
 
 
 def _load_events(
     session: Session,
     workspace_id: str,
     contact_ids: Sequence[int],
-    reach: dict[str, EventReach],
+    specs: Iterable[EventSpec],
     now: datetime,
 ) -> dict[int, list[EventFact]]:
-    """The events the conditions read, through the driver: properties only of the names whose
-    filters need them, and no further back than the widest window of each name."""
+    """The events of the specs counted in memory, oldest first, with their properties."""
     found: dict[int, list[EventFact]] = defaultdict(list)
-    if not reach:
+    specs = list(specs)
+    if not specs or not contact_ids:
         return found
-    values = driver_values(session)
-    wanted: list[str] = []
-    params: list[Any] = [workspace_id]
-    for name, seen in reach.items():
-        if seen.window is None:
-            wanted.append("name = ?")
-            params.append(name)
-        else:
-            wanted.append("(name = ? AND timestamp >= ?)")
-            params += [name, values.time(now - seen.window)]
-    with_properties = [name for name, seen in reach.items() if seen.properties]
-    properties = (
-        f"CASE WHEN name IN ({', '.join('?' * len(with_properties))}) THEN properties END"
-        if with_properties
-        else "NULL"
+    statement = sa.select(
+        EVENTS.c.contact_id, EVENTS.c.name, EVENTS.c.properties, EVENTS.c.timestamp
+    ).where(
+        _own_events(workspace_id),
+        EVENTS.c.contact_id.in_(sa.bindparam("contacts", expanding=True)),
+        _reach(specs, now),
     )
-    rows = fetch_in(
-        session,
-        f"SELECT contact_id, name, {properties}, timestamp FROM events"  # noqa: S608 (placeholders only)
-        f" WHERE workspace_id = ? AND ({' OR '.join(wanted)}) AND contact_id IN",
-        sorted(contact_ids),
-        (*with_properties, *params),
-    )
+    rows: list[Any] = []
+    for chunk in _chunks(contact_ids):
+        rows += session.execute(statement, {"contacts": list(chunk)}).all()
     rows.sort(key=lambda row: row[3])
     for contact_id, name, document, timestamp in rows:
-        found[contact_id].append(
-            EventFact(
-                name,
-                values.stored_json(document) if document is not None else _NO_PROPERTIES,
-                values.stored_time(timestamp),  # type: ignore[arg-type]
-            )
-        )
+        found[contact_id].append(EventFact(name, document, timestamp))
     return found
-
-
-_NO_PROPERTIES: dict[str, Any] = {}
 
 
 def _load_memberships(

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from sodate.conditions.memory import ContactState, evaluate, property_matcher
-from sodate.conditions.state import load_states
+from sodate.conditions.memory import property_matcher
+from sodate.conditions.state import LoadedStates, load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in, insert_rows
 from sodate.events.pipeline import BatchEvent, EventBatch
@@ -36,17 +36,19 @@ def update_scores(session: Session, batch: EventBatch) -> None:
     zone = workspaces.workspace_zone(session, batch.workspace_id)
     refit = sorted(batch.changed_profiles | batch.created_contacts)
     conditions = [rule.condition for model in models for rule in model.fit]
-    states = (
-        load_states(session, batch.workspace_id, refit, conditions=conditions, now=batch.now)
+    loaded = (
+        load_states(
+            session, batch.workspace_id, refit, conditions=conditions, now=batch.now, zone=zone
+        )
         if refit and conditions
-        else {}
+        else LoadedStates({}, {})
     )
     named = sorted(
         (event for event in batch.events if event.name is not None),
         key=lambda event: (event.timestamp, event.event_id),
     )
     for model in models:
-        changed = _Scoring(session, batch.workspace_id, model, batch.now, zone).run(named, states)
+        changed = _Scoring(session, batch.workspace_id, model, batch.now, zone).run(named, loaded)
         batch.changed_scores |= changed
 
 
@@ -70,9 +72,9 @@ class _Scoring:
     """(contact, engagement rule) → (points, base) this batch adds."""
     added_daily: dict[tuple[int, str, date], float] = field(default_factory=dict)
 
-    def run(self, events: Sequence[BatchEvent], states: dict[int, ContactState]) -> set[int]:
+    def run(self, events: Sequence[BatchEvent], loaded: LoadedStates) -> set[int]:
         hits = self._hits(events)
-        refit = sorted(states) if self.model.fit else []
+        refit = sorted(loaded.states) if self.model.fit else []
         touched = sorted({event.contact_id for event, _rule in hits} | set(refit))
         if not touched:
             return set()
@@ -83,9 +85,11 @@ class _Scoring:
         causes: dict[int, ScoreCause] = {}
         gained: list[tuple[int, str, float]] = []
         lost: list[tuple[int, str]] = []
+        evaluation = loaded.evaluation(now=self.now, zone=self.zone)
+        holding = {fit.rule: evaluation.matching(fit.condition, refit) for fit in self.model.fit}
         for contact in refit:
             for fit in self.model.fit:
-                holds = evaluate(fit.condition, states[contact], now=self.now, zone=self.zone)
+                holds = contact in holding[fit.rule]
                 if holds != ((contact, fit.rule) in self.fits):
                     causes[contact] = ScoreCause.PROFILE
                     fit_delta[contact] += fit.points if holds else -fit.points

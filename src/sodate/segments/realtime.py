@@ -3,8 +3,9 @@
 After a batch's events, profiles and counts are written, each dynamic segment is re-checked
 only for the contacts whose change it reads: contacts with events it counts, contacts whose
 profile changed when it reads attributes, every contact when it reads first or last seen, and
-new or merged contacts always. The check is the in-memory evaluator on state loaded for all
-of them at once; a change of membership is passed on to the segments that read that segment.
+new or merged contacts always. The check is one in-memory evaluation over state loaded for all
+of them at once, so segments sharing a comparison pay for it once; a change of membership is
+passed on to the segments that read that segment.
 """
 
 from __future__ import annotations
@@ -16,17 +17,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sodate.conditions.memory import evaluate
 from sodate.conditions.reads import Reads, reads
 from sodate.conditions.state import load_states
 from sodate.contacts.resolution import PlannedMerge
+from sodate.db.bulk import fetch_in
 from sodate.events.pipeline import EventBatch
 from sodate.segments import membership
 from sodate.segments.membership import MEMBERS, LiveSegment
 from sodate.segments.models import ChangeCause
 from sodate.workspaces.service import workspace_zone
-
-_CHUNK = 500
 
 
 def update_memberships(session: Session, batch: EventBatch) -> None:
@@ -73,30 +72,27 @@ def refresh(
     if not everyone:
         return
     zone = workspace_zone(session, workspace_id)
-    states = load_states(
-        session, workspace_id, everyone, conditions=[s.condition for s in segments], now=now
+    loaded = load_states(
+        session,
+        workspace_id,
+        everyone,
+        conditions=[s.condition for s in segments],
+        now=now,
+        zone=zone,
     )
-    current = _members(session, [segment.id for segment in segments], everyone)
+    states = loaded.states
+    current = _members(session, workspace_id, [segment.id for segment in segments], everyone)
     keys_of = {contact: set(state.segments) for contact, state in states.items()}
+    evaluation = loaded.evaluation(now=now, zone=zone)
     changed: dict[str, set[int]] = {}
     for segment in segments:
         contacts = set(candidates.get(segment.key, ()))
         for key in reads(segment.condition).segments:
             contacts |= changed.get(key, set())
+        contacts &= states.keys()
         if not contacts:
             continue
-        matching = {
-            contact
-            for contact in contacts
-            if contact in states
-            and evaluate(
-                segment.condition,
-                states[contact],
-                now=now,
-                zone=zone,
-                segments=keys_of[contact],
-            )
-        }
+        matching = evaluation.matching(segment.condition, contacts, segments=keys_of)
         was = current[segment.id] & contacts
         entered, exited = sorted(matching - was), sorted(was - matching)
         if not entered and not exited:
@@ -158,16 +154,20 @@ def _refresh_readers(
         )
 
 
-def _members(session: Session, segment_ids: list[int], contacts: list[int]) -> dict[int, set[int]]:
+def _members(
+    session: Session, workspace_id: str, segment_ids: list[int], contacts: list[int]
+) -> dict[int, set[int]]:
+    """The contacts' memberships of the segments: read by contact (a few rows each), which is
+    cheaper than a probe for every segment and contact pair."""
     found: dict[int, set[int]] = {segment_id: set() for segment_id in segment_ids}
-    for start in range(0, len(contacts), _CHUNK):
-        rows = session.execute(
-            sa.select(MEMBERS.c.segment_id, MEMBERS.c.contact_id).where(
-                MEMBERS.c.segment_id.in_(segment_ids),
-                MEMBERS.c.contact_id.in_(contacts[start : start + _CHUNK]),
-            )
-        )
-        for segment_id, contact in rows:
+    for segment_id, contact in fetch_in(
+        session,
+        "SELECT segment_id, contact_id FROM segment_members"
+        " WHERE workspace_id = ? AND contact_id IN",
+        contacts,
+        (workspace_id,),
+    ):
+        if segment_id in found:
             found[segment_id].add(contact)
     return found
 
