@@ -9,6 +9,7 @@ as before, and an interrupted import resumes there.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 import queue
@@ -90,7 +91,7 @@ def parsed_chunks(
             return
         # Spawned, not forked: the caller may hold database connections and threads.
         context = multiprocessing.get_context("spawn")
-        ready, starts = context.Event(), context.SimpleQueue()
+        ready, starts = context.Event(), context.Queue(maxsize=1)
         chunks: multiprocessing.Queue[ParsedChunk | str] = context.Queue(maxsize=AHEAD)
         process = context.Process(
             target=_parse_rest,
@@ -152,16 +153,27 @@ def _parse_rest(
     try:
         parser = make_parser()
         ready.set()
-        position, line = starts.get()
+        position, line = _waiting(starts.get)
         with open(path, "rb") as stream:
             records = iter_records(
                 stream, layout.encoding, layout.delimiter, start=position, line=line
             )
             while True:
                 chunk = parse_chunk(parser, records, limit)
-                chunks.put(chunk)
+                _waiting(functools.partial(chunks.put, chunk))
                 if chunk.read < limit:
                     return
     except Exception as exc:  # the writer reports it, and marks the import failed
         traceback.print_exc()
         chunks.put(f"parsing stopped: {type(exc).__name__}: {exc}")
+
+
+def _waiting(step: Callable[..., Any]) -> Any:
+    """Run a blocking queue step; end this process if the writer ended without closing it."""
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            return step(timeout=POLL_SECONDS)
+        except (queue.Empty, queue.Full):
+            if parent is not None and not parent.is_alive():
+                raise SystemExit(1) from None
