@@ -80,7 +80,7 @@ def test_an_interrupted_import_is_marked_failed(
     def interrupted(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(service, "run_chunk", interrupted)
+    monkeypatch.setattr(service, "write_chunk", interrupted)
     code, _, err = run("import", "contacts", str(write_csv(tmp_path / "in.csv", ROWS)))
     assert code == 1
     assert _error_line(err) == "error: RuntimeError: disk full"

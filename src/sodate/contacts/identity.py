@@ -7,7 +7,7 @@ the contacts found. The rules themselves live in `sodate.contacts.resolution`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,9 +16,15 @@ from sqlalchemy.orm import Session
 
 from sodate.contacts.identifiers import IdentityKey
 from sodate.contacts.models import Contact, ContactIdentity, ContactMerge
-from sodate.contacts.profiles import filled, search_text
+from sodate.contacts.profiles import (
+    NEW_CONTACT_COLUMNS,
+    ProfileChange,
+    filled,
+    new_contact_row,
+    search_text,
+)
 from sodate.contacts.resolution import IdentityClaim, PlannedMerge, Resolver
-from sodate.db.bulk import driver_values, execute_many, fetch_all, fetch_in
+from sodate.db.bulk import driver_values, execute_many, fetch_all, fetch_in, insert_rows
 
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: sa.Table = ContactIdentity.__table__  # type: ignore[assignment]
@@ -39,12 +45,17 @@ def resolve_identities(
     *,
     now: datetime,
     source: str,
+    profiles: Sequence[ProfileChange] | None = None,
 ) -> Resolution:
     """Find or create the contact of every claim, merging contacts the rules say are one.
 
     Most claims only repeat identifiers that all lead to one stored contact: that contact is
     theirs, and they can change nothing. Only the others go through the resolver, which loads
     every identity of the contacts they reach.
+
+    `profiles`, one change per claim (its contact id is not read), gives new contacts their
+    profile as they are created: then the caller applies only the changes of the claims whose
+    contact was already stored (`Resolution.created` tells them apart).
     """
     wanted = {key for claim in claims for key in (*claim.keys, *claim.aliases)}
     found = dict(_identities_by_key(session, workspace_id, wanted))
@@ -64,7 +75,12 @@ def resolve_identities(
     refs = [next(open_refs) if owner is None else owner for owner in settled]
 
     new_refs = [ref for ref in resolver.new_contacts if ref not in resolver.redirect]
-    stored = _create_contacts(session, workspace_id, len(new_refs), now=now, source=source)
+    changes_of: dict[int, list[ProfileChange]] = {ref: [] for ref in new_refs}
+    if profiles is not None:
+        for ref, change in zip(refs, profiles, strict=True):
+            if (ref := resolver.find(ref)) < 0:
+                changes_of[ref].append(change)
+    stored = _create_contacts(session, workspace_id, changes_of, now=now, source=source)
     real = dict(zip(new_refs, stored, strict=True))
 
     def final(ref: int) -> int:
@@ -121,24 +137,50 @@ _INSERT_IDENTITIES = (
     "INSERT INTO contact_identities (workspace_id, kind, value, contact_id, created_at)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, kind, value) DO NOTHING"
 )
-# New contacts are alike, so one statement makes all of them (counting with a recursive query:
-# SQLite has no generate_series), and any id may go to any.
-_CREATE_CONTACTS = (
-    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
-    " INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at, updated_at)"
-    " SELECT ?, ?::jsonb, '', ?::jsonb, ?, ? FROM n RETURNING id"
-)
 
 
 def _create_contacts(
-    session: Session, workspace_id: str, count: int, *, now: datetime, source: str
+    session: Session,
+    workspace_id: str,
+    changes_of: Mapping[int, Sequence[ProfileChange]],
+    *,
+    now: datetime,
+    source: str,
 ) -> list[int]:
-    if count == 0:
+    """Store a contact for each new reference, with its changes; return their ids, in order."""
+    if not changes_of:
         return []
+    ids = _allocate_contact_ids(session, len(changes_of))
     values = driver_values(session)
     stamp = values.time(now)
-    params = (count, workspace_id, values.json({}), values.json([source]), stamp, stamp)
-    return [row[0] for row in fetch_all(session, _CREATE_CONTACTS, params)]
+    rows = [
+        new_contact_row(
+            contact_id, workspace_id, changes, source=source, values=values, stamp=stamp
+        )
+        for contact_id, changes in zip(ids, changes_of.values(), strict=True)
+    ]
+    insert_rows(session, "contacts", NEW_CONTACT_COLUMNS, rows)
+    return ids
+
+
+def _allocate_contact_ids(session: Session, count: int) -> list[int]:
+    """Ids for new contacts, so that their rows go in without RETURNING (COPY on PostgreSQL).
+
+    SQLite's write transaction is exclusive, so the ids after the largest are free until it
+    ends; PostgreSQL hands out the sequence's values.
+    """
+    if driver_values(session).postgresql:
+        return [
+            row[0]
+            for row in fetch_all(
+                session,
+                "SELECT nextval(pg_get_serial_sequence('contacts', 'id'))"
+                " FROM generate_series(1, ?)",
+                (count,),
+            )
+        ]
+    start = fetch_all(session, "SELECT coalesce(max(id), 0) FROM contacts")[0][0]
+    return list(range(start + 1, start + 1 + count))
 
 
 def merge_contact_rows(

@@ -1,4 +1,4 @@
-"""Profile updates for many contacts at once: traits, first and last seen, companies.
+"""Profile updates for many contacts at once: traits, first and last seen.
 
 Trait rule: a new non-empty value replaces the old one; an empty value (null, "", "  ") changes
 nothing, so an SDK that sends a partial profile never erases what is known. Clearing a trait
@@ -32,12 +32,6 @@ class ProfileChange:
     company_id: int | None = None
     source: str | None = None
     clear: Sequence[str] = ()
-
-
-@dataclass
-class CompanyChange:
-    group_key: str
-    traits: Mapping[str, Any]
 
 
 def filled(value: Any) -> bool:
@@ -280,6 +274,61 @@ def _apply_profiles(
     return changed
 
 
+NEW_CONTACT_COLUMNS = (
+    "id",
+    "workspace_id",
+    "traits",
+    "user_id",
+    "email",
+    "phone",
+    "company_id",
+    "sources",
+    "first_seen_at",
+    "last_seen_at",
+    "search_text",
+    "created_at",
+    "updated_at",
+)
+
+
+def new_contact_row(
+    contact_id: int,
+    workspace_id: str,
+    changes: Iterable[ProfileChange],
+    *,
+    source: str,
+    values: DriverValues,
+    stamp: Any,
+) -> tuple[Any, ...]:
+    """The row (NEW_CONTACT_COLUMNS) of a contact created for these changes.
+
+    It holds what the changes, in order, make of a contact that holds only the source: the
+    profile it would have after `apply_profile_changes`, written in one insert instead of an
+    empty row filled afterwards (SQLite pays most of a row's cost again to grow it in place).
+    """
+    profile = _Profile({}, None, None, None, None, [source])
+    for change in changes:
+        _apply(profile, change)
+    first, last = profile.first_seen_at, profile.last_seen_at
+    return (
+        contact_id,
+        workspace_id,
+        values.json(profile.traits),
+        profile.user_id,
+        profile.email,
+        profile.phone,
+        profile.company_id,
+        values.json(profile.sources),
+        None if first is None else values.time(first),
+        None if last is None else values.time(last),
+        search_text(
+            profile.traits, email=profile.email, phone=profile.phone, user_id=profile.user_id
+        ),
+        stamp,
+        stamp,
+    )
+
+
 def _load(session: Session, workspace_id: str, ids: Iterable[int]) -> dict[int, _Profile]:
     rows = fetch_in(
         session,
@@ -335,97 +384,3 @@ def _apply(profile: _Profile, change: ProfileChange) -> bool:
         if (first, last) != (profile.first_seen_at, profile.last_seen_at):
             profile.seen_moved = True
     return before != (profile.traits, profile.user_id, profile.company_id, profile.sources)
-
-
-_COMPANIES_WITH_TRAITS = (
-    "SELECT id, group_key, traits FROM companies WHERE workspace_id = ? AND group_key IN"
-)
-_COMPANIES = "SELECT id, group_key, NULL FROM companies WHERE workspace_id = ? AND group_key IN"
-
-
-class CompaniesUpserted(NamedTuple):
-    ids: dict[str, int]
-    """The id of each group key."""
-    changed: set[int]
-    """Existing companies whose traits changed (their contacts' `company.*` moved)."""
-
-
-def upsert_companies(
-    session: Session, workspace_id: str, changes: Sequence[CompanyChange], *, now: datetime
-) -> CompaniesUpserted:
-    """Create or update companies by group key."""
-    if not changes:
-        return CompaniesUpserted({}, set())
-    merged: dict[str, dict[str, Any]] = {}
-    for change in changes:
-        traits = merged.setdefault(change.group_key, {})
-        if change.traits:
-            traits.update({k: v for k, v in change.traits.items() if filled(v)})
-    keys = sorted(merged)
-    # Identify calls only link contacts to companies: with no traits to merge, none are read.
-    with_traits = any(merged.values())
-    existing = {
-        key: (company_id, DriverValues.stored_json(traits) if with_traits else None)
-        for company_id, key, traits in fetch_in(
-            session,
-            _COMPANIES_WITH_TRAITS if with_traits else _COMPANIES,
-            keys,
-            (workspace_id,),
-        )
-    }
-    values = driver_values(session)
-    stamp = values.time(now)
-    new = [
-        (workspace_id, key, _company_name(traits), values.json(traits), stamp, stamp)
-        for key, traits in merged.items()
-        if key not in existing
-    ]
-    execute_many(
-        session,
-        "INSERT INTO companies (workspace_id, group_key, name, traits, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?::jsonb, ?, ?)",
-        new,
-    )
-    updates = []
-    for key, (company_id, stored) in existing.items():
-        if stored is not None and (traits := {**stored, **merged[key]}) != stored:
-            updates.append(
-                (values.json(traits), _company_name(traits), stamp, company_id, workspace_id)
-            )
-    execute_many(
-        session,
-        "UPDATE companies SET traits = ?::jsonb, name = ?, updated_at = ?"
-        " WHERE id = ? AND workspace_id = ?",
-        updates,
-    )
-    ids = {key: company_id for key, (company_id, _) in existing.items()}
-    if new:
-        ids.update(_company_ids(session, workspace_id, {row[1] for row in new}))
-    return CompaniesUpserted(ids, {row[3] for row in updates})
-
-
-def contacts_of_companies(session: Session, workspace_id: str, company_ids: set[int]) -> set[int]:
-    """The live contacts that belong to these companies."""
-    rows = fetch_in(
-        session,
-        "SELECT id FROM contacts WHERE workspace_id = ? AND merged_into_id IS NULL"
-        " AND company_id IN",
-        sorted(company_ids),
-        (workspace_id,),
-    )
-    return {contact_id for (contact_id,) in rows}
-
-
-def _company_ids(session: Session, workspace_id: str, keys: Iterable[str]) -> dict[str, int]:
-    rows = fetch_in(
-        session,
-        "SELECT group_key, id FROM companies WHERE workspace_id = ? AND group_key IN",
-        sorted(keys),
-        (workspace_id,),
-    )
-    return dict(rows)
-
-
-def _company_name(traits: Mapping[str, Any]) -> str | None:
-    name = traits.get("name")
-    return name[:300] if isinstance(name, str) and name else None

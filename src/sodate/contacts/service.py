@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sodate.contacts.companies import CompanyChange, contacts_of_companies, upsert_companies
 from sodate.contacts.identifiers import (
     IdentityKind,
     external_kind,
@@ -23,14 +24,7 @@ from sodate.contacts.identifiers import (
 )
 from sodate.contacts.identity import Resolution, merge_contact_rows, resolve_identities
 from sodate.contacts.models import Company, Contact, ContactIdentity, ContactMerge
-from sodate.contacts.profiles import (
-    CompanyChange,
-    ProfileChange,
-    apply_profile_changes,
-    contacts_of_companies,
-    display_name,
-    upsert_companies,
-)
+from sodate.contacts.profiles import ProfileChange, apply_profile_changes, display_name
 from sodate.contacts.schemas import (
     CompanyOut,
     CompanyPage,

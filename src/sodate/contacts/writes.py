@@ -14,9 +14,21 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from sodate.contacts.identifiers import normalize_email, normalize_phone, usable_id
+from sodate.contacts.companies import CompanyChange, contacts_of_companies, upsert_companies
+from sodate.contacts.identifiers import (
+    IdentityKey,
+    IdentityKind,
+    external_kind,
+    normalize_email,
+    normalize_phone,
+    usable_id,
+)
+from sodate.contacts.identity import resolve_identities
+from sodate.contacts.profiles import ProfileChange, apply_profile_changes
+from sodate.contacts.resolution import IdentityClaim
 from sodate.contacts.schemas import ContactPatch, ContactUpsert
 from sodate.contacts.service import live_contact_id
+from sodate.db.locks import lock_workspace
 from sodate.errors import InvalidInput
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.events.schemas import MessageType
@@ -74,15 +86,85 @@ def upsert_contacts(
     now: datetime,
     source: str = API_SOURCE,
     context: dict[str, Any] | None = None,
+    company_traits: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Upserted]:
-    """Create or update one contact per row, in order; rows must have passed check_identifiers."""
+    """Create or update one contact per row, in order; rows must have passed check_identifiers.
+
+    `company_traits` (by group key) are set on the rows' companies as they are linked.
+
+    The pipeline's contact steps are done here, by the same functions and rules: resolution,
+    with new contacts created holding their profile (one insert instead of an empty row
+    filled afterwards), then the changes of contacts already stored. The identify events then
+    go through the whole pipeline (history, scores, segments, journeys) resolved, with
+    nothing left for its profile step: their traits stay in `properties`, the stored record.
+    """
+    lock_workspace(session, workspace_id, wait=True)
     events = [_identify(row, now, source, context) for row in rows]
-    batch = EventBatch(workspace_id=workspace_id, events=events, now=now, source=source)
+    keys = {row.company_key for row in rows if row.company_key}
+    companies = upsert_companies(
+        session,
+        workspace_id,
+        [CompanyChange(key, (company_traits or {}).get(key, {})) for key in sorted(keys)],
+        now=now,
+    )
+    changes = [
+        ProfileChange(
+            contact_id=0,
+            traits=event.traits,
+            user_id=row.user_id,
+            company_id=companies.ids.get(row.company_key) if row.company_key else None,
+            source=source,
+        )
+        for row, event in zip(rows, events, strict=True)
+    ]
+    resolution = resolve_identities(
+        session,
+        workspace_id,
+        [_claim(row, event.traits) for row, event in zip(rows, events, strict=True)],
+        now=now,
+        source=source,
+        profiles=changes,
+    )
+    for change, event, contact_id in zip(changes, events, resolution.contact_ids, strict=True):
+        change.contact_id = event.contact_id = contact_id
+        event.traits, event.group_id = {}, None
+    changed = apply_profile_changes(
+        session,
+        workspace_id,
+        [change for change in changes if change.contact_id not in resolution.created],
+        now=now,
+    )
+    if companies.changed:  # every contact of a company reads its traits as `company.*`
+        changed |= contacts_of_companies(session, workspace_id, companies.changed)
+    batch = EventBatch(
+        workspace_id=workspace_id,
+        events=events,
+        now=now,
+        source=source,
+        created_contacts=set(resolution.created),
+        merges=list(resolution.merges),
+        changed_profiles=changed,
+    )
     process_batch(session, batch)
     return [
-        Upserted(contact_id=event.contact_id, created=event.contact_id in batch.created_contacts)
-        for event in events
+        Upserted(contact_id=contact_id, created=contact_id in resolution.created)
+        for contact_id in resolution.contact_ids
     ]
+
+
+def _claim(row: ContactData, traits: Mapping[str, Any]) -> IdentityClaim:
+    """The identifiers the pipeline reads from the row's identify event, strongest first."""
+    keys: list[IdentityKey] = []
+    if row.user_id:
+        keys.append(IdentityKey(IdentityKind.USER_ID, row.user_id))
+    for id_type, external_id in row.external_ids.items():
+        if value := usable_id(str(external_id)):
+            keys.append(IdentityKey(external_kind(id_type), value))
+    if email := normalize_email(traits.get("email")):
+        keys.append(IdentityKey(IdentityKind.EMAIL, email))
+    if phone := normalize_phone(traits.get("phone")):
+        keys.append(IdentityKey(IdentityKind.PHONE, phone))
+    return IdentityClaim(keys=tuple(keys))
 
 
 def upsert_contact(

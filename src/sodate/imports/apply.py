@@ -16,7 +16,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from sodate.contacts import service as contacts
 from sodate.contacts import writes
 from sodate.events import service as event_log
 from sodate.events.pipeline import BatchEvent, EventBatch
@@ -44,18 +43,11 @@ def apply_contacts(
     context: dict[str, Any],
 ) -> Applied:
     """Create or update the rows' contacts, and the companies they name."""
-    companies = {
-        row.contact.company_key: row.company_name
+    names = {
+        row.contact.company_key: {"name": row.company_name}
         for row in rows
         if row.company_name and row.contact.company_key
     }
-    if companies:
-        contacts.upsert_companies(
-            session,
-            workspace_id,
-            [contacts.CompanyChange(group_key=k, traits={"name": v}) for k, v in companies.items()],
-            now=now,
-        )
     results = writes.upsert_contacts(
         session,
         workspace_id,
@@ -63,6 +55,7 @@ def apply_contacts(
         now=now,
         source=source,
         context=context,
+        company_traits=names,
     )
     return _count(results)
 

@@ -1,6 +1,8 @@
 """Importing a file on this machine, chunk by chunk: what `sodate import` runs.
 
-API uploads go through the job queue instead (`jobs.py`); both run `service.run_chunk`.
+API uploads go through the job queue instead (`jobs.py`, `service.run_chunk`, a chunk per
+job); here a second process parses the file while this one writes (`reading.py`). Both write
+with `service.write_chunk`.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from contextlib import suppress
 from pathlib import Path
 
 from sodate.imports import service
-from sodate.imports.csvfile import iter_records
 from sodate.imports.models import ImportStatus
+from sodate.imports.reading import ParserStopped, parsed_chunks
 from sodate.imports.schemas import ImportOptions, ImportOut
 from sodate.runtime import Runtime
 
@@ -32,47 +34,43 @@ def import_file(
     """
     with path.open("rb") as stream:
         layout, fields = service.prepare(stream, options)
-        with runtime.db.transaction() as session:
-            import_id = service.create_import(
-                session,
-                workspace_id,
-                options,
-                layout,
-                fields,
-                file_name=path.name,
-                size=path.stat().st_size,
-                now=runtime.clock.now(),
-                status=ImportStatus.RUNNING,
-            ).id
-        records = iter_records(
-            stream,
-            layout.encoding,
-            layout.delimiter,
-            start=layout.data_start,
-            line=layout.data_line,
+    with runtime.db.transaction() as session:
+        record = service.create_import(
+            session,
+            workspace_id,
+            options,
+            layout,
+            fields,
+            file_name=path.name,
+            size=path.stat().st_size,
+            now=runtime.clock.now(),
+            status=ImportStatus.RUNNING,
         )
-        try:
-            while True:
-                with runtime.db.transaction() as session:
-                    result = service.import_out(
-                        service.run_chunk(
-                            session,
-                            workspace_id,
-                            import_id,
-                            records,
-                            now=runtime.clock.now(),
-                            limit=chunk,
-                        )
+        import_id, make_parser = record.id, service.row_parser(session, record)
+    chunks = parsed_chunks(path, layout, make_parser, limit=chunk)
+    try:
+        for parsed in chunks:
+            with runtime.db.transaction() as session:
+                result = service.import_out(
+                    service.write_chunk(
+                        session,
+                        workspace_id,
+                        import_id,
+                        parsed,
+                        now=runtime.clock.now(),
+                        limit=chunk,
                     )
-                if on_chunk is not None:
-                    on_chunk(result)
-                if result.status is ImportStatus.DONE:
-                    return result
-        except BaseException as exc:
-            # Best effort: if the database itself failed, the original error matters more.
-            with suppress(Exception), runtime.db.transaction() as session:
-                reason = f"stopped: {type(exc).__name__}: {exc}".removesuffix(": ")
-                service.mark_failed(
-                    session, workspace_id, import_id, reason, now=runtime.clock.now()
                 )
-            raise
+            if on_chunk is not None:
+                on_chunk(result)
+            if result.status is ImportStatus.DONE:
+                return result
+        raise ParserStopped("the file ended before its last chunk")
+    except BaseException as exc:
+        # Best effort: if the database itself failed, the original error matters more.
+        with suppress(Exception), runtime.db.transaction() as session:
+            reason = f"stopped: {type(exc).__name__}: {exc}".removesuffix(": ")
+            service.mark_failed(session, workspace_id, import_id, reason, now=runtime.clock.now())
+        raise
+    finally:
+        chunks.close()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -35,17 +35,19 @@ MAX_EVENT_NAME = 200
 MAX_SHOWN = 200
 
 
-@dataclass(frozen=True)
-class RowError:
+class RowError(NamedTuple):
     line: int
     column: str | None
     value: str | None
     reason: str
 
 
-@dataclass(slots=True)
-class ImportedContact:
-    """The contact a valid row names: what a ContactUpsert would hold, checked cell by cell."""
+class ImportedContact(NamedTuple):
+    """The contact a valid row names: what a ContactUpsert would hold, checked cell by cell.
+
+    Rows are tuples because they are parsed in another process: tuples cross it (pickled)
+    several times cheaper than dataclasses.
+    """
 
     email: str | None
     phone: str | None
@@ -55,16 +57,15 @@ class ImportedContact:
     company_key: str | None
 
 
-@dataclass
-class ParsedRow:
+class ParsedRow(NamedTuple):
     """A valid row: the contact it names (and, for events, the event it records)."""
 
     line: int
     contact: ImportedContact
-    company_name: str | None = None
-    event: str | None = None
-    timestamp: datetime | None = None
-    properties: dict[str, Any] = field(default_factory=dict)
+    company_name: str | None
+    event: str | None
+    timestamp: datetime | None
+    properties: dict[str, Any]
 
 
 @dataclass
@@ -201,7 +202,7 @@ class RowParser:
         # lengthened (known once per file) and very long addresses: those the schema decides.
         if not self.names_fit or (contact.email is not None and len(contact.email) > MAX_ID):
             try:
-                ContactUpsert(**asdict(contact))
+                ContactUpsert(**contact._asdict())
             except ValidationError as exc:
                 first = exc.errors()[0]
                 column = ".".join(str(part) for part in first["loc"]) or None

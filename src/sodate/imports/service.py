@@ -8,9 +8,9 @@ again from the same position. The functions here flush and never commit.
 
 from __future__ import annotations
 
+import functools
 import io
-import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -37,6 +37,7 @@ from sodate.imports.mapping import (
     resolve_mapping,
 )
 from sodate.imports.models import Import, ImportBlock, ImportKind, ImportRowError, ImportStatus
+from sodate.imports.reading import ParsedChunk, parse_chunk
 from sodate.imports.rows import ParsedRow, RowError, RowParser
 from sodate.imports.schemas import (
     ColumnOut,
@@ -190,51 +191,52 @@ def run_chunk(
     """Import the next `limit` records (CHUNK_ROWS); the import is done when they run out."""
     limit = limit or CHUNK_ROWS
     record = import_record(session, workspace_id, import_id)
+    parsed = parse_chunk(row_parser(session, record)(), records, limit)
+    return write_chunk(session, workspace_id, import_id, parsed, now=now, limit=limit)
+
+
+def write_chunk(
+    session: Session,
+    workspace_id: str,
+    import_id: int,
+    chunk: ParsedChunk,
+    *,
+    now: datetime,
+    limit: int,
+) -> Import:
+    """Write a parsed chunk and move the import past it; done when it read under `limit`."""
+    record = import_record(session, workspace_id, import_id)
     if record.status == ImportStatus.QUEUED.value:
         record.status, record.started_at = ImportStatus.RUNNING.value, now
-    parser = _parser(session, record)
-    parsed: list[ParsedRow] = []
-    errors: list[RowError] = []
-    read = rows = rejected = 0
-    item: Record | None = None
-    for item in itertools.islice(records, limit):
-        read += 1
-        if item.fields is not None and not "".join(item.fields).strip():
-            continue  # a blank line carries no data
-        rows += 1
-        result = parser.parse(item)
-        if isinstance(result, list):
-            errors.extend(result)
-            rejected += 1
-        else:
-            parsed.append(result)
-    if item is not None:  # set once: the import is an ORM object, and its attributes are slow
-        record.position, record.line = item.end, item.next_line
-    applied, failed = _apply(session, record, parsed, now=now) if parsed else (apply.Applied(), [])
+    if chunk.end is not None:  # set once: the import is an ORM object, its attributes are slow
+        record.position, record.line = chunk.end
+    rows, errors = chunk.rows, list(chunk.errors)
+    applied, failed = _apply(session, record, rows, now=now) if rows else (apply.Applied(), [])
     errors.extend(failed)
     _record_errors(session, record, errors)
-    record.total += rows
-    record.rejected += rejected + len(failed)
-    record.imported += len(parsed) - len(failed)
+    record.total += chunk.total
+    record.rejected += chunk.rejected + len(failed)
+    record.imported += len(rows) - len(failed)
     record.created += applied.created
     record.updated += applied.updated
     record.skipped += applied.skipped
     record.updated_at = now
-    if read < limit:
+    if chunk.read < limit:
         _finish(session, record, ImportStatus.DONE, now=now)
     session.flush()
     return record
 
 
-def _parser(session: Session, record: Import) -> RowParser:
+def row_parser(session: Session, record: Import) -> Callable[[], RowParser]:
+    """What makes the import's row parser; picklable, so another process can make it too."""
     kind = ImportKind(record.kind)
-    zone = workspaces.workspace_zone(session, record.workspace_id)
-    return RowParser(
+    return functools.partial(
+        RowParser,
         kind,
         record.header,
         fields_from_specs(record.mapping, kind),
         encoding=record.encoding,
-        zone=zone,
+        zone=workspaces.workspace_zone(session, record.workspace_id),
         fixed_event=record.options.get("event"),
     )
 

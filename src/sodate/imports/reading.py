@@ -1,0 +1,179 @@
+"""Parsing a file's records chunk by chunk, in a second process while the caller writes.
+
+Parsing (decoding, splitting, checking every cell) is a large part of an import's work, and
+writing is bound to one process (SQLite has one writer). So a local import starts a process
+that parses the file, at most AHEAD chunks ahead of the writer. Each chunk carries where it
+ends in the file, so the writer commits the import's position with the chunk's rows exactly
+as before, and an interrupted import resumes there.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import multiprocessing
+import queue
+import traceback
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from sodate.imports.csvfile import Layout, Record, iter_records
+from sodate.imports.rows import ParsedRow, RowError, RowParser
+
+AHEAD = 2
+"""Parsed chunks waiting for the writer: enough to keep it busy, few enough for memory."""
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class ParsedChunk:
+    """The next records of a file, parsed: what writing them needs, and no session."""
+
+    rows: list[ParsedRow]
+    errors: list[RowError]
+    total: int
+    """Rows of data: records that are not blank lines."""
+    rejected: int
+    read: int
+    """Records read, blank lines too: fewer than the limit at the end of the file."""
+    end: tuple[int, int] | None
+    """The byte offset and line after the last record read; None when none was."""
+
+
+class ParserStopped(RuntimeError):
+    """The parsing process failed or died; the import stops where the writer is."""
+
+
+def parse_chunk(parser: RowParser, records: Iterator[Record], limit: int) -> ParsedChunk:
+    """Parse the next `limit` records (fewer at the end of the file)."""
+    chunk = ParsedChunk([], [], 0, 0, 0, None)
+    item: Record | None = None
+    for item in itertools.islice(records, limit):
+        chunk.read += 1
+        if item.fields is not None and not "".join(item.fields).strip():
+            continue  # a blank line carries no data
+        chunk.total += 1
+        result = parser.parse(item)
+        if isinstance(result, list):
+            chunk.errors.extend(result)
+            chunk.rejected += 1
+        else:
+            chunk.rows.append(result)
+    if item is not None:
+        chunk.end = (item.end, item.next_line)
+    return chunk
+
+
+def parsed_chunks(
+    path: Path, layout: Layout, make_parser: Callable[[], RowParser], *, limit: int
+) -> Generator[ParsedChunk, None, None]:
+    """The file's chunks of `limit` records from its first data record, parsed, in order.
+
+    A second process takes a second or two to start (it imports the application): until it
+    says it is ready, chunks are parsed here; then it goes on from where they ended. A file
+    of one chunk needs no second process. Closing the iterator early stops it.
+    """
+    parser = make_parser()
+    with path.open("rb") as stream:
+        records = iter_records(
+            stream,
+            layout.encoding,
+            layout.delimiter,
+            start=layout.data_start,
+            line=layout.data_line,
+        )
+        first_records = list(itertools.islice(records, limit))
+        if len(first_records) < limit:
+            yield parse_chunk(parser, iter(first_records), limit)
+            return
+        # Spawned, not forked: the caller may hold database connections and threads.
+        context = multiprocessing.get_context("spawn")
+        ready, starts = context.Event(), context.Queue(maxsize=1)
+        chunks: multiprocessing.Queue[ParsedChunk | str] = context.Queue(maxsize=AHEAD)
+        process = context.Process(
+            target=_parse_rest,
+            args=(str(path), layout, make_parser, limit, ready, starts, chunks),
+            name="sodate-import-parser",
+            daemon=True,
+        )
+        process.start()
+        try:
+            chunk = parse_chunk(parser, iter(first_records), limit)
+            while True:
+                yield chunk
+                if chunk.read < limit or chunk.end is None:
+                    return
+                if ready.is_set():
+                    break
+                chunk = parse_chunk(parser, records, limit)
+            starts.put(chunk.end)
+            while True:
+                chunk = _next(chunks, process)
+                yield chunk
+                if chunk.read < limit:
+                    return
+        finally:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            chunks.close()
+
+
+def _next(chunks: multiprocessing.Queue[ParsedChunk | str], process: BaseProcess) -> ParsedChunk:
+    while True:
+        try:
+            item = chunks.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if process.is_alive():
+                continue
+            try:  # what it sent just before it ended
+                item = chunks.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                raise ParserStopped(
+                    f"the parsing process ended early (exit code {process.exitcode})"
+                ) from None
+        if isinstance(item, str):
+            raise ParserStopped(item)
+        return item
+
+
+def _parse_rest(
+    path: str,
+    layout: Layout,
+    make_parser: Callable[[], RowParser],
+    limit: int,
+    ready: Any,
+    starts: Any,
+    chunks: Any,
+) -> None:
+    """The second process: once told where, parse to the end of the file, chunk by chunk."""
+    try:
+        parser = make_parser()
+        ready.set()
+        position, line = _waiting(starts.get)
+        with open(path, "rb") as stream:
+            records = iter_records(
+                stream, layout.encoding, layout.delimiter, start=position, line=line
+            )
+            while True:
+                chunk = parse_chunk(parser, records, limit)
+                _waiting(functools.partial(chunks.put, chunk))
+                if chunk.read < limit:
+                    return
+    except Exception as exc:  # the writer reports it, and marks the import failed
+        traceback.print_exc()
+        chunks.put(f"parsing stopped: {type(exc).__name__}: {exc}")
+
+
+def _waiting(step: Callable[..., Any]) -> Any:
+    """Run a blocking queue step; end this process if the writer ended without closing it."""
+    parent = multiprocessing.parent_process()
+    while True:
+        try:
+            return step(timeout=POLL_SECONDS)
+        except (queue.Empty, queue.Full):
+            if parent is not None and not parent.is_alive():
+                raise SystemExit(1) from None
