@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.schemas import Condition
-from sodate.conditions.sql import matching_contacts
+from sodate.conditions.sql import COMPANIES, contact_condition
+from sodate.conditions.state import load_states
 from sodate.contacts.models import Contact
 from sodate.db.bulk import driver_values, execute_many
 from sodate.lifecycle.models import (
@@ -189,18 +190,41 @@ def promote_by_rules(
     candidates: dict[Stage, set[int]] | None = None,
 ) -> list[int]:
     """Move the contacts each rule holds for, furthest stage first; `candidates`: only those
-    (per stage) rather than the whole workspace."""
+    (per stage) rather than the whole workspace.
+
+    Over the whole workspace each rule is one SQL query. For candidates, the rules are checked
+    by one in-memory evaluation of their state: SQL restricted to a few contacts would still
+    read every event of the workspace that a rule counts."""
+    holding = (
+        None
+        if candidates is None
+        else _holding(session, workspace_id, rules, candidates, now=now, zone=zone)
+    )
     moved: list[int] = []
     dialect = session.get_bind().dialect.name
     for stage, condition in rules:
         behind = [s.value for s in PROGRESSION[: rank(stage)]]
-        query = matching_contacts(
-            condition, dialect=dialect, workspace_id=workspace_id, now=now, zone=zone
-        ).add_columns(STAGES.c.stage, STAGES.c.resume_stage, STAGES.c.cycle_started_at)
-        query = query.outerjoin(STAGES, STAGES.c.contact_id == CONTACTS.c.id).where(
-            sa.or_(STAGES.c.stage.is_(None), STAGES.c.stage.in_(behind))
+        where = (
+            contact_condition(
+                condition, dialect=dialect, workspace_id=workspace_id, now=now, zone=zone
+            )
+            if holding is None
+            else sa.true()
         )
-        rows = _rows(session, query, None if candidates is None else candidates.get(stage, set()))
+        query = (
+            sa.select(
+                CONTACTS.c.id, STAGES.c.stage, STAGES.c.resume_stage, STAGES.c.cycle_started_at
+            )
+            .select_from(CONTACTS.outerjoin(COMPANIES, COMPANIES.c.id == CONTACTS.c.company_id))
+            .outerjoin(STAGES, STAGES.c.contact_id == CONTACTS.c.id)
+            .where(
+                CONTACTS.c.workspace_id == workspace_id,
+                CONTACTS.c.merged_into_id.is_(None),
+                sa.or_(STAGES.c.stage.is_(None), STAGES.c.stage.in_(behind)),
+                where,
+            )
+        )
+        rows = _rows(session, query, None if holding is None else holding[stage])
         moved += apply_moves(
             session,
             workspace_id,
@@ -209,6 +233,26 @@ def promote_by_rules(
             now=now,
         )
     return moved
+
+
+def _holding(
+    session: Session,
+    workspace_id: str,
+    rules: Sequence[tuple[Stage, Condition]],
+    candidates: dict[Stage, set[int]],
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+) -> dict[Stage, set[int]]:
+    """For each rule, the candidates it holds for, by one evaluation of their state."""
+    everyone = sorted(set().union(*candidates.values()))
+    conditions = [condition for _stage, condition in rules]
+    loaded = load_states(session, workspace_id, everyone, conditions=conditions, now=now, zone=zone)
+    evaluation = loaded.evaluation(now=now, zone=zone)
+    return {
+        stage: evaluation.matching(condition, candidates.get(stage, set()) & loaded.states.keys())
+        for stage, condition in rules
+    }
 
 
 def promote_by_threshold(
