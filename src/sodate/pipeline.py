@@ -26,6 +26,7 @@ from sodate.contacts.resolution import PlannedMerge
 from sodate.db.locks import lock_workspace
 from sodate.events import pipeline as events
 from sodate.events import service as event_log
+from sodate.handoff import opening as handoff
 from sodate.lifecycle import realtime as lifecycle
 from sodate.runtime import Runtime
 from sodate.scoring import realtime as scoring
@@ -39,6 +40,7 @@ MERGE_STEPS: tuple[MergeStep, ...] = (
     commerce.move_orders,
     scoring.move_scores,
     lifecycle.move_stages,
+    handoff.move_handoffs,
     segments.move_memberships,
 )
 

@@ -289,6 +289,56 @@ def test_a_lead_that_leaves_mql_otherwise_closes_its_handoff(
     assert response.status_code == 409
 
 
+def test_a_merge_passes_the_waiting_handoff_and_the_reset_to_the_survivor(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: Created,
+    admin_headers: dict[str, str],
+    mailbox: Mailbox,
+    receiver: Receiver,
+) -> None:
+    setup(client, admin_headers, receiver, assign=[], crm_webhook=None)
+    key = workspace.write_key.key
+
+    # Sato is handed off, then found to be the same person as a lead: one handoff, moved.
+    become_mql(client, workspace, runtime, "u1", email="sato@example.jp")
+    open_handoffs(runtime)
+    send(client, key, "identify", {"userId": "u2", "traits": {"email": "sato@work.example.jp"}})
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    lead = only_contact(client, admin_headers, user_id="u2")["id"]
+    response = client.post(
+        f"/api/v1/contacts/{lead}/merge", json={"contact_id": sato}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["stage"] == "mql"
+    assert open_handoffs(runtime) == 0
+    (handoff,) = handoffs(client, admin_headers)
+    assert (handoff["contact_id"], handoff["state"]) == (lead, "pending")
+
+    # Rejected with a reset, then merged into a newer contact: the reset points stay out.
+    response = client.post(
+        f"/api/v1/handoffs/{handoff['id']}/reject",
+        json={"reason": "時期尚早", "reset_engagement": True},
+        headers=admin_headers,
+    )
+    assert response.status_code == 200, response.text
+    advance(runtime, timedelta(hours=1))
+    send(client, key, "track", {"userId": "u3", "event": "Inquiry Submitted"})
+    process_all(runtime)
+    newer = only_contact(client, admin_headers, user_id="u3")["id"]
+    response = client.post(
+        f"/api/v1/contacts/{newer}/merge", json={"contact_id": lead}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    scores = client.get(f"/api/v1/contacts/{newer}/scores", headers=admin_headers).json()
+    assert scores["default"]["engagement"] == 10
+    client.put("/api/v1/scoring-models/default", json=MODEL, headers=admin_headers)
+    scores = client.get(f"/api/v1/contacts/{newer}/scores", headers=admin_headers).json()
+    assert scores["default"]["engagement"] == 10
+    assert [h["contact_id"] for h in handoffs(client, admin_headers)] == [newer]
+
+
 def test_invalid_rules_are_refused_with_every_error(
     client: TestClient, admin_headers: dict[str, str]
 ) -> None:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.sql import CONTACTS, matching_contacts
+from sodate.contacts.resolution import PlannedMerge
 from sodate.handoff.models import Handoff, HandoffRules, HandoffState, HandoffStep, StepKind
 from sodate.handoff.schemas import HandoffRulesIn
 from sodate.lifecycle import service as lifecycle
@@ -104,6 +105,27 @@ def open_handoffs(session: Session, workspace_id: str, *, now: datetime) -> int:
         opened += _open(session, workspace_id, row, rules, new, now=now)
         row.read_changes_to = changes[-1].id
         session.flush()
+
+
+def move_handoffs(
+    session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
+) -> None:
+    """A merged contact's handoffs pass to the survivor, the person they are about. One that
+    waits closes if the survivor has its own waiting, or is no longer an MQL (it kept a
+    further stage): nobody should decide a lead twice, or one that has moved on."""
+    for merge in merges:
+        waiting = _pending(session, workspace_id, {merge.survivor, merge.merged})
+        moved = waiting.get(merge.merged)
+        stages = lifecycle.stages_of(session, workspace_id, [merge.survivor])
+        if moved is not None and (
+            merge.survivor in waiting or stages.get(merge.survivor) != Stage.MQL.value
+        ):
+            _close(session, {moved}, now=now)
+        session.execute(
+            sa.update(HANDOFFS)
+            .where(HANDOFFS.c.workspace_id == workspace_id, HANDOFFS.c.contact_id == merge.merged)
+            .values(contact_id=merge.survivor)
+        )
 
 
 def _pending(session: Session, workspace_id: str, contacts: set[int]) -> dict[int, int]:

@@ -320,12 +320,23 @@ def _stored_day(value: object) -> date:
 def move_scores(
     session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
 ) -> None:
-    """A merged contact's scores go; the survivors are scored again from their joined history."""
+    """A merged contact's scores go; the survivors are scored again from their joined history.
+
+    An engagement reset belongs to the person: the survivor keeps the later of the two, so
+    what either did before it still gives no points."""
     models = live_models(session, workspace_id)
     if not models:
         return
+    execute_many(
+        session,
+        "INSERT INTO score_resets (model_id, contact_id, at)"
+        " SELECT model_id, ?, at FROM score_resets WHERE contact_id = ?"
+        " ON CONFLICT (model_id, contact_id) DO UPDATE SET at = CASE"
+        " WHEN excluded.at > score_resets.at THEN excluded.at ELSE score_resets.at END",
+        [(merge.survivor, merge.merged) for merge in merges],
+    )
     merged = sorted({merge.merged for merge in merges})
-    for table in ("contact_scores", "contact_score_rules", "score_daily_awards"):
+    for table in ("contact_scores", "contact_score_rules", "score_daily_awards", "score_resets"):
         execute_many(
             session,
             f"DELETE FROM {table} WHERE contact_id = ?",  # noqa: S608 (a fixed table name)
