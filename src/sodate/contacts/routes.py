@@ -237,12 +237,8 @@ def put_company(
     caller: Caller = Depends(allowed(Permission.CONTACTS_WRITE)),
 ) -> CompanyOut:
     """Create or update a company by its group key (the `groupId` of `group` calls)."""
-    now = caller.now()
     with caller.runtime.db.transaction() as session:
-        upserted = service.upsert_companies(
-            session,
-            caller.workspace_id,
-            [service.CompanyChange(group_key=group_key, traits=data.traits)],
-            now=now,
+        company_id = writes.put_company(
+            session, caller.workspace_id, group_key, data.traits, now=caller.now()
         )
-        return service.get_company(session, caller.workspace_id, upserted.ids[group_key])
+        return service.get_company(session, caller.workspace_id, company_id)

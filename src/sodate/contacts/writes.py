@@ -152,6 +152,33 @@ def upsert_contacts(
     ]
 
 
+def put_company(
+    session: Session,
+    workspace_id: str,
+    group_key: str,
+    traits: Mapping[str, Any],
+    *,
+    now: datetime,
+) -> int:
+    """Create or update a company by its group key; return its id. A change of its traits
+    re-checks every contact of the company (segments, fit and lifecycle rules read
+    `company.*`), as a `group` call does."""
+    lock_workspace(session, workspace_id, wait=True)
+    companies = upsert_companies(
+        session, workspace_id, [CompanyChange(group_key, dict(traits))], now=now
+    )
+    if companies.changed:
+        batch = EventBatch(
+            workspace_id=workspace_id,
+            events=[],
+            now=now,
+            source=API_SOURCE,
+            changed_profiles=contacts_of_companies(session, workspace_id, companies.changed),
+        )
+        process_batch(session, batch)
+    return companies.ids[group_key]
+
+
 def _claim(row: ContactData, traits: Mapping[str, Any]) -> IdentityClaim:
     """The identifiers the pipeline reads from the row's identify event, strongest first."""
     keys: list[IdentityKey] = []
