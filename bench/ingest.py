@@ -261,17 +261,21 @@ def segment_definitions(count: int) -> list[tuple[str, dict[str, Any]]]:
     return definitions
 
 
-def build_workload(events: int, contacts: int, batch: int, *, known: float, seed: int) -> Workload:
+def build_workload(
+    events: int, contacts: int, batch: int, *, known: float, seed: int, history: int = 0
+) -> tuple[Workload, Workload]:
+    """The history (the first `history` events, a multiple of `batch`), then the workload."""
     messages = Messages(contacts, known=known, seed=seed)
-    workload = Workload(bodies=[])
-    for start in range(0, events, batch):
-        chunk = [messages.next() for _ in range(min(batch, events - start))]
+    before, workload = Workload(bodies=[]), Workload(bodies=[])
+    for start in range(0, history + events, batch):
+        target = before if start < history else workload
+        chunk = [messages.next() for _ in range(min(batch, history + events - start))]
         for message in chunk:
-            workload.counts[message["type"]] = workload.counts.get(message["type"], 0) + 1
+            target.counts[message["type"]] = target.counts.get(message["type"], 0) + 1
         document = {"batch": chunk, "sentAt": datetime.now(UTC).isoformat()}
         body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-        workload.bodies.append((body, len(chunk)))
-    return workload
+        target.bodies.append((body, len(chunk)))
+    return before, workload
 
 
 # --- database and server ------------------------------------------------------------------
@@ -634,9 +638,10 @@ def run_inprocess(
     segments: int = 0,
     scoring: bool = False,
     lifecycle: bool = False,
+    history: Workload | None = None,
 ) -> tuple[Result, list[str]]:
     from sodate.definitions import put_scoring_model
-    from sodate.events.ingest import TrackingRequest, ingest
+    from sodate.events.ingest import ingest
     from sodate.events.ratelimit import MessageRateLimiter
     from sodate.lifecycle import service as lifecycle_service
     from sodate.lifecycle.schemas import LifecycleRulesIn
@@ -661,6 +666,17 @@ def run_inprocess(
             created = workspaces.create_workspace_with_keys(
                 session, WorkspaceCreate(name="Bench"), now=runtime.clock.now()
             )
+        auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
+        limiter = MessageRateLimiter(0, 1)
+        size = runtime.settings.event_batch_size
+        stored = 0
+        if history is not None:  # processed before the segments and rules exist, not timed
+            for body, _count in history.bodies:
+                ingest(runtime, limiter, _request(body, auth))
+            while process_pending(runtime, batch_size=size):
+                pass
+            stored = history.events
+        with runtime.db.transaction() as session:
             for key, condition in segment_definitions(segments):
                 segment_service.put_segment(
                     session,
@@ -684,19 +700,7 @@ def run_inprocess(
                     LifecycleRulesIn.model_validate(lifecycle_rules(scoring)),
                     now=runtime.clock.now(),
                 )
-        auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
-        requests = [
-            TrackingRequest(
-                body=body,
-                content_encoding=None,
-                authorization=auth,
-                write_key_header=None,
-                message_type=None,
-            )
-            for body, _count in workload.bodies
-        ]
-        limiter = MessageRateLimiter(0, 1)
-        size = runtime.settings.event_batch_size
+        requests = [_request(body, auth) for body, _count in workload.bodies]
 
         deadline = time.monotonic() + timeout
 
@@ -721,7 +725,7 @@ def run_inprocess(
                 process_all, "process (process_pending)", profile, top, reports
             )
         cpu = time.process_time() - cpu_before
-        processed = scalar(runtime.db, EVENTS_COUNT)
+        processed = scalar(runtime.db, EVENTS_COUNT) - stored
         if processed != workload.events:
             raise SystemExit(f"{processed} events stored, {workload.events} sent")
         result = Result(
@@ -745,6 +749,18 @@ def run_inprocess(
         return result, reports
     finally:
         runtime.close()
+
+
+def _request(body: bytes, authorization: str) -> Any:
+    from sodate.events.ingest import TrackingRequest
+
+    return TrackingRequest(
+        body=body,
+        content_encoding=None,
+        authorization=authorization,
+        write_key_header=None,
+        message_type=None,
+    )
 
 
 @contextmanager
@@ -957,14 +973,31 @@ def main() -> None:
     parser.add_argument(
         "--lifecycle", action="store_true", help="live lifecycle stage rules (LIFECYCLE_RULES)"
     )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="inprocess: events from the same contacts processed first, untimed, before the"
+        " segments and rules are saved (real-time work should not grow with history)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
     if args.profile and "inprocess" not in args.mode:
         parser.error("--profile applies to --mode inprocess")
+    if args.history and args.mode != ["inprocess"]:
+        parser.error("--history applies to --mode inprocess alone")
+    if args.history % args.batch:
+        parser.error("--history must be a multiple of --batch")
 
-    workload = build_workload(
-        args.events, args.contacts, args.batch, known=args.known, seed=args.seed
+    before, workload = build_workload(
+        args.events,
+        args.contacts,
+        args.batch,
+        known=args.known,
+        seed=args.seed,
+        history=args.history,
     )
+    history = before if args.history else None
     mix = ", ".join(f"{k} {v:,}" for k, v in sorted(workload.counts.items()))
     size = sum(len(body) for body, _n in workload.bodies) / workload.events
     info = (
@@ -972,6 +1005,7 @@ def main() -> None:
         f"{len(workload.bodies)} batches of {args.batch}, {size:.0f} bytes/message, "
         f"{args.segments} live segments, {'10 scoring rules' if args.scoring else 'no scoring'}, "
         f"{'lifecycle rules' if args.lifecycle else 'no lifecycle rules'}"
+        + (f", after {args.history:,} events of history" if args.history else "")
     )
     results: list[Result] = []
     reports: list[str] = []
@@ -1010,6 +1044,7 @@ def main() -> None:
                     segments=args.segments,
                     scoring=args.scoring,
                     lifecycle=args.lifecycle,
+                    history=history,
                 )
                 results.append(result)
                 reports.extend(texts)
