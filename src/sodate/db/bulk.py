@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from sodate.db.base import as_utc
+
 _LONG_DIGITS = re.compile(r"\d{19}")
 """Where an integer orjson would read as a float may be: it has 19 digits or more."""
 
@@ -70,7 +72,7 @@ class DriverValues:
         if value is None:
             return None
         moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return as_utc(moment) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def driver_values(session: Session) -> DriverValues:
