@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -95,9 +96,9 @@ def recompute(
 ) -> tuple[int, int]:
     """Make the segment's members exactly the contacts that match now; return (entered, exited).
 
-    The matching contacts are computed once, into a temporary table that the insert of the
-    entries and the delete of the exits both read: evaluating the condition is the costly
-    part."""
+    The matching contacts are computed once, into a temporary table that the entries and the
+    exits both read: evaluating the condition is the costly part. Each move is an
+    `INSERT … SELECT` of its change rows, then of (or a DELETE of) the members."""
     matching = matching_contacts(
         segment.condition,
         dialect=session.get_bind().dialect.name,
@@ -110,43 +111,48 @@ def recompute(
     )
     session.execute(sa.delete(MATCHING))
     session.execute(sa.insert(MATCHING).from_select(["id"], matching))
-    entered = (
+
+    def change(entered: bool) -> list[Any]:
+        return [
+            sa.literal(workspace_id),
+            sa.literal(segment.id),
+            sa.literal(entered, CHANGES.c.entered.type),
+            sa.literal(cause.value),
+            sa.literal(now, CHANGES.c.at.type),
+        ]
+
+    columns = ["workspace_id", "segment_id", "entered", "cause", "at", "contact_id"]
+    new = MATCHING.c.id.not_in(
+        sa.select(MEMBERS.c.contact_id).where(MEMBERS.c.segment_id == segment.id)
+    )
+    entered = session.execute(
+        sa.insert(CHANGES).from_select(columns, sa.select(*change(True), MATCHING.c.id).where(new))
+    ).rowcount
+    if entered:
         session.execute(
-            sa.insert(MEMBERS)
-            .from_select(
+            sa.insert(MEMBERS).from_select(
                 ["segment_id", "contact_id", "workspace_id", "since"],
                 sa.select(
                     sa.literal(segment.id),
                     MATCHING.c.id,
                     sa.literal(workspace_id),
                     sa.literal(now, MEMBERS.c.since.type),
-                ).where(
-                    ~sa.exists().where(
-                        MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id == MATCHING.c.id
-                    )
-                ),
+                ).where(new),
             )
-            .returning(MEMBERS.c.contact_id)
         )
-        .scalars()
-        .all()
+    gone = sa.and_(
+        MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id.not_in(sa.select(MATCHING.c.id))
     )
-    exited = (
-        session.execute(
-            sa.delete(MEMBERS)
-            .where(
-                MEMBERS.c.segment_id == segment.id,
-                MEMBERS.c.contact_id.not_in(sa.select(MATCHING.c.id)),
-            )
-            .returning(MEMBERS.c.contact_id)
+    exited = session.execute(
+        sa.insert(CHANGES).from_select(
+            columns, sa.select(*change(False), MEMBERS.c.contact_id).where(gone)
         )
-        .scalars()
-        .all()
-    )
+    ).rowcount
+    if exited:
+        session.execute(sa.delete(MEMBERS).where(gone))
     session.execute(sa.delete(MATCHING))
-    record_changes(session, workspace_id, segment.id, entered, exited, now=now, cause=cause)
     session.execute(sa.update(SEGMENTS).where(SEGMENTS.c.id == segment.id).values(computed_at=now))
-    return len(entered), len(exited)
+    return entered, exited
 
 
 def record_changes(
