@@ -125,9 +125,14 @@ def recompute(
     new = MATCHING.c.id.not_in(
         sa.select(MEMBERS.c.contact_id).where(MEMBERS.c.segment_id == segment.id)
     )
-    entered = session.execute(
-        sa.insert(CHANGES).from_select(columns, sa.select(*change(True), MATCHING.c.id).where(new))
-    ).rowcount
+    # Counted from RETURNING: a driver's rowcount for INSERT … SELECT is not to be relied on.
+    entered = len(
+        session.execute(
+            sa.insert(CHANGES)
+            .from_select(columns, sa.select(*change(True), MATCHING.c.id).where(new))
+            .returning(CHANGES.c.contact_id)
+        ).all()
+    )
     if entered:
         session.execute(
             sa.insert(MEMBERS).from_select(
@@ -143,11 +148,13 @@ def recompute(
     gone = sa.and_(
         MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id.not_in(sa.select(MATCHING.c.id))
     )
-    exited = session.execute(
-        sa.insert(CHANGES).from_select(
-            columns, sa.select(*change(False), MEMBERS.c.contact_id).where(gone)
-        )
-    ).rowcount
+    exited = len(
+        session.execute(
+            sa.insert(CHANGES)
+            .from_select(columns, sa.select(*change(False), MEMBERS.c.contact_id).where(gone))
+            .returning(CHANGES.c.contact_id)
+        ).all()
+    )
     if exited:
         session.execute(sa.delete(MEMBERS).where(gone))
     session.execute(sa.delete(MATCHING))
