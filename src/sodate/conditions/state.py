@@ -39,7 +39,7 @@ from sodate.scoring.decay import SECONDS_A_DAY
 _CHUNK = 500
 
 
-def counted_events(conditions: Iterable[Condition]) -> dict[str, EventSpec]:
+def _counted_events(conditions: Iterable[Condition]) -> dict[str, EventSpec]:
     """The distinct event counts the conditions read, by `event_key` (a count threshold aside)."""
     specs: dict[str, EventSpec] = {}
     for condition in conditions:
@@ -74,7 +74,7 @@ def load_states(
     `zone` is the workspace's."""
     contacts = _load_contacts(session, workspace_id, contact_ids)
     live = sorted(contacts)
-    specs = counted_events(conditions)
+    specs = _counted_events(conditions)
     local = {key: spec for key, spec in specs.items() if any(map(reads_zone, spec.where))}
     counted = {key: spec for key, spec in specs.items() if key not in local}
     counts = _count_events(session, workspace_id, live, counted, now, zone)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from sodate.conditions.memory import property_matcher
+from sodate.conditions.comparisons import property_matcher
 from sodate.conditions.state import LoadedStates, load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in, insert_rows
