@@ -68,7 +68,7 @@ class ScoreState:
 @dataclass(frozen=True)
 class ContactState:
     """What conditions read of a contact. `company_traits` is None when it has no company;
-    `events` need only hold the events the condition names."""
+    `events` need only hold the events of the specs an `Evaluation` is not given counts for."""
 
     created_at: datetime
     traits: Mapping[str, Any] = field(default_factory=dict)

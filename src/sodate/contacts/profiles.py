@@ -248,25 +248,7 @@ def _apply_profiles(
         session,
         _UPDATE_PROFILE,
         [
-            (
-                values.json(profile.traits),
-                profile.user_id,
-                profile.email,
-                profile.phone,
-                profile.company_id,
-                values.json(profile.sources),
-                time(profile.first_seen_at),
-                time(profile.last_seen_at),
-                search_text(
-                    profile.traits,
-                    email=profile.email,
-                    phone=profile.phone,
-                    user_id=profile.user_id,
-                ),
-                stamp,
-                contact_id,
-                workspace_id,
-            )
+            (*_profile_columns(profile, values), stamp, contact_id, workspace_id)
             for contact_id, profile in profiles.items()
             if contact_id in changed
         ],
@@ -309,10 +291,14 @@ def new_contact_row(
     profile = _Profile({}, None, None, None, None, [source])
     for change in changes:
         _apply(profile, change)
+    return (contact_id, workspace_id, *_profile_columns(profile, values), stamp, stamp)
+
+
+def _profile_columns(profile: _Profile, values: DriverValues) -> tuple[Any, ...]:
+    """traits, user_id, email, phone, company_id, sources, first_seen_at, last_seen_at and
+    search_text, as the driver writes them."""
     first, last = profile.first_seen_at, profile.last_seen_at
     return (
-        contact_id,
-        workspace_id,
         values.json(profile.traits),
         profile.user_id,
         profile.email,
@@ -324,8 +310,6 @@ def new_contact_row(
         search_text(
             profile.traits, email=profile.email, phone=profile.phone, user_id=profile.user_id
         ),
-        stamp,
-        stamp,
     )
 
 
