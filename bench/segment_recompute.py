@@ -1,7 +1,8 @@
 """Full recomputation of a compound segment over 1M contacts and 10M events, beside DuckDB.
 
     python bench/segment_recompute.py [--contacts 1000000] [--events 10000000]
-                                      [--database-url URL] [--repeat 3] [--json] [--explain]
+                                      [--database-url URL] [--reuse] [--repeat 3] [--json]
+                                      [--explain]
 
 The segment is "plan is pro, at least 3 page views in the last 30 days, and no order in the
 last 90 days", in the condition language (`CONDITION` below). Timed, each `--repeat` times
@@ -27,8 +28,10 @@ missing 5 %), 1 % merged into another contact, no company; one workspace. Events
 ids in time order over the 180 days before a fixed `now` (2026-11-01 03:00 UTC), half of them
 spread evenly over the contacts and half skewed towards a few busy ones; Page Viewed 70 %,
 Product Viewed 10 %, Email Opened 8 %, Product Added 5 %, Form Submitted 3 %, Demo Requested
-2 %, Order Completed 2 %; about 200 bytes of properties and context each
-(`event_daily_counts` stays empty: the condition's SQL reads `events` only). Loading goes
+2 %, Order Completed 2 %; about 200 bytes of properties and context each. After the load,
+`event_latest_times` (each contact's latest times per event name, which the event pipeline
+keeps) is computed from the events as a merge or migration 0012 computes it, and timed apart;
+`event_daily_counts` stays empty (no condition reads it). Loading goes
 through the driver: one `executemany` per 50,000 rows on SQLite (times and JSON in the text
 forms the application writes), COPY … FROM STDIN (FORMAT csv) of DuckDB's CSV on PostgreSQL;
 then ANALYZE (VACUUM ANALYZE on PostgreSQL, as autovacuum would after such a load).
@@ -36,6 +39,9 @@ then ANALYZE (VACUUM ANALYZE on PostgreSQL, as autovacuum would after such a loa
 Without --database-url it uses a fresh SQLite file in a temporary directory; with a
 PostgreSQL URL (e.g. the throw-away cluster of `scripts/with-test-postgres`), the schema is
 dropped and recreated; with an `sqlite:///` URL the file is recreated there and kept.
+With `--reuse` and a URL, a database that an earlier run built with the same `--contacts` and
+`--events` is used as it is (the load takes ~5 minutes at the defaults): it is migrated to the
+current schema, the benchmark's segment is deleted, and only DuckDB's copy is generated again.
 Peak RSS is this process's, DuckDB's in-memory copy of the data included.
 """
 
@@ -64,8 +70,10 @@ from bench.common import reset  # the root is on the path now
 from bench.ingest import reproduce_command
 from sodate.conditions.schemas import parse_condition
 from sodate.conditions.sql import matching_contacts
+from sodate.db import migrate
 from sodate.db.bulk import DriverValues
-from sodate.db.engine import Database
+from sodate.db.engine import Database, create_db_engine
+from sodate.events.latest import rebuild_latest_times
 from sodate.segments import membership
 from sodate.segments.membership import LiveSegment
 from sodate.segments.models import ChangeCause
@@ -429,6 +437,7 @@ class Result:
     events: int
     generate_seconds: float
     load_seconds: float
+    latest_seconds: float = 0.0
     first_save_seconds: float = 0.0
     query: Timings = field(default_factory=Timings)
     from_empty: Timings = field(default_factory=Timings)
@@ -449,6 +458,7 @@ class Result:
             "events": self.events,
             "generate_seconds": round(self.generate_seconds, 1),
             "load_seconds": round(self.load_seconds, 1),
+            "latest_times_seconds": round(self.latest_seconds, 1),
             "first_save_seconds": round(self.first_save_seconds, 3),
             "query_only_seconds": self.query.as_dict(),
             "recompute_from_empty_seconds": self.from_empty.as_dict(),
@@ -468,6 +478,57 @@ def timed(work: Callable[[], Any]) -> tuple[float, Any]:
     started = time.perf_counter()
     value = work()
     return time.perf_counter() - started, value
+
+
+def build_latest_times(db: Database, workspace: str) -> None:
+    """What the event pipeline keeps beside the events, computed from them at once."""
+    with db.transaction() as session:
+        if db.dialect == "postgresql":
+            session.execute(sa.text("SET LOCAL work_mem = '1GB'"))  # the window's sort
+        rebuild_latest_times(session, workspace)
+    with db.engine.connect() as connection:
+        if db.dialect == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+                sa.text("VACUUM ANALYZE event_latest_times")
+            )
+        else:
+            connection.execute(sa.text("ANALYZE event_latest_times"))
+            connection.commit()
+    db.checkpoint()
+
+
+def reusable_workspace(db: Database, contacts: int, events: int) -> str | None:
+    """The workspace an earlier run built with these sizes, its segment deleted; None when the
+    database holds something else."""
+    with db.transaction() as session:
+        connection = session.connection()
+        ids = connection.execute(sa.text("SELECT id FROM workspaces WHERE name = 'bench'")).all()
+        if len(ids) != 1:
+            return None
+        workspace = str(ids[0][0])
+        sizes = tuple(
+            connection.execute(
+                sa.text(f"SELECT count(*) FROM {table} WHERE workspace_id = :w"),  # noqa: S608
+                {"w": workspace},
+            ).scalar_one()
+            for table in ("contacts", "events")
+        )
+        if sizes != (contacts, events):
+            return None
+        segment = {"w": workspace, "key": SEGMENT_KEY}
+        for table in ("segment_changes", "segment_members"):
+            connection.execute(
+                sa.text(
+                    f"DELETE FROM {table} WHERE segment_id IN"  # noqa: S608
+                    " (SELECT id FROM segments WHERE workspace_id = :w AND key = :key)"
+                ),
+                segment,
+            )
+        connection.execute(
+            sa.text("DELETE FROM segments WHERE workspace_id = :w AND key = :key"), segment
+        )
+    db.checkpoint()
+    return workspace
 
 
 def create_workspace(db: Database) -> str:
@@ -616,6 +677,12 @@ def main() -> None:
         default=os.environ.get("SODATE_BENCH_DATABASE_URL"),
         help="PostgreSQL URL (schema dropped first); default a fresh SQLite file",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --database-url: use the data an earlier run built there with the same"
+        " --contacts and --events (migrated to the current schema) instead of building it again",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -627,6 +694,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.contacts < 1 or args.events < 1 or args.repeat < 1:
         parser.error("--contacts, --events and --repeat must be positive")
+    if args.reuse and not args.database_url:
+        parser.error("--reuse needs --database-url (the database an earlier run built)")
 
     def note(text: str) -> None:
         if not args.json:
@@ -634,20 +703,42 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sodate-bench-") as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        reset(url)
-        db = Database.from_url(url)
-        workspace = create_workspace(db)
+        reused: str | None = None
+        if args.reuse:
+            engine = create_db_engine(url)
+            try:
+                migrated, _ = timed(lambda: migrate.upgrade(engine))
+            finally:
+                engine.dispose()
+            note(f"migrated to the current schema: {migrated:.1f} s")
+            db = Database.from_url(url)
+            reused = reusable_workspace(db, args.contacts, args.events)
+            if reused is None:
+                db.dispose()
+                note("nothing to reuse there: building the data")
+        if reused is None:
+            reset(url)
+            db = Database.from_url(url)
+        workspace = reused or create_workspace(db)
         duck = duckdb.connect()
         generate_seconds, _ = timed(
             lambda: generate(duck, workspace, args.contacts, args.events, args.seed)
         )
         note(f"generated in DuckDB: {generate_seconds:.1f} s")
-        if db.dialect == "postgresql":
-            load_seconds, _ = timed(lambda: load_postgres(url, duck, Path(tmp)))
+        load_seconds = latest_seconds = 0.0
+        if reused:
+            note(f"reused the data in {db.dialect}")
         else:
-            load_seconds, _ = timed(lambda: load_sqlite(url, duck))
-        note(f"loaded into {db.dialect} (and analyzed): {load_seconds:.1f} s")
-        result = Result(db.dialect, args.contacts, args.events, generate_seconds, load_seconds)
+            if db.dialect == "postgresql":
+                load_seconds, _ = timed(lambda: load_postgres(url, duck, Path(tmp)))
+            else:
+                load_seconds, _ = timed(lambda: load_sqlite(url, duck))
+            note(f"loaded into {db.dialect} (and analyzed): {load_seconds:.1f} s")
+            latest_seconds, _ = timed(lambda: build_latest_times(db, workspace))
+            note(f"latest times per contact and name, from the events: {latest_seconds:.1f} s")
+        result = Result(
+            db.dialect, args.contacts, args.events, generate_seconds, load_seconds, latest_seconds
+        )
         memory = duck.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
         result.duckdb_mb = int(memory[0] if memory else 0) / 2**20
         try:
@@ -665,7 +756,8 @@ def main() -> None:
         print(
             f"data: {args.contacts:,} contacts, {args.events:,} events (seed {args.seed}); "
             f"built in {generate_seconds + load_seconds:.0f} s "
-            f"(DuckDB generation {generate_seconds:.1f} s, load and ANALYZE {load_seconds:.1f} s)"
+            f"(DuckDB generation {generate_seconds:.1f} s, load and ANALYZE {load_seconds:.1f} s,"
+            f" latest times from the events {latest_seconds:.1f} s)"
         )
         print(f"condition: {json.dumps(CONDITION, ensure_ascii=False)}")
         print("seconds, best / median of", args.repeat)

@@ -35,6 +35,7 @@ from sodate.conditions.sql import (
 )
 from sodate.conditions.sql import SCORING_MODELS as SCORING_MODELS_TABLE
 from sodate.conditions.state import load_states
+from sodate.events.latest import keep_latest_times
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 
@@ -119,6 +120,11 @@ def documents(draw: st.DrawFn, keys: tuple[str, ...]) -> dict[str, Any]:
     return document
 
 
+hours = st.one_of(st.integers(-30, 24 * 120), st.integers(-30, 0))
+"""Hours before now that an event happened; often after now (SQL keeps such a contact's
+latest times but must not count them in a window)."""
+
+
 @st.composite
 def contacts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
     seen = draw(st.one_of(st.none(), times))
@@ -155,12 +161,24 @@ def contacts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
                     {
                         "name": st.sampled_from(EVENT_NAMES),
                         "properties": documents(PROP_KEYS),
-                        "timestamp": st.builds(
-                            lambda hours: now - timedelta(hours=hours), st.integers(-30, 24 * 120)
-                        ),
+                        "timestamp": st.builds(lambda hours: now - timedelta(hours=hours), hours),
                     }
                 ),
                 max_size=6,
+            )
+        )
+        # A burst of one name: more events than the latest times SQL keeps per name.
+        + draw(
+            st.one_of(
+                st.just([]),
+                st.builds(
+                    lambda name, ago: [
+                        {"name": name, "properties": {}, "timestamp": now - timedelta(hours=h)}
+                        for h in ago
+                    ],
+                    st.sampled_from(EVENT_NAMES),
+                    st.lists(hours, min_size=6, max_size=8),
+                ),
             )
         ),
     }
@@ -310,7 +328,8 @@ def event_conditions(draw: st.DrawFn, seen: Seen) -> dict[str, Any]:
     if draw(st.booleans()):
         spec["count"] = {
             "op": draw(st.sampled_from(("eq", "ne", "gt", "gte", "lt", "lte"))),
-            "value": draw(st.integers(0, 3)),
+            # Beyond 5, the latest times kept, SQL counts a contact's events.
+            "value": draw(st.integers(0, 7)),
         }
     wheres = []
     for _ in range(draw(st.integers(0, 2))):
@@ -486,6 +505,11 @@ def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) ->
                         received_at=event["timestamp"],
                     )
                 )
+            # As the pipeline keeps them, in two batches: the second may hold older events.
+            times = [(contact_id, event["name"], event["timestamp"]) for event in person["events"]]
+            half = len(times) // 2
+            keep_latest_times(session, workspace_id, times[:half])
+            keep_latest_times(session, workspace_id, times[half:])
     return ids
 
 
@@ -582,3 +606,59 @@ def test_keys_written_by_any_path_are_found(
             )
         ).scalars()
         assert list(found) == ids
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        # Eight page views an hour apart ending two hours ago, and one three hours from now.
+        ({"within": "1d", "count": {"op": "gte", "value": 8}}, True),
+        ({"within": "1d", "count": {"op": "gte", "value": 9}}, False),
+        ({"within": "1d", "count": {"op": "eq", "value": 6}}, False),
+        ({"within": "1d", "count": {"op": "lt", "value": 9}}, True),
+        ({"within": "4h", "count": {"op": "eq", "value": 3}}, True),
+        ({"within": "90m"}, False),
+        ({"count": {"op": "gte", "value": 9}}, True),
+        ({"count": {"op": "gt", "value": 9}}, False),
+        ({"within": "1d", "where": [{"prop": "n", "op": "gte", "value": 2}]}, True),
+        (
+            {
+                "within": "1d",
+                "where": [{"prop": "n", "op": "gte", "value": 2}],
+                "count": {"op": "eq", "value": 6},
+            },
+            True,
+        ),
+    ],
+)
+def test_counts_beyond_the_latest_times_kept_and_after_now(
+    runtime: Runtime, workspace: Created, spec: dict[str, Any], expected: bool
+) -> None:
+    now = NOWS[0]
+    person: dict[str, Any] = {
+        "email": None,
+        "user_id": None,
+        "phone": None,
+        "traits": {},
+        "created_at": now,
+        "first_seen_at": None,
+        "last_seen_at": None,
+        "company": None,
+        "events": [
+            {"name": "Page Viewed", "properties": {"n": n}, "timestamp": now - timedelta(hours=h)}
+            for n, h in enumerate((9, 8, 7, 6, 5, 4, 3, 2, -3))
+        ],
+    }
+    ids = _store(runtime, workspace.workspace.id, [person])
+    condition = parse_condition({"event": {"name": "Page Viewed", **spec}})
+    with runtime.db.read() as session:
+        found = session.execute(
+            matching_contacts(
+                condition,
+                dialect=runtime.db.engine.dialect.name,
+                workspace_id=workspace.workspace.id,
+                now=now,
+                zone=ZoneInfo("Asia/Tokyo"),
+            )
+        ).scalars()
+        assert (list(found) == ids) is expected

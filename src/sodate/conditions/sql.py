@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sodate.conditions import terms
 from sodate.conditions.reads import reads_zone
 from sodate.conditions.schemas import (
-    COUNT_OPERATORS,
     NEGATIONS,
     ORDER_OPERATORS,
     AllCondition,
@@ -28,6 +27,7 @@ from sodate.conditions.schemas import (
     AttrCondition,
     Condition,
     EventCondition,
+    EventSpec,
     LifecycleCondition,
     NotCondition,
     Operator,
@@ -45,7 +45,7 @@ from sodate.conditions.sql_values import (
 )
 from sodate.conditions.terms import Source, ValueKind
 from sodate.contacts.models import Company, Contact
-from sodate.events.models import Event
+from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes
 from sodate.lifecycle.models import ContactStage
 from sodate.scoring.decay import decay_factor_sql
 from sodate.scoring.models import ContactScore, ScoringModel
@@ -54,6 +54,7 @@ from sodate.segments.models import Segment, SegmentMember
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 COMPANIES: sa.Table = Company.__table__  # type: ignore[assignment]
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
+LATEST: sa.Table = EventLatestTimes.__table__  # type: ignore[assignment]
 SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
 SCORING_MODELS: sa.Table = ScoringModel.__table__  # type: ignore[assignment]
@@ -182,35 +183,80 @@ class _Compiler:
         return self.compares(value, condition.op, condition.value, _zone_of(contacts, self))
 
     def events(self, condition: EventCondition, contacts: sa.FromClause) -> Boolean:
+        """The count compared, as tests of "at least k events" (`at_least`)."""
         spec = condition.event
+        op, value = spec.count.op, spec.count.value
+
+        def at_least(k: int) -> Boolean:
+            return self.at_least(spec, k, contacts)
+
+        if op == "gte":
+            return at_least(value)
+        if op == "gt":
+            return at_least(value + 1)
+        if op == "lte":
+            return sa.not_(at_least(value + 1))
+        if op == "lt":
+            return sa.not_(at_least(value))
+        exactly = sa.and_(at_least(value), sa.not_(at_least(value + 1)))
+        return exactly if op == "eq" else sa.not_(exactly)
+
+    def at_least(self, spec: EventSpec, k: int, contacts: sa.FromClause) -> Boolean:
+        """The contacts with at least k events of the spec.
+
+        Candidates come from `event_latest_times`: a contact with k such events since the
+        window's start has its k-th latest time (beyond the times kept, its last kept one) at
+        or after that start, so one range of the name's rows holds them all. That range is
+        the answer itself when k is within the times kept, the spec has no filters and, for a
+        window, no kept time is after now; otherwise each candidate's events are counted,
+        stopping at the k-th.
+        """
+        if k <= 0:
+            return sa.true()
+        latest = LATEST.alias("latest_times")
+        kth = latest.c[f"latest_{min(k, LATEST_KEPT)}"]
+        since = self.now - terms.parse_positive_duration(spec.within) if spec.within else None
+        where: list[Boolean] = [
+            latest.c.workspace_id == self.workspace_id,
+            latest.c.name == spec.name,
+            kth.is_not(None) if since is None else kth >= since,
+        ]
+        if spec.where or k > LATEST_KEPT:
+            where.append(self.counted(spec, k, since, latest.c.contact_id))
+        elif since is not None:
+            where.append(
+                sa.or_(
+                    latest.c.latest_1 <= self.now,
+                    self.counted(spec, k, since, latest.c.contact_id),
+                )
+            )
+        return contacts.c.id.in_(sa.select(latest.c.contact_id).where(*where))
+
+    def counted(self, spec: EventSpec, k: int, since: datetime | None, contact_id: Any) -> Boolean:
+        """The contact has at least k events of the spec, counted on `events`."""
         events = EVENTS.alias("matched_events")
-        owners = CONTACTS.alias("event_owners")
         where: list[Boolean] = [
             events.c.workspace_id == self.workspace_id,
+            events.c.contact_id == contact_id,
             events.c.name == spec.name,
         ]
-        if spec.within:
-            since = self.now - terms.parse_positive_duration(spec.within)
+        if since is not None:
             where += [events.c.timestamp >= since, events.c.timestamp <= self.now]
-        zone = _zone_of(owners, self)
-        needs_owner = any(reads_zone(item) for item in spec.where)
-        where += [self.property_holds(events.c.properties, item, zone) for item in spec.where]
         source: sa.FromClause = events
-        if needs_owner:
+        if any(reads_zone(item) for item in spec.where):
+            owners = CONTACTS.alias("event_owners")
             source = events.join(owners, owners.c.id == events.c.contact_id)
-        matching = sa.select(events.c.contact_id).select_from(source).where(*where)
-        count = COUNT_OPERATORS[spec.count.op]
-        if count(0, spec.count.value):
-            # Zero events satisfy the count, so the contacts that satisfy it are all but those
-            # whose count fails it.
-            failing = matching.group_by(events.c.contact_id).having(
-                sa.not_(count(sa.func.count(), spec.count.value))
-            )
-            return contacts.c.id.not_in(failing)
-        if (spec.count.op, spec.count.value) in (("gte", 1), ("gt", 0)):
-            return contacts.c.id.in_(matching)
-        return contacts.c.id.in_(
-            matching.group_by(events.c.contact_id).having(count(sa.func.count(), spec.count.value))
+            zone = _zone_of(owners, self)
+        else:
+            zone = _Zone(sa.null(), self.zone, self.now)
+        where += [self.property_holds(events.c.properties, item, zone) for item in spec.where]
+        return (
+            sa.select(sa.literal(1))
+            .select_from(source)
+            .where(*where)
+            .limit(1)
+            .offset(k - 1)
+            .exists()
         )
 
     def property_holds(self, properties: Any, item: PropFilter, zone: _Zone) -> Boolean:

@@ -1,4 +1,5 @@
-"""Tables of the event log: accepted messages awaiting processing, events, daily counts."""
+"""Tables of the event log: accepted messages awaiting processing, events, daily counts, and
+each contact's latest times per event name."""
 
 from __future__ import annotations
 
@@ -82,3 +83,37 @@ class EventDailyCount(Base):
     count: Mapped[int]
     first_at: Mapped[datetime]
     last_at: Mapped[datetime]
+
+
+LATEST_KEPT = 5
+"""How many of a contact's latest times per event name `event_latest_times` keeps."""
+
+
+class EventLatestTimes(Base):
+    """A contact's `LATEST_KEPT` latest event times of one name, newest first (`latest_1`).
+
+    Set-based conditions read it instead of grouping events: a contact has at least k events
+    of a name since a moment only if its k-th latest time is at or after that moment, so one
+    row per contact answers "at least 3 page views in 30 days" where counting would group a
+    million events. When no time kept is after now, the row is the exact answer for k up to
+    `LATEST_KEPT` (`sodate.conditions.sql`). Kept by the event pipeline beside the daily
+    counts (`sodate.events.latest`), and rebuilt from the events on merges.
+    """
+
+    __tablename__ = "event_latest_times"
+    __table_args__ = (
+        # A name's rows side by side, so that a condition reads one range; on SQLite they
+        # live in the key's own b-tree (no rowid), so a changed row writes one b-tree.
+        sa.PrimaryKeyConstraint("workspace_id", "name", "contact_id"),
+        sa.Index("ix_event_latest_times_contact_id", "contact_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+    contact_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    latest_1: Mapped[datetime]
+    latest_2: Mapped[datetime | None]
+    latest_3: Mapped[datetime | None]
+    latest_4: Mapped[datetime | None]
+    latest_5: Mapped[datetime | None]

@@ -24,7 +24,7 @@ from sodate.contacts.identifiers import (
     usable_id,
 )
 from sodate.contacts.resolution import IdentityClaim, PlannedMerge
-from sodate.events import service
+from sodate.events import latest, service
 from sodate.events.schemas import MessageType
 
 TRACKING_SOURCE = "tracking"
@@ -210,4 +210,9 @@ def count_events(session: Session, batch: EventBatch) -> None:
             batch.workspace_id,
             min(event.event_id for event in batch.events),
             max(event.event_id for event in batch.events),
+        )
+        latest.keep_latest_times(
+            session,
+            batch.workspace_id,
+            ((event.contact_id, event.name, event.timestamp) for event in batch.events),
         )

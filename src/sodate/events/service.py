@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import driver_values, fetch_all, fetch_in, insert_rows
 from sodate.db.paging import fetch_page
+from sodate.events.latest import rebuild_latest_times
 from sodate.events.models import Event, EventDailyCount, InboxRequest
 from sodate.events.schemas import EventOut, EventPage
 
@@ -224,7 +225,8 @@ def _upsert_daily(session: Session, select: sa.Select[Any]) -> Any:
 def move_history(
     session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
 ) -> None:
-    """Give the surviving contact of each merge the events and counts of the merged one."""
+    """Give the surviving contact of each merge the events, counts and latest times of the
+    merged one."""
     for merge in merges:
         session.execute(
             sa.update(EVENTS)
@@ -242,6 +244,9 @@ def move_history(
         ).where(DAILY.c.contact_id == merge.merged)
         session.execute(_upsert_daily(session, moved))
         session.execute(sa.delete(DAILY).where(DAILY.c.contact_id == merge.merged))
+    pairs = [contact for merge in merges for contact in (merge.survivor, merge.merged)]
+    if pairs:
+        rebuild_latest_times(session, workspace_id, pairs)
 
 
 def timeline(
