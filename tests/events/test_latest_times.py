@@ -10,22 +10,22 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sodate.events.latest import EVENTS, LATEST, LATEST_COLUMNS, latest_times_of
+from sodate.events.latest import EVENTS, LATEST, LATEST_COLUMNS, NAMES, latest_times_of
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.events.helpers import process_all, send
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
-NAMES = ("Page Viewed", "Order Completed")
+EVENT_NAMES = ("Page Viewed", "Order Completed")
 USERS = ("u-1", "u-2", "u-3")
 
 
 def latest_rows(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], tuple[Any, ...]]:
     with runtime.db.read() as session:
         rows = session.execute(
-            sa.select(LATEST.c.name, LATEST.c.contact_id, *(LATEST.c[c] for c in LATEST_COLUMNS))
-            .where(LATEST.c.workspace_id == workspace_id)
-            .order_by(LATEST.c.name, LATEST.c.contact_id)
+            sa.select(NAMES.c.name, LATEST.c.contact_id, *(LATEST.c[c] for c in LATEST_COLUMNS))
+            .join(NAMES, NAMES.c.id == LATEST.c.name_id)
+            .where(NAMES.c.workspace_id == workspace_id)
         ).all()
     return {(name, contact): tuple(times) for name, contact, *times in rows}
 
@@ -33,8 +33,11 @@ def latest_rows(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], tu
 def rebuilt(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], tuple[Any, ...]]:
     """The rows as the stored events give them (what a rebuild would write)."""
     with runtime.db.read() as session:
-        rows = session.execute(latest_times_of([EVENTS.c.workspace_id == workspace_id])).all()
-    return {(name, contact): tuple(times) for _workspace, name, contact, *times in rows}
+        rows = session.execute(
+            latest_times_of([EVENTS.c.workspace_id == workspace_id], runtime.db.dialect)
+        ).all()
+        names = dict(session.execute(sa.select(NAMES.c.id, NAMES.c.name)).all())
+    return {(names[name_id], contact): tuple(times) for name_id, contact, *times in rows}
 
 
 @settings(
@@ -44,7 +47,9 @@ def rebuilt(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], tuple[
 )
 @given(
     events=st.lists(
-        st.tuples(st.sampled_from(USERS), st.sampled_from(NAMES), st.integers(0, 20 * 24 * 60)),
+        st.tuples(
+            st.sampled_from(USERS), st.sampled_from(EVENT_NAMES), st.integers(0, 20 * 24 * 60)
+        ),
         max_size=40,
     ),
     batch_size=st.integers(1, 12),
@@ -70,7 +75,7 @@ def test_batches_in_any_order_keep_what_the_events_give(
         for user, name, minutes in events
     ]
     # A name kept before the test's events arrive: the batches merge with stored rows.
-    messages.insert(0, {"type": "track", "userId": USERS[0], "event": NAMES[0]})
+    messages.insert(0, {"type": "track", "userId": USERS[0], "event": EVENT_NAMES[0]})
     for start in range(0, len(messages), batch_size):
         send(
             client,

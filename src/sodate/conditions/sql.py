@@ -45,7 +45,7 @@ from sodate.conditions.sql_values import (
 )
 from sodate.conditions.terms import Source, ValueKind
 from sodate.contacts.models import Company, Contact
-from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes
+from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
 from sodate.lifecycle.models import ContactStage
 from sodate.scoring.decay import decay_factor_sql
 from sodate.scoring.models import ContactScore, ScoringModel
@@ -55,6 +55,7 @@ CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 COMPANIES: sa.Table = Company.__table__  # type: ignore[assignment]
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
 LATEST: sa.Table = EventLatestTimes.__table__  # type: ignore[assignment]
+NAMES: sa.Table = EventName.__table__  # type: ignore[assignment]
 SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
 SCORING_MODELS: sa.Table = ScoringModel.__table__  # type: ignore[assignment]
@@ -216,9 +217,11 @@ class _Compiler:
         latest = LATEST.alias("latest_times")
         kth = latest.c[f"latest_{min(k, LATEST_KEPT)}"]
         since = self.now - terms.parse_positive_duration(spec.within) if spec.within else None
+        name_id = sa.select(NAMES.c.id).where(
+            NAMES.c.workspace_id == self.workspace_id, NAMES.c.name == spec.name
+        )
         where: list[Boolean] = [
-            latest.c.workspace_id == self.workspace_id,
-            latest.c.name == spec.name,
+            latest.c.name_id == name_id.scalar_subquery(),
             kth.is_not(None) if since is None else kth >= since,
         ]
         if spec.where or k > LATEST_KEPT:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,6 +55,45 @@ def as_utc(naive: datetime) -> datetime:
     """A naive time read as UTC. (`replace(tzinfo=…)` costs several times more on CPython
     3.11, and every time read from SQLite goes through here.)"""
     return datetime.combine(naive.date(), naive.time(), UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_micros(moment: datetime) -> int:
+    """An aware time as whole microseconds since the Unix epoch (exact, unlike `timestamp()`)."""
+    return (moment - EPOCH) // _MICROSECOND
+
+
+class MicrosecondTime(sa.TypeDecorator[datetime]):
+    """A UTC time stored compactly: an integer of microseconds since the epoch on SQLite (8
+    bytes rather than 26 of text), a `timestamptz` on PostgreSQL (already 8 bytes there).
+
+    For tables written row by row on the hot path, where every byte of a row is written again
+    on each change."""
+
+    impl = sa.BigInteger
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.DateTime(timezone=True))
+        return dialect.type_descriptor(sa.BigInteger())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise NaiveDatetimeError(f"naive datetime {value!r}: attach a time zone")
+        return value if dialect.name == "postgresql" else epoch_micros(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        return EPOCH + int(value) * _MICROSECOND
 
 
 JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")

@@ -1,9 +1,10 @@
 """Each contact's latest times per event name (`event_latest_times`), kept beside the events.
 
-The pipeline adds a batch's events with `keep_latest_times`: one read of the rows the batch
-touches, the merge done here, and one write of the rows that changed. Merges rebuild the
+The pipeline adds a batch's events with `keep_latest_times`: one statement per contact and name
+the batch touches, which merges the new times into the row in the database. Merges rebuild the
 survivor's rows from its events (`rebuild_latest_times`), which is also how a table filled by
-hand (a test, a benchmark's load) is brought in step.
+hand (a test, a benchmark's load) is brought in step. Rows name their event by its number in
+`event_names` (`name_ids`).
 """
 
 from __future__ import annotations
@@ -14,58 +15,93 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from sodate.db.bulk import driver_values, execute_many, fetch_in
-from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes
+from sodate.db.base import epoch_micros
+from sodate.db.bulk import execute_many, fetch_in
+from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
 
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
+NAMES: sa.Table = EventName.__table__  # type: ignore[assignment]
 LATEST: sa.Table = EventLatestTimes.__table__  # type: ignore[assignment]
 LATEST_COLUMNS = tuple(f"latest_{rank}" for rank in range(1, LATEST_KEPT + 1))
 
-_UPSERT = (
-    "INSERT INTO event_latest_times (workspace_id, name, contact_id, "  # noqa: S608 (names only)
-    + ", ".join(LATEST_COLUMNS)
-    + ") VALUES ("
-    + ", ".join("?" * (3 + LATEST_KEPT))
-    + ") ON CONFLICT (workspace_id, name, contact_id) DO UPDATE SET "
-    + ", ".join(f"{column} = excluded.{column}" for column in LATEST_COLUMNS)
-)
-_KEPT = (
-    "SELECT contact_id, "  # noqa: S608 (names only)
-    + ", ".join(LATEST_COLUMNS)
-    + " FROM event_latest_times WHERE workspace_id = ? AND name = ? AND contact_id IN"
-)
+
+def _merge_upsert(postgresql: bool) -> str:
+    """Insert a pair's newest times (sorted, newest first), or merge them into its row.
+
+    The k-th latest of two lists sorted newest first, a and b, is the latest of min(a_i, b_j)
+    over i + j = k (a_0 and b_0 being later than anything), so the merge is one expression per
+    column and needs no read of the row first. A missing time counts as earlier than any
+    (`floor`); a row whose oldest kept time is at or after every new one is left as it is.
+    """
+    floor = "'-infinity'::timestamptz" if postgresql else str(-(2**63))
+    latest, least = ("greatest", "least") if postgresql else ("max", "min")
+
+    def kept(rank: int) -> str:
+        return f"coalesce(event_latest_times.latest_{rank}, {floor})"
+
+    def new(rank: int) -> str:
+        return f"coalesce(excluded.latest_{rank}, {floor})"
+
+    def merged(k: int) -> str:
+        terms = [new(k), kept(k)]
+        terms += [f"{least}({kept(i)}, {new(k - i)})" for i in range(1, k)]
+        return f"nullif({latest}({', '.join(terms)}), {floor})"
+
+    return (
+        "INSERT INTO event_latest_times (name_id, contact_id, "  # noqa: S608 (names only)
+        + ", ".join(LATEST_COLUMNS)
+        + ") VALUES ("
+        + ", ".join("?" * (2 + LATEST_KEPT))
+        + ") ON CONFLICT (name_id, contact_id) DO UPDATE SET "
+        + ", ".join(f"latest_{k} = {merged(k)}" for k in range(1, LATEST_KEPT + 1))
+        + f" WHERE excluded.latest_1 > {kept(LATEST_KEPT)}"
+    )
+
+
+_UPSERTS = {postgresql: _merge_upsert(postgresql) for postgresql in (False, True)}
 
 
 def keep_latest_times(
     session: Session, workspace_id: str, events: Iterable[tuple[int, str | None, datetime]]
 ) -> None:
-    """Add stored events (contact, name, time) to their contacts' latest times.
-
-    Times are compared in the driver's form, which orders as time does: UTC text of one fixed
-    format on SQLite, aware datetimes on PostgreSQL.
-    """
-    values = driver_values(session)
-    added: dict[str, dict[int, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    """Add stored events (contact, name, time) to their contacts' latest times: one statement
+    per contact and name, which merges in the database (`_merge_upsert`)."""
+    added: dict[tuple[str, int], list[datetime]] = defaultdict(list)
     for contact_id, name, moment in events:
         if name:
-            added[name][contact_id].append(values.time(moment))
+            added[name, contact_id].append(moment)
+    if not added:
+        return
+    ids = name_ids(session, workspace_id, {name for name, _contact in added})
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    stored = (lambda moment: moment) if on_postgresql else epoch_micros
     rows: list[tuple[Any, ...]] = []
-    for name, by_contact in added.items():
-        kept = {
-            contact_id: [moment for moment in times if moment is not None]
-            for contact_id, *times in fetch_in(
-                session, _KEPT, sorted(by_contact), (workspace_id, name)
-            )
-        }
-        for contact_id, times in by_contact.items():
-            before = kept.get(contact_id, [])
-            latest = sorted([*before, *times], reverse=True)[:LATEST_KEPT]
-            if latest != before:  # events older than every kept time change nothing
-                padding = (None,) * (LATEST_KEPT - len(latest))
-                rows.append((workspace_id, name, contact_id, *latest, *padding))
-    execute_many(session, _UPSERT, rows)
+    for (name, contact_id), times in added.items():
+        if len(times) > 1:
+            times = sorted(times, reverse=True)[:LATEST_KEPT]
+        padding = (None,) * (LATEST_KEPT - len(times))
+        rows.append((ids[name], contact_id, *map(stored, times), *padding))
+    execute_many(session, _UPSERTS[on_postgresql], rows)
+
+
+def name_ids(session: Session, workspace_id: str, names: Iterable[str]) -> dict[str, int]:
+    """The numbers of the workspace's event names, numbering the new ones."""
+    wanted = sorted(set(names))
+    query = "SELECT name, id FROM event_names WHERE workspace_id = ? AND name IN"
+    found: dict[str, int] = dict(fetch_in(session, query, wanted, (workspace_id,)))
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert(NAMES) if dialect == "postgresql" else sqlite.insert(NAMES)
+        session.execute(
+            insert.on_conflict_do_nothing(index_elements=["workspace_id", "name"]),
+            [{"workspace_id": workspace_id, "name": name} for name in missing],
+        )
+        found.update(fetch_in(session, query, missing, (workspace_id,)))
+    return found
 
 
 def rebuild_latest_times(
@@ -73,27 +109,37 @@ def rebuild_latest_times(
 ) -> None:
     """Compute the latest times of `contact_ids` (every contact when None) from their events."""
     where: list[sa.ColumnElement[bool]] = [EVENTS.c.workspace_id == workspace_id]
-    latest_where: list[sa.ColumnElement[bool]] = [LATEST.c.workspace_id == workspace_id]
+    names = sa.select(NAMES.c.id).where(NAMES.c.workspace_id == workspace_id)
+    old: list[sa.ColumnElement[bool]] = [LATEST.c.name_id.in_(names)]
     if contact_ids is not None:
         where.append(EVENTS.c.contact_id.in_(contact_ids))
-        latest_where.append(LATEST.c.contact_id.in_(contact_ids))
-    session.execute(sa.delete(LATEST).where(*latest_where))
+        old.append(LATEST.c.contact_id.in_(contact_ids))
+    session.execute(sa.delete(LATEST).where(*old))
+    named = sa.select(EVENTS.c.name).where(*where, EVENTS.c.name.is_not(None), EVENTS.c.name != "")
+    name_ids(session, workspace_id, session.execute(named.distinct()).scalars())
     session.execute(
         sa.insert(LATEST).from_select(
-            ["workspace_id", "name", "contact_id", *LATEST_COLUMNS], latest_times_of(where)
+            ["name_id", "contact_id", *LATEST_COLUMNS],
+            latest_times_of(where, session.get_bind().dialect.name),
         )
     )
 
 
-def latest_times_of(where: Sequence[sa.ColumnElement[bool]]) -> sa.Select[Any]:
-    """(workspace_id, name, contact_id, latest_1 … latest_5) of the named events `where`
-    selects: ranked newest first per contact and name, the first ranks turned into columns."""
+def latest_times_of(where: Sequence[sa.ColumnElement[bool]], dialect: str) -> sa.Select[Any]:
+    """(name_id, contact_id, latest_1 … latest_5) of the named events `where` selects (their
+    names numbered already): ranked newest first per contact and name, the first ranks
+    turned into columns, as the table stores them."""
+    timestamp: Any = EVENTS.c.timestamp
+    if dialect != "postgresql":
+        # The events' fixed-format UTC text as microseconds since the epoch (MicrosecondTime).
+        text = sa.type_coerce(timestamp, sa.String())
+        seconds = sa.cast(sa.func.strftime("%s", text), sa.BigInteger())
+        timestamp = seconds * 1_000_000 + sa.cast(sa.func.substr(text, 21, 6), sa.BigInteger())
     ranked = (
         sa.select(
-            EVENTS.c.workspace_id,
-            EVENTS.c.name,
+            NAMES.c.id.label("name_id"),
             EVENTS.c.contact_id,
-            EVENTS.c.timestamp,
+            timestamp.label("timestamp"),
             sa.func.row_number()
             .over(
                 partition_by=(EVENTS.c.contact_id, EVENTS.c.name),
@@ -101,19 +147,29 @@ def latest_times_of(where: Sequence[sa.ColumnElement[bool]]) -> sa.Select[Any]:
             )
             .label("rank"),
         )
-        .where(*where, EVENTS.c.name.is_not(None), EVENTS.c.name != "")
+        .select_from(
+            EVENTS.join(
+                NAMES,
+                sa.and_(
+                    NAMES.c.workspace_id == EVENTS.c.workspace_id, NAMES.c.name == EVENTS.c.name
+                ),
+            )
+        )
+        .where(*where)
         .subquery("ranked")
     )
     return (
         sa.select(
-            ranked.c.workspace_id,
-            ranked.c.name,
+            ranked.c.name_id,
             ranked.c.contact_id,
             *(
-                sa.func.max(sa.case((ranked.c.rank == rank, ranked.c.timestamp)))
+                sa.type_coerce(
+                    sa.func.max(sa.case((ranked.c.rank == rank, ranked.c.timestamp))),
+                    LATEST.c[f"latest_{rank}"].type,
+                )
                 for rank in range(1, LATEST_KEPT + 1)
             ),
         )
         .where(ranked.c.rank <= LATEST_KEPT)
-        .group_by(ranked.c.workspace_id, ranked.c.name, ranked.c.contact_id)
+        .group_by(ranked.c.name_id, ranked.c.contact_id)
     )

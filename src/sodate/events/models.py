@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sodate.db.base import Base, BigId, JSONDocument
+from sodate.db.base import Base, BigId, JSONDocument, MicrosecondTime
 
 
 class InboxRequest(Base):
@@ -85,6 +85,18 @@ class EventDailyCount(Base):
     last_at: Mapped[datetime]
 
 
+class EventName(Base):
+    """An event name a workspace has seen, numbered: tables kept per contact and name hold the
+    number, which identifies the workspace too, rather than both texts on every row."""
+
+    __tablename__ = "event_names"
+    __table_args__ = (sa.UniqueConstraint("workspace_id", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(200))
+
+
 LATEST_KEPT = 5
 """How many of a contact's latest times per event name `event_latest_times` keeps."""
 
@@ -98,22 +110,27 @@ class EventLatestTimes(Base):
     million events. When no time kept is after now, the row is the exact answer for k up to
     `LATEST_KEPT` (`sodate.conditions.sql`). Kept by the event pipeline beside the daily
     counts (`sodate.events.latest`), and rebuilt from the events on merges.
+
+    The pipeline rewrites a row for each contact and name a batch touches, so the row is
+    small: the name's number (`event_names`, which also scopes it to the workspace) and
+    times of 8 bytes (`MicrosecondTime`). A name's rows lie side by side, so that a condition
+    reads one range; on SQLite they live in the key's own b-tree (no rowid).
     """
 
     __tablename__ = "event_latest_times"
     __table_args__ = (
-        # A name's rows side by side, so that a condition reads one range; on SQLite they
-        # live in the key's own b-tree (no rowid), so a changed row writes one b-tree.
-        sa.PrimaryKeyConstraint("workspace_id", "name", "contact_id"),
         sa.Index("ix_event_latest_times_contact_id", "contact_id"),
         {"sqlite_with_rowid": False},
     )
 
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
-    name: Mapped[str] = mapped_column(sa.String(200))
-    contact_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"))
-    latest_1: Mapped[datetime]
-    latest_2: Mapped[datetime | None]
-    latest_3: Mapped[datetime | None]
-    latest_4: Mapped[datetime | None]
-    latest_5: Mapped[datetime | None]
+    name_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("event_names.id", ondelete="CASCADE"), primary_key=True
+    )
+    contact_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    latest_1: Mapped[datetime] = mapped_column(MicrosecondTime)
+    latest_2: Mapped[datetime | None] = mapped_column(MicrosecondTime)
+    latest_3: Mapped[datetime | None] = mapped_column(MicrosecondTime)
+    latest_4: Mapped[datetime | None] = mapped_column(MicrosecondTime)
+    latest_5: Mapped[datetime | None] = mapped_column(MicrosecondTime)
