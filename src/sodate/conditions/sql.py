@@ -233,6 +233,12 @@ class _Compiler:
                     self.counted(spec, k, since, latest.c.contact_id),
                 )
             )
+        if self.postgresql:
+            # A correlated EXISTS, which PostgreSQL turns into a semi-join, and under NOT into
+            # an anti-join: `NOT IN (subquery)` it must run as a subplan, for every contact
+            # over the whole list when that list outgrows work_mem.
+            return sa.exists(sa.select(1).where(latest.c.contact_id == contacts.c.id, *where))
+        # SQLite drives from the range of the IN list into contacts by their key.
         return contacts.c.id.in_(sa.select(latest.c.contact_id).where(*where))
 
     def counted(self, spec: EventSpec, k: int, since: datetime | None, contact_id: Any) -> Boolean:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sodate.conditions.reads import reads
 from sodate.conditions.schemas import Condition, parse_condition
 from sodate.conditions.sql import matching_contacts
-from sodate.db.bulk import driver_values, execute_many
+from sodate.db.bulk import driver_values, execute_many, insert_rows
 from sodate.segments.models import ChangeCause, Segment, SegmentChange, SegmentKind, SegmentMember
 
 SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
@@ -98,7 +98,8 @@ def recompute(
 
     The matching contacts are computed once, into a temporary table that the entries and the
     exits both read: evaluating the condition is the costly part. Each move is an
-    `INSERT … SELECT` of its change rows, then of (or a DELETE of) the members."""
+    `INSERT … SELECT` of its change rows; the entries' rows return their contacts, which become
+    members, and the exits' members are deleted."""
     matching = matching_contacts(
         segment.condition,
         dialect=session.get_bind().dialect.name,
@@ -125,26 +126,19 @@ def recompute(
     new = MATCHING.c.id.not_in(
         sa.select(MEMBERS.c.contact_id).where(MEMBERS.c.segment_id == segment.id)
     )
-    # Counted from RETURNING: a driver's rowcount for INSERT … SELECT is not to be relied on.
-    entered = len(
-        session.execute(
-            sa.insert(CHANGES)
-            .from_select(columns, sa.select(*change(True), MATCHING.c.id).where(new))
-            .returning(CHANGES.c.contact_id)
-        ).all()
+    # The entries from RETURNING (a driver's rowcount for INSERT … SELECT is not to be relied
+    # on), so that the new members are not looked for a second time.
+    entering = session.execute(
+        sa.insert(CHANGES)
+        .from_select(columns, sa.select(*change(True), MATCHING.c.id).where(new))
+        .returning(CHANGES.c.contact_id)
+    ).scalars()
+    since = driver_values(session).time(now)
+    members = [(segment.id, contact_id, workspace_id, since) for contact_id in entering]
+    insert_rows(
+        session, "segment_members", ("segment_id", "contact_id", "workspace_id", "since"), members
     )
-    if entered:
-        session.execute(
-            sa.insert(MEMBERS).from_select(
-                ["segment_id", "contact_id", "workspace_id", "since"],
-                sa.select(
-                    sa.literal(segment.id),
-                    MATCHING.c.id,
-                    sa.literal(workspace_id),
-                    sa.literal(now, MEMBERS.c.since.type),
-                ).where(new),
-            )
-        )
+    entered = len(members)
     gone = sa.and_(
         MEMBERS.c.segment_id == segment.id, MEMBERS.c.contact_id.not_in(sa.select(MATCHING.c.id))
     )
