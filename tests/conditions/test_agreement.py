@@ -634,7 +634,41 @@ def test_keys_written_by_any_path_are_found(
 def test_counts_beyond_the_latest_times_kept_and_after_now(
     runtime: Runtime, workspace: Created, spec: dict[str, Any], expected: bool
 ) -> None:
-    now = NOWS[0]
+    """Both evaluators count on the events where the latest times kept cannot tell."""
+    hours = (9, 8, 7, 6, 5, 4, 3, 2, -3)
+    found = _matches_by_both(runtime, workspace.workspace.id, hours, spec)
+    assert found == (expected, expected)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        # Eight page views an hour apart ending two hours ago: counts the latest times answer.
+        ({"within": "4h", "count": {"op": "gte", "value": 3}}, True),
+        ({"within": "4h", "count": {"op": "eq", "value": 3}}, True),
+        ({"within": "4h", "count": {"op": "gte", "value": 4}}, False),
+        ({"within": "90m"}, False),
+        ({"within": "1d", "count": {"op": "gte", "value": 5}}, True),
+        ({"within": "1d", "count": {"op": "gt", "value": 4}}, True),
+        ({"within": "1d", "count": {"op": "lt", "value": 5}}, False),
+        ({"count": {"op": "eq", "value": 4}}, False),
+        ({"count": {"op": "lte", "value": 4}}, False),
+        ({"count": {"op": "ne", "value": 0}}, True),
+    ],
+)
+def test_counts_read_from_the_latest_times(
+    runtime: Runtime, workspace: Created, spec: dict[str, Any], expected: bool
+) -> None:
+    found = _matches_by_both(runtime, workspace.workspace.id, (9, 8, 7, 6, 5, 4, 3, 2), spec)
+    assert found == (expected, expected)
+
+
+def _matches_by_both(
+    runtime: Runtime, workspace_id: str, hours: tuple[int, ...], spec: dict[str, Any]
+) -> tuple[bool, bool]:
+    """Whether a contact with page views `hours` before now (numbered `n` from 0) matches a
+    page-view count in SQL and in real time (state loaded by `load_states`)."""
+    now, zone = NOWS[0], ZoneInfo("Asia/Tokyo")
     person: dict[str, Any] = {
         "email": None,
         "user_id": None,
@@ -646,19 +680,21 @@ def test_counts_beyond_the_latest_times_kept_and_after_now(
         "company": None,
         "events": [
             {"name": "Page Viewed", "properties": {"n": n}, "timestamp": now - timedelta(hours=h)}
-            for n, h in enumerate((9, 8, 7, 6, 5, 4, 3, 2, -3))
+            for n, h in enumerate(hours)
         ],
     }
-    ids = _store(runtime, workspace.workspace.id, [person])
+    ids = _store(runtime, workspace_id, [person])
     condition = parse_condition({"event": {"name": "Page Viewed", **spec}})
     with runtime.db.read() as session:
-        found = session.execute(
+        in_sql = session.execute(
             matching_contacts(
                 condition,
                 dialect=runtime.db.engine.dialect.name,
-                workspace_id=workspace.workspace.id,
+                workspace_id=workspace_id,
                 now=now,
-                zone=ZoneInfo("Asia/Tokyo"),
+                zone=zone,
             )
         ).scalars()
-        assert (list(found) == ids) is expected
+        loaded = load_states(session, workspace_id, ids, conditions=[condition], now=now, zone=zone)
+        real_time = loaded.evaluation(now=now, zone=zone).matching(condition, set(ids))
+        return list(in_sql) == ids, real_time == set(ids)

@@ -341,6 +341,11 @@ class EventCount(_Node):
     op: CountOperator = "gte"
     value: Annotated[int, Field(ge=0, le=1_000_000_000, strict=True)] = 1
 
+    @property
+    def ceiling(self) -> int:
+        """The fewest events that compare like any more: counting can stop there."""
+        return self.value if self.op in ("gte", "lt") else self.value + 1
+
 
 class EventSpec(_Node):
     """How many of a contact's events of one name (matching `where`, in the window) there are."""

@@ -2,10 +2,11 @@
 
 Real-time work evaluates conditions against the contacts a batch touched. Their state comes in
 a few queries whatever their number: the contacts with their companies; for each event the
-conditions count, how many each contact has, counted by the database over the contacts' own
-events; and segment memberships, scores and lifecycle stages only when the conditions read
-them. Events whose filters read the contact's local date are loaded instead, and counted in
-memory where each contact's time zone is at hand.
+conditions count, how many each contact has, read from its latest times of that event when the
+count has no filters and its comparisons need no more than the times kept, else counted by the
+database over the contacts' own events; and segment memberships, scores and lifecycle stages
+only when the conditions read them. Events whose filters read the contact's local date are
+loaded instead, and counted in memory where each contact's time zone is at hand.
 """
 
 from __future__ import annotations
@@ -34,18 +35,24 @@ from sodate.conditions.sql import (
     property_filters,
 )
 from sodate.db.bulk import driver_values, fetch_in
+from sodate.events import latest
+from sodate.events.models import LATEST_KEPT
 from sodate.scoring.decay import SECONDS_A_DAY
 
 _CHUNK = 500
 
 
-def _counted_events(conditions: Iterable[Condition]) -> dict[str, EventSpec]:
-    """The distinct event counts the conditions read, by `event_key` (a count threshold aside)."""
-    specs: dict[str, EventSpec] = {}
+def _counted_events(conditions: Iterable[Condition]) -> dict[str, tuple[EventSpec, int]]:
+    """The distinct event counts the conditions read, by `event_key` (a count threshold aside),
+    with the most events any of their comparisons needs counted (`EventCount.ceiling`)."""
+    specs: dict[str, tuple[EventSpec, int]] = {}
     for condition in conditions:
         for _path, node in nodes(condition):
             if isinstance(node, EventCondition):
-                specs.setdefault(event_key(node.event), node.event)
+                key, ceiling = event_key(node.event), node.event.count.ceiling
+                known = specs.get(key)
+                if known is None or known[1] < ceiling:
+                    specs[key] = (node.event, ceiling)
     return specs
 
 
@@ -55,7 +62,9 @@ class LoadedStates:
 
     states: dict[int, ContactState]
     counted: dict[str, dict[int, int]]
-    """By `event_key`, then contact; a contact absent has none."""
+    """By `event_key`, then contact; a contact absent has none. A count may stop at the most
+    any of the conditions loaded for compares (`EventCount.ceiling`), so these counts answer
+    those conditions only."""
 
     def evaluation(self, *, now: datetime, zone: ZoneInfo) -> Evaluation:
         return Evaluation(self.states, now=now, zone=zone, counted=self.counted)
@@ -75,10 +84,20 @@ def load_states(
     contacts = _load_contacts(session, workspace_id, contact_ids)
     live = sorted(contacts)
     specs = _counted_events(conditions)
-    local = {key: spec for key, spec in specs.items() if any(map(reads_zone, spec.where))}
-    counted = {key: spec for key, spec in specs.items() if key not in local}
+    local = [spec for spec, _ceiling in specs.values() if any(map(reads_zone, spec.where))]
+    kept = {
+        key: (spec, ceiling)
+        for key, (spec, ceiling) in specs.items()
+        if not spec.where and ceiling <= LATEST_KEPT
+    }
+    counted = {
+        key: spec
+        for key, (spec, _ceiling) in specs.items()
+        if key not in kept and not any(map(reads_zone, spec.where))
+    }
     counts = _count_events(session, workspace_id, live, counted, now, zone)
-    events = _load_events(session, workspace_id, live, local.values(), now)
+    counts.update(_count_latest(session, workspace_id, live, kept, now, zone))
+    events = _load_events(session, workspace_id, live, local, now)
     read = [reads(condition) for condition in conditions]
     keys = {key for found in read for key in found.segments}
     memberships = _load_memberships(session, workspace_id, live, keys)
@@ -190,6 +209,60 @@ def _count_events(
             for key, count in zip(keys, found, strict=True):
                 if count:
                     counts[key][contact] = int(count)
+    return counts
+
+
+def _count_latest(
+    session: Session,
+    workspace_id: str,
+    contact_ids: Sequence[int],
+    specs: dict[str, tuple[EventSpec, int]],
+    now: datetime,
+    zone: ZoneInfo,
+) -> dict[str, dict[int, int]]:
+    """Counts of specs without filters whose comparisons need no more events counted than the
+    latest times kept: how many of a contact's first `ceiling` latest times are in the window.
+
+    One row per contact and name, where counting the events reads them all. A windowed count
+    of a contact with a time after now is counted on its events, since the window's own events
+    may lie beyond the times kept.
+    """
+    counts: dict[str, dict[int, int]] = {key: {} for key in specs}
+    if not specs or not contact_ids:
+        return counts
+    stored = latest.stored_time(session)
+    present = stored(now)
+    by_name: dict[str, list[tuple[str, Any, int]]] = defaultdict(list)
+    for key, (spec, ceiling) in specs.items():
+        since = stored(now - terms.parse_positive_duration(spec.within)) if spec.within else None
+        by_name[spec.name].append((key, since, ceiling))
+    recount: dict[str, set[int]] = defaultdict(set)
+    for name, contact, times in latest.latest_rows(session, workspace_id, by_name, contact_ids):
+        for key, since, ceiling in by_name[name]:
+            if since is None:
+                made = sum(1 for moment in times[:ceiling] if moment is not None)
+            elif times[0] is not None and times[0] > present:
+                recount[key].add(contact)
+                continue
+            else:
+                made = sum(
+                    1 for moment in times[:ceiling] if moment is not None and moment >= since
+                )
+            if made:
+                counts[key][contact] = made
+    if recount:
+        found = _count_events(
+            session,
+            workspace_id,
+            sorted(set().union(*recount.values())),
+            {key: specs[key][0] for key in recount},
+            now,
+            zone,
+        )
+        for key, contacts in recount.items():
+            counts[key].update(
+                (contact, made) for contact, made in found[key].items() if contact in contacts
+            )
     return counts
 
 

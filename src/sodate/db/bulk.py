@@ -87,9 +87,15 @@ def execute_many(session: Session, statement: str, rows: Sequence[tuple[Any, ...
 
 
 def fetch_all(session: Session, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """The rows as the driver's tuples: SQLAlchemy still runs the statement (its events, its
+    errors), but a row object for every row cost as much as SQLite's own reading of it."""
     connection = session.connection()
     sql = DriverValues(connection.dialect.name).sql(statement)
-    return list(connection.exec_driver_sql(sql, params).fetchall())
+    result = connection.exec_driver_sql(sql, params)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def fetch_in(

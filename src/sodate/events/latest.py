@@ -10,7 +10,7 @@ hand (a test, a benchmark's load) is brought in step. Rows name their event by i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -77,7 +77,7 @@ def keep_latest_times(
         return
     ids = name_ids(session, workspace_id, {name for name, _contact in added})
     on_postgresql = session.get_bind().dialect.name == "postgresql"
-    stored = (lambda moment: moment) if on_postgresql else epoch_micros
+    stored = stored_time(session)
     rows: list[tuple[Any, ...]] = []
     for (name, contact_id), times in added.items():
         if len(times) > 1:
@@ -85,6 +85,39 @@ def keep_latest_times(
         padding = (None,) * (LATEST_KEPT - len(times))
         rows.append((ids[name], contact_id, *map(stored, times), *padding))
     execute_many(session, _UPSERTS[on_postgresql], rows)
+
+
+def stored_time(session: Session) -> Callable[[datetime], Any]:
+    """An instant as the table stores it (`MicrosecondTime`'s integer on SQLite), which is how
+    `latest_rows` gives its times: boundaries converted once compare with them directly."""
+    if session.get_bind().dialect.name == "postgresql":
+        return lambda moment: moment
+    return epoch_micros
+
+
+def latest_rows(
+    session: Session, workspace_id: str, names: Iterable[str], contact_ids: Sequence[int]
+) -> list[tuple[str, int, tuple[Any, ...]]]:
+    """(name, contact, its latest times newest first, `None` where fewer were made) of the
+    contacts' rows for these names; the times as stored (`stored_time`)."""
+    wanted = sorted(set(names))
+    if not wanted or not contact_ids:
+        return []
+    query = "SELECT id, name FROM event_names WHERE workspace_id = ? AND name IN"
+    named: dict[int, str] = dict(fetch_in(session, query, wanted, (workspace_id,)))
+    if not named:
+        return []
+    statement = (
+        "SELECT name_id, contact_id, "  # noqa: S608 (column names and placeholders only)
+        + ", ".join(LATEST_COLUMNS)
+        + " FROM event_latest_times WHERE name_id IN ("
+        + ", ".join("?" * len(named))
+        + ") AND contact_id IN"
+    )
+    return [
+        (named[name_id], contact_id, tuple(times))
+        for name_id, contact_id, *times in fetch_in(session, statement, contact_ids, tuple(named))
+    ]
 
 
 def name_ids(session: Session, workspace_id: str, names: Iterable[str]) -> dict[str, int]:

@@ -56,7 +56,10 @@ class Segment(Base):
 
 class SegmentMember(Base):
     __tablename__ = "segment_members"
-    __table_args__ = (sa.Index("ix_segment_members_contact_id", "contact_id"),)
+    # With the segment, a contact's memberships are read from the index alone.
+    __table_args__ = (
+        sa.Index("ix_segment_members_contact_id_segment_id", "contact_id", "segment_id"),
+    )
 
     segment_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
