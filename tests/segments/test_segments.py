@@ -218,6 +218,31 @@ def test_segments_built_on_segments_follow_them(
     assert client.get("/api/v1/segments/pro", headers=admin_headers).status_code == 404
 
 
+def test_a_reader_counts_the_events_of_contacts_moved_by_the_segment_it_reads(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    """The reader's own events did not change, only its membership of the segment it reads:
+    its counts must be loaded for that contact all the same."""
+    identify(client, workspace, "u1", plan="free")
+    for _ in range(2):
+        track(client, workspace, "u1", "Demo Requested")
+    process_all(runtime)
+    put(client, admin_headers, "pro", plan_is("pro"))
+    repeat = {"event": {"name": "Demo Requested", "count": {"op": "gte", "value": 2}}}
+    filtered = {"event": {"name": "Demo Requested", "where": [{"prop": "x", "op": "not_exists"}]}}
+    for key, counted in (("pro-repeat", repeat), ("pro-filtered", filtered)):
+        condition = {"all": [{"segment": "pro"}, counted]}
+        put(client, admin_headers, key, {"name": key, "condition": condition})
+        assert member_ids(client, admin_headers, key) == []
+
+    identify(client, workspace, "u1", plan="pro")
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    assert member_ids(client, admin_headers, "pro-repeat") == [sato]
+    assert member_ids(client, admin_headers, "pro-filtered") == [sato]
+    assert_exact(runtime, workspace)
+
+
 def test_static_lists_change_by_hand_and_their_readers_follow(
     client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
 ) -> None:

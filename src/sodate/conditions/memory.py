@@ -102,8 +102,8 @@ class Evaluation:
         zone: ZoneInfo,
         counted: Mapping[str, Mapping[int, int]] | None = None,
     ):
-        """`counted` holds counts of events already made, by `event_key` and contact (absent:
-        none); the events of other specs are counted from the states' `events`."""
+        """`counted` holds counts of events already made, by `event_key` and contact, for every
+        contact asked about; the events of other specs are counted from the states' `events`."""
         self.states = states
         self.now = now
         self.zone = zone
@@ -238,7 +238,7 @@ class Evaluation:
         key = event_key(spec)
         made = self._counted.get(key)
         if made is not None:
-            return lambda contact: made.get(contact, 0)
+            return made.__getitem__
         counts = self._counts.setdefault(key, {})
         name, now, states = spec.name, self.now, self.states
         since = now - terms.parse_positive_duration(spec.within) if spec.within else None

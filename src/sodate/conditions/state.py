@@ -12,7 +12,7 @@ loaded instead, and counted in memory where each contact's time zone is at hand.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,17 +42,29 @@ from sodate.scoring.decay import SECONDS_A_DAY
 _CHUNK = 500
 
 
-def _counted_events(conditions: Iterable[Condition]) -> dict[str, tuple[EventSpec, int]]:
-    """The distinct event counts the conditions read, by `event_key` (a count threshold aside),
-    with the most events any of their comparisons needs counted (`EventCount.ceiling`)."""
-    specs: dict[str, tuple[EventSpec, int]] = {}
-    for condition in conditions:
+@dataclass
+class _Counted:
+    """One distinct event count the conditions read (a count threshold aside)."""
+
+    spec: EventSpec
+    ceiling: int
+    """The most events any of their comparisons needs counted (`EventCount.ceiling`)."""
+    contacts: set[int]
+    """The contacts the conditions reading it are asked about."""
+
+
+def _counted_events(
+    conditions: Sequence[Condition], asked: Sequence[Collection[int]]
+) -> dict[str, _Counted]:
+    """The distinct event counts the conditions read, by `event_key`."""
+    specs: dict[str, _Counted] = {}
+    for condition, contacts in zip(conditions, asked, strict=True):
         for _path, node in nodes(condition):
             if isinstance(node, EventCondition):
                 key, ceiling = event_key(node.event), node.event.count.ceiling
-                known = specs.get(key)
-                if known is None or known[1] < ceiling:
-                    specs[key] = (node.event, ceiling)
+                known = specs.setdefault(key, _Counted(node.event, ceiling, set()))
+                known.ceiling = max(known.ceiling, ceiling)
+                known.contacts.update(contacts)
     return specs
 
 
@@ -62,9 +74,9 @@ class LoadedStates:
 
     states: dict[int, ContactState]
     counted: dict[str, dict[int, int]]
-    """By `event_key`, then contact; a contact absent has none. A count may stop at the most
-    any of the conditions loaded for compares (`EventCount.ceiling`), so these counts answer
-    those conditions only."""
+    """By `event_key`, then contact: the contacts asked about only. A count may stop at the
+    most any of the conditions loaded for compares (`EventCount.ceiling`), so these counts
+    answer those conditions, about those contacts, only."""
 
     def evaluation(self, *, now: datetime, zone: ZoneInfo) -> Evaluation:
         return Evaluation(self.states, now=now, zone=zone, counted=self.counted)
@@ -78,25 +90,28 @@ def load_states(
     conditions: Sequence[Condition],
     now: datetime,
     zone: ZoneInfo,
+    asked: Sequence[Collection[int]] | None = None,
 ) -> LoadedStates:
     """The state of each live contact among `contact_ids`, with the events `conditions` read;
-    `zone` is the workspace's."""
+    `zone` is the workspace's. `asked` holds, for each condition, the contacts it will be
+    asked about (all of them when None): its events are counted for those only."""
     contacts = _load_contacts(session, workspace_id, contact_ids)
     live = sorted(contacts)
-    specs = _counted_events(conditions)
-    local = [spec for spec, _ceiling in specs.values() if any(map(reads_zone, spec.where))]
-    kept = {
-        key: (spec, ceiling)
-        for key, (spec, ceiling) in specs.items()
-        if not spec.where and ceiling <= LATEST_KEPT
-    }
-    counted = {
-        key: spec
-        for key, (spec, _ceiling) in specs.items()
-        if key not in kept and not any(map(reads_zone, spec.where))
-    }
-    counts = _count_events(session, workspace_id, live, counted, now, zone)
-    counts.update(_count_latest(session, workspace_id, live, kept, now, zone))
+    specs = _counted_events(conditions, [live] * len(conditions) if asked is None else asked)
+    local = [item.spec for item in specs.values() if any(map(reads_zone, item.spec.where))]
+    kept: dict[tuple[int, ...], dict[str, tuple[EventSpec, int]]] = defaultdict(dict)
+    counted: dict[tuple[int, ...], dict[str, EventSpec]] = defaultdict(dict)
+    for key, item in specs.items():
+        among = tuple(sorted(item.contacts & contacts.keys()))
+        if not item.spec.where and item.ceiling <= LATEST_KEPT:
+            kept[among][key] = (item.spec, item.ceiling)
+        elif not any(map(reads_zone, item.spec.where)):
+            counted[among][key] = item.spec
+    counts: dict[str, dict[int, int]] = {}
+    for among, by_key in counted.items():
+        counts.update(_count_events(session, workspace_id, among, by_key, now, zone))
+    for among, with_ceilings in kept.items():
+        counts.update(_count_latest(session, workspace_id, among, with_ceilings, now, zone))
     events = _load_events(session, workspace_id, live, local, now)
     read = [reads(condition) for condition in conditions]
     keys = {key for found in read for key in found.segments}
@@ -176,9 +191,9 @@ def _count_events(
     now: datetime,
     zone: ZoneInfo,
 ) -> dict[str, dict[int, int]]:
-    """For each spec, how many of its events each contact has (absent: none); one pass over
-    the contacts' events for all the specs, as far back as the widest window of each name."""
-    counts: dict[str, dict[int, int]] = {key: {} for key in specs}
+    """For each spec, how many of its events each contact has; one pass over the contacts'
+    events for all the specs, as far back as the widest window of each name."""
+    counts = {key: dict.fromkeys(contact_ids, 0) for key in specs}
     if not specs or not contact_ids:
         return counts
     dialect = session.get_bind().dialect.name
@@ -227,7 +242,7 @@ def _count_latest(
     of a contact with a time after now is counted on its events, since the window's own events
     may lie beyond the times kept.
     """
-    counts: dict[str, dict[int, int]] = {key: {} for key in specs}
+    counts = {key: dict.fromkeys(contact_ids, 0) for key in specs}
     if not specs or not contact_ids:
         return counts
     stored = latest.stored_time(session)

@@ -247,7 +247,15 @@ def _holding(
     """For each rule, the candidates it holds for, by one evaluation of their state."""
     everyone = sorted(set().union(*candidates.values()))
     conditions = [condition for _stage, condition in rules]
-    loaded = load_states(session, workspace_id, everyone, conditions=conditions, now=now, zone=zone)
+    loaded = load_states(
+        session,
+        workspace_id,
+        everyone,
+        conditions=conditions,
+        now=now,
+        zone=zone,
+        asked=[candidates.get(stage, set()) for stage, _condition in rules],
+    )
     evaluation = loaded.evaluation(now=now, zone=zone)
     return {
         stage: evaluation.matching(condition, candidates.get(stage, set()) & loaded.states.keys())

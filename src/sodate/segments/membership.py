@@ -9,10 +9,10 @@ recomputed after the segments they read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -156,60 +156,49 @@ def recompute(
     return entered, exited
 
 
-def record_changes(
-    session: Session,
-    workspace_id: str,
-    segment_id: int,
-    entered: Iterable[int],
-    exited: Iterable[int],
-    *,
-    now: datetime,
-    cause: ChangeCause,
-) -> None:
-    values = driver_values(session)
-    stamp = values.time(now)
-    rows = [
-        (workspace_id, segment_id, contact, values.truth(True), cause.value, stamp)
-        for contact in entered
-    ]
-    rows += [
-        (workspace_id, segment_id, contact, values.truth(False), cause.value, stamp)
-        for contact in exited
-    ]
-    execute_many(
-        session,
-        "INSERT INTO segment_changes (workspace_id, segment_id, contact_id, entered, cause, at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+class MemberChanges(NamedTuple):
+    """Contacts that enter and leave one segment."""
+
+    segment_id: int
+    entered: Sequence[int]
+    exited: Sequence[int]
 
 
 def apply_changes(
     session: Session,
     workspace_id: str,
-    segment_id: int,
-    entered: Sequence[int],
-    exited: Sequence[int],
+    changes: Sequence[MemberChanges],
     *,
     now: datetime,
     cause: ChangeCause,
 ) -> None:
-    """Add and remove members already known to be new and present, and record it."""
+    """Add and remove members already known to be new and present, and record it: one
+    statement of each kind for all the segments."""
     values = driver_values(session)
     stamp = values.time(now)
+    entry, exit_ = values.truth(True), values.truth(False)
     execute_many(
         session,
         "INSERT INTO segment_members (segment_id, contact_id, workspace_id, since)"
         " VALUES (?, ?, ?, ?)",
-        [(segment_id, contact, workspace_id, stamp) for contact in entered],
+        [(c.segment_id, contact, workspace_id, stamp) for c in changes for contact in c.entered],
     )
-    if exited:
-        session.execute(
-            sa.delete(MEMBERS).where(
-                MEMBERS.c.segment_id == segment_id, MEMBERS.c.contact_id.in_(exited)
-            )
-        )
-    record_changes(session, workspace_id, segment_id, entered, exited, now=now, cause=cause)
+    execute_many(
+        session,
+        "DELETE FROM segment_members WHERE segment_id = ? AND contact_id = ?",
+        [(c.segment_id, contact) for c in changes for contact in c.exited],
+    )
+    execute_many(
+        session,
+        "INSERT INTO segment_changes (workspace_id, segment_id, contact_id, entered, cause, at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (workspace_id, c.segment_id, contact, truth, cause.value, stamp)
+            for c in changes
+            for contacts, truth in ((c.entered, entry), (c.exited, exit_))
+            for contact in contacts
+        ],
+    )
 
 
 def static_segment_ids(session: Session, workspace_id: str) -> set[int]:

@@ -23,7 +23,7 @@ from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import fetch_in
 from sodate.events.pipeline import EventBatch
 from sodate.segments import membership
-from sodate.segments.membership import MEMBERS, LiveSegment
+from sodate.segments.membership import MEMBERS, LiveSegment, MemberChanges
 from sodate.segments.models import ChangeCause
 from sodate.workspaces.service import workspace_zone
 
@@ -72,6 +72,12 @@ def refresh(
     if not everyone:
         return
     zone = workspace_zone(session, workspace_id)
+    # A segment reading another is asked about the contacts that may move in that one too.
+    asked: dict[str, set[int]] = {}
+    for segment in segments:
+        asked[segment.key] = set(candidates.get(segment.key, ()))
+        for key in reads(segment.condition).segments:
+            asked[segment.key] |= asked.get(key, set())
     loaded = load_states(
         session,
         workspace_id,
@@ -79,12 +85,14 @@ def refresh(
         conditions=[s.condition for s in segments],
         now=now,
         zone=zone,
+        asked=[asked[s.key] for s in segments],
     )
     states = loaded.states
     current = _members(session, [segment.id for segment in segments], everyone)
     keys_of = {contact: set(state.segments) for contact, state in states.items()}
     evaluation = loaded.evaluation(now=now, zone=zone)
     changed: dict[str, set[int]] = {}
+    changes: list[MemberChanges] = []
     for segment in segments:
         contacts = set(candidates.get(segment.key, ()))
         for key in reads(segment.condition).segments:
@@ -97,15 +105,14 @@ def refresh(
         entered, exited = sorted(matching - was), sorted(was - matching)
         if not entered and not exited:
             continue
-        membership.apply_changes(
-            session, workspace_id, segment.id, entered, exited, now=now, cause=cause
-        )
+        changes.append(MemberChanges(segment.id, entered, exited))
         changed[segment.key] = {*entered, *exited}
         for contact in entered:
             keys_of[contact].add(segment.key)
         for contact in exited:
             if contact in keys_of:
                 keys_of[contact].discard(segment.key)
+    membership.apply_changes(session, workspace_id, changes, now=now, cause=cause)
 
 
 def refresh_readers(
@@ -183,28 +190,16 @@ def move_memberships(
             )
         ).all()
         held = {(segment, contact) for segment, contact in rows}
+        # Each merge is applied before the next is read: a chain of merges in one batch
+        # passes static lists along.
+        changes: list[MemberChanges] = []
         for segment_id, contact in held:
             if contact != merge.merged:
                 continue
-            membership.apply_changes(
-                session,
-                workspace_id,
-                segment_id,
-                [],
-                [merge.merged],
-                now=now,
-                cause=ChangeCause.MERGE,
-            )
+            changes.append(MemberChanges(segment_id, [], [merge.merged]))
             if segment_id in static and (segment_id, merge.survivor) not in held:
-                membership.apply_changes(
-                    session,
-                    workspace_id,
-                    segment_id,
-                    [merge.survivor],
-                    [],
-                    now=now,
-                    cause=ChangeCause.MERGE,
-                )
+                changes.append(MemberChanges(segment_id, [merge.survivor], []))
+        membership.apply_changes(session, workspace_id, changes, now=now, cause=ChangeCause.MERGE)
     segments = membership.dynamic_segments(session, workspace_id)
     survivors = {merge.survivor for merge in merges}
     refresh(

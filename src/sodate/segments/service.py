@@ -423,7 +423,11 @@ def change_members(
     entered = [c for c in wanted if c not in present] if add else []
     exited = [c for c in wanted if c in present] if not add else []
     membership.apply_changes(
-        session, workspace_id, segment.id, entered, exited, now=now, cause=ChangeCause.API
+        session,
+        workspace_id,
+        [membership.MemberChanges(segment.id, entered, exited)],
+        now=now,
+        cause=ChangeCause.API,
     )
     realtime.refresh_readers(session, workspace_id, key, {*entered, *exited}, now=now)
     return len(entered) + len(exited)
