@@ -98,14 +98,16 @@ def load_states(
     contacts = _load_contacts(session, workspace_id, contact_ids)
     live = sorted(contacts)
     specs = _counted_events(conditions, [live] * len(conditions) if asked is None else asked)
-    local = [item.spec for item in specs.values() if any(map(reads_zone, item.spec.where))]
+    local: list[EventSpec] = []
     kept: dict[tuple[int, ...], dict[str, tuple[EventSpec, int]]] = defaultdict(dict)
     counted: dict[tuple[int, ...], dict[str, EventSpec]] = defaultdict(dict)
     for key, item in specs.items():
         among = tuple(sorted(item.contacts & contacts.keys()))
-        if not item.spec.where and item.ceiling <= LATEST_KEPT:
+        if any(map(reads_zone, item.spec.where)):
+            local.append(item.spec)
+        elif not item.spec.where and item.ceiling <= LATEST_KEPT:
             kept[among][key] = (item.spec, item.ceiling)
-        elif not any(map(reads_zone, item.spec.where)):
+        else:
             counted[among][key] = item.spec
     counts: dict[str, dict[int, int]] = {}
     for among, by_key in counted.items():
@@ -254,17 +256,14 @@ def _count_latest(
     recount: dict[str, set[int]] = defaultdict(set)
     for name, contact, times in latest.latest_rows(session, workspace_id, by_name, contact_ids):
         for key, since, ceiling in by_name[name]:
-            if since is None:
-                made = sum(1 for moment in times[:ceiling] if moment is not None)
-            elif times[0] is not None and times[0] > present:
+            if since is not None and times[0] is not None and times[0] > present:
                 recount[key].add(contact)
                 continue
-            else:
-                made = sum(
-                    1 for moment in times[:ceiling] if moment is not None and moment >= since
-                )
-            if made:
-                counts[key][contact] = made
+            counts[key][contact] = sum(
+                1
+                for moment in times[:ceiling]
+                if moment is not None and (since is None or moment >= since)
+            )
     if recount:
         found = _count_events(
             session,
