@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,6 +108,9 @@ class Messages:
 
     def __init__(self, contacts: int, *, known: float, seed: int, prefix: str = "") -> None:
         self.random = random.Random(seed)
+        # Random, as the SDKs make them (uuid4), so that the message id index is written at
+        # random places; its own generator keeps the rest of the workload as it was.
+        self.ids = random.Random(f"{seed}-message-ids")
         self.contacts = contacts
         self.known = {c for c in range(contacts) if self.random.random() < known}
         self.identified: set[int] = set()
@@ -119,7 +123,7 @@ class Messages:
         contact = r.randrange(self.contacts)
         self.sequence += 1
         base: dict[str, Any] = {
-            "messageId": f"{self.prefix}m-{self.sequence}",
+            "messageId": self.prefix + str(uuid.UUID(int=self.ids.getrandbits(128), version=4)),
             "anonymousId": f"{self.prefix}anon-{contact:07d}",
             "timestamp": (self.start + timedelta(milliseconds=self.sequence)).isoformat(),
             "context": {

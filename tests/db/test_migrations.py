@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sodate.db import migrate
 from sodate.db.engine import create_db_engine
 from sodate.db.metadata import metadata
+from sodate.events.models import message_key
 
 
 @pytest.fixture
@@ -100,5 +101,48 @@ def test_json_written_as_escapes_is_rewritten_as_text(empty_database_url: str) -
         assert json.loads(stored) == {"役職": "部長", "nested": {"市": "東京"}}
         if engine.dialect.name == "sqlite":
             assert "役職" in stored
+    finally:
+        engine.dispose()
+
+
+def test_stored_events_get_the_key_their_message_id_is_looked_up_by(
+    empty_database_url: str,
+) -> None:
+    """0014 computes the keys in SQL on PostgreSQL: they must be the ones the processor looks
+    up, or a resent message would be stored twice."""
+    engine = create_db_engine(empty_database_url)
+    message_ids = ["m-1", "注文-２０２６", "ajs-next-1", "x" * 200]
+    try:
+        migrate.upgrade(engine, "0013")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO workspaces (id, name, timezone, locale, created_at, updated_at)"
+                    " VALUES ('w1', 'w', 'Asia/Tokyo', 'ja', :at, :at)"
+                ),
+                {"at": "2026-01-01 00:00:00.000000"},
+            )
+            contact_id = connection.execute(
+                sa.text(
+                    "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
+                    " updated_at) VALUES ('w1', '{}', '', '[]', :at, :at) RETURNING id"
+                ),
+                {"at": "2026-01-01 00:00:00.000000"},
+            ).scalar_one()
+            for message_id in message_ids:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO events (workspace_id, contact_id, message_id, type, name,"
+                        " properties, context, timestamp, received_at) VALUES ('w1', :contact,"
+                        " :message_id, 'track', 'Signed Up', '{}', '{}', :at, :at)"
+                    ),
+                    {"contact": contact_id, "message_id": message_id, "at": "2026-01-01 00:00:00"},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT message_id, message_key FROM events"))
+            keys: dict[str, int] = {message_id: key for message_id, key in rows}
+        assert keys == {message_id: message_key(message_id) for message_id in message_ids}
+        assert {key < 0 for key in keys.values()} == {True, False}
     finally:
         engine.dispose()

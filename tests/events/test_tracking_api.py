@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from sodate.app import create_app
 from sodate.events import routes
+from sodate.events import service as event_log
 from sodate.events.ratelimit import MessageRateLimiter
 from sodate.runtime import Runtime
 from sodate.settings import Settings
@@ -363,6 +364,19 @@ def test_message_ids_are_per_workspace(
     other = new_workspace(runtime, "Other")
     send(client, write_key, "track", {**TRACK, "messageId": "m-1"})
     send(client, other.write_key.key, "track", {**TRACK, "messageId": "m-1"})
+    process_all(runtime)
+    assert event_count(runtime) == 2
+
+
+def test_message_ids_whose_keys_collide_are_told_apart(
+    client: TestClient, runtime: Runtime, write_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored ids are looked up by an 8-byte hash; two ids that share one are both kept."""
+    monkeypatch.setattr(event_log, "message_key", lambda message_id: 7)
+    send(client, write_key, "track", {**TRACK, "messageId": "m-1"})
+    process_all(runtime)
+    send(client, write_key, "track", {**TRACK, "messageId": "m-2"})
+    send(client, write_key, "track", {**TRACK, "messageId": "m-1"})
     process_all(runtime)
     assert event_count(runtime) == 2
 

@@ -15,7 +15,7 @@ from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import driver_values, fetch_all, fetch_in, insert_rows
 from sodate.db.paging import fetch_page
 from sodate.events.latest import rebuild_latest_times
-from sodate.events.models import Event, EventDailyCount, InboxRequest
+from sodate.events.models import Event, EventDailyCount, InboxRequest, message_key
 from sodate.events.schemas import EventOut, EventPage
 
 INBOX: sa.Table = InboxRequest.__table__  # type: ignore[assignment]
@@ -91,13 +91,14 @@ def pending_count(session: Session, workspace_id: str | None = None) -> int:
 
 def stored_message_ids(session: Session, workspace_id: str, message_ids: Sequence[str]) -> set[str]:
     """Which of these messages were processed before (a resent message is not counted twice)."""
+    # `|| ''` keeps SQLite from walking the workspace's whole range of the name index.
     rows = fetch_in(
         session,
-        "SELECT message_id FROM events WHERE workspace_id = ? AND message_id IN",
-        message_ids,
+        "SELECT message_id FROM events WHERE workspace_id || '' = ? AND message_key IN",
+        sorted({message_key(message_id) for message_id in message_ids}),
         (workspace_id,),
     )
-    return {row[0] for row in rows}
+    return {row[0] for row in rows}.intersection(message_ids)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ _EVENT_COLUMNS = (
     "workspace_id",
     "contact_id",
     "message_id",
+    "message_key",
     "type",
     "name",
     "properties",
@@ -142,6 +144,7 @@ def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow])
                 workspace_id,
                 row.contact_id,
                 row.message_id,
+                message_key(row.message_id),
                 row.type,
                 row.name,
                 values.json(row.properties),
