@@ -29,6 +29,7 @@ from sodate.conditions.sql import (
     CONTACT_STAGES,
     CONTACTS,
     EVENTS,
+    LATEST,
     MEMBERS,
     SEGMENTS,
     matching_contacts,
@@ -381,6 +382,14 @@ def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
 def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) -> list[int]:
     ids = []
     with runtime.db.transaction() as session:
+        # Latest times have no foreign key to cascade from contacts (`sodate/events/README.md`).
+        session.execute(
+            sa.delete(LATEST).where(
+                LATEST.c.contact_id.in_(
+                    sa.select(CONTACTS.c.id).where(CONTACTS.c.workspace_id == workspace_id)
+                )
+            )
+        )
         for table in (
             CONTACT_STAGES,
             CONTACT_SCORES,

@@ -61,18 +61,19 @@ class ContactIdentity(Base):
 
     `kind` is `user_id`, `anonymous_id`, `email`, `phone` or `external:<type>`; each value
     leads to one contact in a workspace.
+
+    No foreign keys, like the event tables (`sodate.events.models`): the pipeline writes these
+    rows with the contacts it creates, and deleting a contact deletes its identities.
     """
 
     __tablename__ = "contact_identities"
     __table_args__ = (sa.UniqueConstraint("workspace_id", "kind", "value"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     kind: Mapped[str] = mapped_column(sa.String(64))
     value: Mapped[str] = mapped_column(sa.String(320))
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
     created_at: Mapped[datetime]
 
 

@@ -1,0 +1,53 @@
+"""pipeline tables without foreign keys: the rows the event processor writes for every event,
+contact and name stop paying PostgreSQL's per-row reference checks (and their row locks)
+
+Revision ID: 0015
+Revises: 0014
+Create Date: 2026-11-23
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+# (table, column, referenced table) of each key dropped; deletes cascade from contacts to them.
+FOREIGN_KEYS = (
+    ("events", "workspace_id", "workspaces"),
+    ("events", "contact_id", "contacts"),
+    ("event_daily_counts", "workspace_id", "workspaces"),
+    ("event_daily_counts", "contact_id", "contacts"),
+    ("event_latest_times", "name_id", "event_names"),
+    ("event_latest_times", "contact_id", "contacts"),
+    ("contact_identities", "workspace_id", "workspaces"),
+    ("contact_identities", "contact_id", "contacts"),
+)
+TABLES = tuple(dict.fromkeys(table for table, _column, _referenced in FOREIGN_KEYS))
+
+
+def upgrade() -> None:
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for key_table, column, referenced in FOREIGN_KEYS:
+                if key_table == table:
+                    batch_op.drop_constraint(
+                        f"fk_{table}_{column}_{referenced}", type_="foreignkey"
+                    )
+
+
+def downgrade() -> None:
+    for table in TABLES:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for key_table, column, referenced in FOREIGN_KEYS:
+                if key_table == table:
+                    batch_op.create_foreign_key(
+                        f"fk_{table}_{column}_{referenced}",
+                        referenced,
+                        [column],
+                        ["id"],
+                        ondelete="CASCADE",
+                    )
