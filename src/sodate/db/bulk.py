@@ -108,8 +108,16 @@ def fetch_in(
 ) -> list[Any]:
     """Rows of a statement that ends in `IN`, for every value: `params` bind the `?` before it.
 
-    The values are bound too, a chunk at a time; only their placeholders go into the text.
+    The values are bound too: on PostgreSQL as one array (`= ANY(?)`), whose plan does not
+    grow with the values as an `IN` list's does (lists of 500 cost four to ten times as much); on
+    SQLite a chunk at a time, only their placeholders going into the text.
     """
+    if not values:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        assert statement.endswith(" IN"), statement
+        array = "bigint[]" if isinstance(values[0], int) else "text[]"
+        return fetch_all(session, f"{statement[:-3]} = ANY(?::{array})", (*params, list(values)))
     rows: list[Any] = []
     for start in range(0, len(values), chunk):
         part = tuple(values[start : start + chunk])
