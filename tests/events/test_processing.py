@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -263,3 +265,35 @@ def test_many_messages_are_processed_in_batches_of_the_given_size(
     assert sizes == [20, 20, 10]
     assert event_count(runtime) == 50
     assert live_contact_count(runtime) == 7
+
+
+def test_a_batch_reads_its_own_events_not_the_workspaces_history(
+    client: TestClient, runtime: Runtime, write_key: str
+) -> None:
+    """On SQLite, the daily counts and the message id lookup must not walk the workspace's
+    range of the name index: that reads every event the workspace ever had, once a batch."""
+    if runtime.db.dialect != "sqlite":
+        pytest.skip("SQLite's query plans")
+    send(client, write_key, "track", {"userId": "u-1", "event": "Signed Up", "messageId": "m-1"})
+    statements: list[tuple[str, Any]] = []
+
+    def remember(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if re.search(r"\bFROM events\b", statement):
+            statements.append((statement, params))
+
+    sa.event.listen(runtime.db.engine, "before_cursor_execute", remember)
+    try:
+        process_all(runtime)
+    finally:
+        sa.event.remove(runtime.db.engine, "before_cursor_execute", remember)
+    assert any("message_key" in statement for statement, _ in statements)
+    assert any("event_daily_counts" in statement for statement, _ in statements)
+    with runtime.db.read() as session:
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        for statement, params in statements:
+            plan = " ".join(
+                row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+            )
+            assert "ix_events_workspace_id_name_timestamp" not in plan, (statement, plan)

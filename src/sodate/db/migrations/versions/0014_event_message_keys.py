@@ -20,7 +20,7 @@ depends_on = None
 
 
 def _message_key(message_id: str) -> int:
-    # As `sodate.events.service.message_key` computes it today; a migration keeps its own copy.
+    # As `sodate.events.models.message_key` computes it today; a migration keeps its own copy.
     return int.from_bytes(sha256(message_id.encode()).digest()[:8], "big", signed=True)
 
 

@@ -29,25 +29,24 @@ FOREIGN_KEYS = (
 TABLES = tuple(dict.fromkeys(table for table, _column, _referenced in FOREIGN_KEYS))
 
 
+def _keys_of(table: str) -> list[tuple[str, str, str]]:
+    """(name, column, referenced table) of the table's keys."""
+    return [
+        (f"fk_{table}_{column}_{referenced}", column, referenced)
+        for key_table, column, referenced in FOREIGN_KEYS
+        if key_table == table
+    ]
+
+
 def upgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
-            for key_table, column, referenced in FOREIGN_KEYS:
-                if key_table == table:
-                    batch_op.drop_constraint(
-                        f"fk_{table}_{column}_{referenced}", type_="foreignkey"
-                    )
+            for name, _column, _referenced in _keys_of(table):
+                batch_op.drop_constraint(name, type_="foreignkey")
 
 
 def downgrade() -> None:
     for table in TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
-            for key_table, column, referenced in FOREIGN_KEYS:
-                if key_table == table:
-                    batch_op.create_foreign_key(
-                        f"fk_{table}_{column}_{referenced}",
-                        referenced,
-                        [column],
-                        ["id"],
-                        ondelete="CASCADE",
-                    )
+            for name, column, referenced in _keys_of(table):
+                batch_op.create_foreign_key(name, referenced, [column], ["id"], ondelete="CASCADE")
