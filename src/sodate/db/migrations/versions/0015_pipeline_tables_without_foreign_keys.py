@@ -15,7 +15,8 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
-# (table, column, referenced table) of each key dropped; deletes cascade from contacts to them.
+# (table, column, referenced table) of each key dropped; code that deletes a contact or
+# workspace now deletes these rows itself (sodate/events/README.md).
 FOREIGN_KEYS = (
     ("events", "workspace_id", "workspaces"),
     ("events", "contact_id", "contacts"),
