@@ -144,6 +144,7 @@ def upsert_contacts(
         created_contacts=set(resolution.created),
         merges=list(resolution.merges),
         changed_profiles=changed,
+        profiles_applied=True,
     )
     process_batch(session, batch)
     return [

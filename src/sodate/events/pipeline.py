@@ -100,6 +100,9 @@ class EventBatch:
     """Contacts whose score in some model changed (the segments that read scores re-check)."""
     changed_stages: set[int] = field(default_factory=set)
     """Contacts whose lifecycle stage changed (the segments that read stages re-check)."""
+    profiles_applied: bool = False
+    """The caller applied the events' profile changes before the batch (API upserts and
+    imports): `update_profiles` has nothing left to do, and does not load the contacts."""
 
     @property
     def contact_ids(self) -> set[int]:
@@ -169,6 +172,8 @@ def store_events(session: Session, batch: EventBatch) -> None:
 
 
 def update_profiles(session: Session, batch: EventBatch) -> None:
+    if batch.profiles_applied:
+        return
     upserted = contacts.upsert_companies(
         session,
         batch.workspace_id,
