@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sodate.contacts.identifiers import normalize_email, normalize_phone
 from sodate.contacts.schemas import ContactUpsert
 from sodate.imports.csvfile import Record
 from sodate.imports.mapping import resolve_mapping
@@ -57,6 +58,19 @@ def test_every_row_the_parser_accepts_is_a_valid_upsert_unchanged(cells: list[st
     if isinstance(result, ParsedRow):
         contact = result.contact._asdict()
         assert ContactUpsert(**contact).model_dump() == contact
+
+
+@settings(max_examples=200, deadline=None)
+@given(ROWS)
+def test_a_rows_normalized_identifiers_are_what_the_writer_would_work_out(
+    cells: list[str],
+) -> None:
+    # The writer takes them as its own normalization (remember_normalized): a wrong one would
+    # resolve the row to another person.
+    result = _parse(_parser(HEADER, {"年齢": "age:int"}), cells)
+    if isinstance(result, ParsedRow):
+        assert result.normalized_email == normalize_email(result.contact.email)
+        assert result.normalized_phone == normalize_phone(result.contact.phone)
 
 
 def test_names_the_schema_refuses_leave_the_rows_to_it() -> None:

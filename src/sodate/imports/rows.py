@@ -66,12 +66,18 @@ class ParsedRow(NamedTuple):
     event: str | None
     timestamp: datetime | None
     properties: dict[str, Any]
+    normalized_email: str | None = None
+    """What `normalize_email` makes of `contact.email`: the writer need not work it out again."""
+    normalized_phone: str | None = None
+    """What `normalize_phone` makes of `contact.phone`."""
 
 
 @dataclass
 class _Values:
     email: str | None = None
     phone: str | None = None
+    normalized_email: str | None = None
+    normalized_phone: str | None = None
     user_id: str | None = None
     external_ids: dict[str, str] = field(default_factory=dict)
     company: str | None = None
@@ -214,6 +220,8 @@ class RowParser:
             event=event,
             timestamp=values.timestamp,
             properties=values.named if self.events else {},
+            normalized_email=values.normalized_email,
+            normalized_phone=values.normalized_phone,
         )
 
     def _name_of(self, target: Target) -> str | None:
@@ -245,9 +253,10 @@ def _take_text(values: _Values, column: Field, raw: str) -> str | None:
 
 def _take_email(values: _Values, column: Field, raw: str) -> str | None:
     text = _nfkc(raw)
-    if normalize_email(text) is None:
+    normalized = normalize_email(text)
+    if normalized is None:
         return "not an email address"
-    values.email = text
+    values.email, values.normalized_email = text, normalized
     return None
 
 
@@ -256,7 +265,10 @@ def _take_phone(values: _Values, column: Field, raw: str) -> str | None:
     normalized = normalize_phone(text)
     if normalized is None:
         return "not a valid phone number"
-    values.phone = text if len(text) <= MAX_PHONE else normalized
+    if len(text) <= MAX_PHONE:
+        values.phone, values.normalized_phone = text, normalized
+    else:
+        values.phone = normalized
     return None
 
 
