@@ -22,6 +22,7 @@ from typing import Any
 
 from sodate.imports.csvfile import Layout, Record, iter_records
 from sodate.imports.rows import ParsedRow, RowError, RowParser
+from sodate.runtime import tune_garbage_collection
 
 AHEAD = 2
 """Parsed chunks waiting for the writer: enough to keep it busy, few enough for memory."""
@@ -150,6 +151,7 @@ def _parse_rest(
     chunks: Any,
 ) -> None:
     """The second process: once told where, parse to the end of the file, chunk by chunk."""
+    tune_garbage_collection()
     try:
         parser = make_parser()
         ready.set()
