@@ -1,0 +1,37 @@
+"""Driver values: times as SQLite stores them, the same for every way of writing an instant."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sodate.db.bulk import DriverValues
+
+ZONES = st.sampled_from([UTC, ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")])
+# Hypothesis takes naive bounds; `timezones` makes the times aware.
+INSTANTS = st.datetimes(
+    min_value=datetime(2000, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+    timezones=ZONES,
+)
+
+
+@given(st.lists(INSTANTS, min_size=1, max_size=6))
+def test_a_time_is_written_as_its_utc_text_whatever_came_before(times: list[datetime]) -> None:
+    # One DriverValues serves a whole batch and keeps the last time it wrote.
+    values = DriverValues("sqlite")
+    for moment in [*times, *reversed(times)]:
+        expected = moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        assert values.time(moment) == expected
+
+
+def test_equal_instants_in_other_zones_share_a_text_and_the_next_moment_does_not() -> None:
+    values = DriverValues("sqlite")
+    moment = datetime(2026, 11, 23, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    assert values.time(moment) == "2026-11-23 00:00:00.000000"
+    assert values.time(moment.astimezone(UTC)) == "2026-11-23 00:00:00.000000"
+    assert values.time(moment + timedelta(microseconds=1)) == "2026-11-23 00:00:00.000001"
+    assert DriverValues("postgresql").time(moment) is moment
