@@ -3,7 +3,8 @@
     python bench/ingest.py --events 100000 --contacts 10000 [--database-url URL] [--json]
     python bench/ingest.py --events 20000 --mode inprocess --profile
 
-`http` mode starts a real `sodate up` (subprocess, 127.0.0.1 only) and sends the events as
+`http` mode starts a real `sodate up` (subprocess, 127.0.0.1 only; its background services
+as deployed, SQLite's `wal-checkpointer` among them) and sends the events as
 /v1/batch requests of `--batch` messages from `--clients` concurrent httpx clients. The clock
 runs from the first request until the `event_inbox` table is empty: "accept" is events per
 second until the last 200, "processed" is events per second until the inbox is empty.
@@ -310,7 +311,6 @@ class Server:
                 "SODATE_SECRET_KEY": SECRET,
                 "SODATE_HOST": "127.0.0.1",
                 "SODATE_TRACKING_RATE_LIMIT": "0",
-                "SODATE_MAINTENANCE_ENABLED": "false",
                 "SODATE_LOG_LEVEL": "WARNING",
                 **(extra_env or {}),
             }
