@@ -140,12 +140,13 @@ def _load_contacts(
 ) -> dict[int, dict[str, Any]]:
     """The contacts' own fields and their companies', by live contact."""
     values = driver_values(session)
+    # `|| ''`: the contacts' ids, not the workspace's index (every contact), on SQLite.
     rows = fetch_in(
         session,
         "SELECT c.id, c.created_at, c.traits, c.email, c.phone, c.user_id, c.first_seen_at,"
         " c.last_seen_at, o.id, o.name, o.traits"
         " FROM contacts c LEFT JOIN companies o ON o.id = c.company_id"
-        " WHERE c.workspace_id = ? AND c.merged_into_id IS NULL AND c.id IN",
+        " WHERE c.workspace_id || '' = ? AND c.merged_into_id IS NULL AND c.id IN",
         sorted(contact_ids),
         (workspace_id,),
     )

@@ -124,12 +124,15 @@ def _load_identity_fields(
     session: Session, workspace_id: str, ids: Iterable[int]
 ) -> dict[int, _Known]:
     """The user id and sources of each live contact: what decides if a change is only "seen"."""
+    # `|| ''` keeps SQLite on the ids: without statistics it takes the workspace's index for
+    # the more selective term and walks every contact of the workspace (20 ms a batch at
+    # 300,000 contacts, against 0.1). Every lookup of contacts by ids here does the same.
     rows = fetch_in(
         session,
         "SELECT id, user_id, sources, CASE WHEN email IS NULL AND phone IS NULL"
         " AND company_id IS NULL AND first_seen_at IS NULL AND last_seen_at IS NULL"
         " THEN traits = '{}' ELSE false END"
-        " FROM contacts WHERE workspace_id = ? AND merged_into_id IS NULL AND id IN",
+        " FROM contacts WHERE workspace_id || '' = ? AND merged_into_id IS NULL AND id IN",
         sorted(ids),
         (workspace_id,),
     )
@@ -318,7 +321,7 @@ def _load(session: Session, workspace_id: str, ids: Iterable[int]) -> dict[int, 
         session,
         "SELECT id, traits, user_id, email, phone, company_id, sources, first_seen_at,"
         " last_seen_at FROM contacts"
-        " WHERE workspace_id = ? AND merged_into_id IS NULL AND id IN",
+        " WHERE workspace_id || '' = ? AND merged_into_id IS NULL AND id IN",
         sorted(ids),
         (workspace_id,),
     )

@@ -218,7 +218,10 @@ def promote_by_rules(
             .select_from(CONTACTS.outerjoin(COMPANIES, COMPANIES.c.id == CONTACTS.c.company_id))
             .outerjoin(STAGES, STAGES.c.contact_id == CONTACTS.c.id)
             .where(
-                CONTACTS.c.workspace_id == workspace_id,
+                # For candidates, `+ ""` keeps SQLite on their ids: without statistics it
+                # would rather walk the workspace's index, every contact.
+                (CONTACTS.c.workspace_id if holding is None else CONTACTS.c.workspace_id + "")
+                == workspace_id,
                 CONTACTS.c.merged_into_id.is_(None),
                 sa.or_(STAGES.c.stage.is_(None), STAGES.c.stage.in_(behind)),
                 where,
