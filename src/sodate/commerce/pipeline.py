@@ -211,7 +211,7 @@ def _join_keyless_carts(session: Session, workspace_id: str, survivors: Sequence
     for start in range(0, len(survivors), CHUNK):
         rows = session.execute(
             sa.select(CARTS).where(
-                CARTS.c.workspace_id == workspace_id,
+                CARTS.c.workspace_id + "" == workspace_id,  # the contact index (`carts.load`)
                 CARTS.c.contact_id.in_(survivors[start : start + CHUNK]),
                 CARTS.c.cart_key.is_(None),
                 CARTS.c.status.in_(OPEN_CART_STATUSES),

@@ -98,7 +98,8 @@ def placements(
                 STAGES.c.resume_stage,
                 STAGES.c.cycle_started_at,
             ).where(
-                STAGES.c.workspace_id == workspace_id,
+                # `+ ""`: the contacts' keys, not the workspace's stage index, on SQLite.
+                STAGES.c.workspace_id + "" == workspace_id,
                 STAGES.c.contact_id.in_(ids[start : start + _CHUNK]),
             )
         )

@@ -1,0 +1,113 @@
+"""SQLite's plans for the pipeline's lookups by many values: the values, never the workspace.
+
+Without statistics SQLite prefers an index on `workspace_id =` to an `IN` list of four or
+more values, and then reads every row of the workspace for a handful: once a batch, slower
+as the workspace grows. This runs every live step (segments, scoring, lifecycle, commerce)
+over known contacts and checks the plan of each statement with an `IN` list.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from sodate.runtime import Runtime
+from sodate.workspaces.schemas import Created
+from tests.events.helpers import process_all, send
+
+USERS = [f"u-{n}" for n in range(12)]
+WORKSPACE_ONLY = re.compile(r"USING (?:COVERING )?INDEX \w+ \(workspace_id=\?\)")
+
+
+def _live(client: TestClient, headers: dict[str, str]) -> None:
+    condition = {
+        "all": [
+            {"attr": "plan", "op": "eq", "value": "pro"},
+            {"event": {"name": "Product Added", "within": "7d"}},
+        ]
+    }
+    model = {
+        "name": "fit and engagement",
+        "fit": [{"when": {"attr": "plan", "op": "eq", "value": "pro"}, "points": 10}],
+        "engagement": [{"event": "Product Added", "points": 5, "max_per_day": 10}],
+        "thresholds": {"mql": 20},
+    }
+    rules = {
+        "rules": {"lead": {"event": {"name": "Product Added"}}},
+        "mql": {"model": "engaged", "threshold": "mql"},
+        "dormant": {"after_days": 90},
+    }
+    for path, body in (
+        ("/api/v1/segments/pro-shoppers", {"name": "pro shoppers", "condition": condition}),
+        ("/api/v1/scoring-models/engaged", model),
+        ("/api/v1/lifecycle", rules),
+    ):
+        response = client.put(path, json=body, headers=headers)
+        assert response.status_code in (200, 201), response.text
+
+
+def _activity(client: TestClient, write_key: str, round_: int) -> None:
+    for user in USERS:
+        traits = {"email": f"{user}@x.jp", "plan": "pro", "round": round_}
+        send(client, write_key, "identify", {"userId": user, "traits": traits})
+        send(client, write_key, "group", {"userId": user, "groupId": "acme", "traits": {}})
+        send(client, write_key, "page", {"userId": user, "properties": {"path": "/p"}})
+        product = {"product_id": "sku-1", "price": 1200, "quantity": 1}
+        send(
+            client,
+            write_key,
+            "track",
+            {"userId": user, "event": "Product Added", "properties": product},
+        )
+        order = {"order_id": f"o-{user}-{round_}", "total": 1200, "products": [product]}
+        send(
+            client,
+            write_key,
+            "track",
+            {"userId": user, "event": "Order Completed", "properties": order},
+        )
+    send(client, write_key, "group", {"userId": "u-1", "groupId": "acme", "traits": {"n": round_}})
+
+
+def test_lookups_by_many_values_use_the_values_not_the_workspace(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    if runtime.db.dialect != "sqlite":
+        pytest.skip("SQLite's query plans")
+    write_key = workspace.write_key.key
+    _live(client, admin_headers)
+    _activity(client, write_key, 1)
+    process_all(runtime)
+    statements: dict[str, Any] = {}
+
+    def remember(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if re.search(r" IN \((?:\?, ){3,}", statement) or "= ANY(" in statement:
+            statements.setdefault(statement, params)
+
+    sa.event.listen(runtime.db.engine, "before_cursor_execute", remember)
+    try:
+        _activity(client, write_key, 2)  # known contacts, stored state: every load runs
+        process_all(runtime)
+        listed = client.get("/api/v1/contacts", headers=admin_headers)
+        assert listed.status_code == 200, listed.text
+    finally:
+        sa.event.remove(runtime.db.engine, "before_cursor_execute", remember)
+    assert len(statements) > 10
+    walks = []
+    with runtime.db.read() as session:
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        cursor = driver.cursor()
+        for statement, params in statements.items():
+            if isinstance(params, list):  # an executemany: plan it with its first row
+                params = params[0]
+            plan = " | ".join(
+                row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
+            )
+            if WORKSPACE_ONLY.search(plan):
+                walks.append(f"{plan}\n    {statement}")
+    assert not walks, "\n".join(walks)
