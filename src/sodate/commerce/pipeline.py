@@ -194,7 +194,8 @@ def move_orders(
             chunk = {m: survivor_of[m] for m in merged_ids[start : start + CHUNK]}
             session.execute(
                 sa.update(table)
-                .where(table.c.workspace_id == workspace_id, table.c.contact_id.in_(chunk))
+                # `+ ""`: the contact index, not the workspace's (`carts.load`).
+                .where(table.c.workspace_id + "" == workspace_id, table.c.contact_id.in_(chunk))
                 .values(contact_id=sa.case(chunk, value=table.c.contact_id))
             )
     _join_keyless_carts(session, workspace_id, sorted(set(survivor_of.values())))

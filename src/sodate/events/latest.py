@@ -141,7 +141,10 @@ def rebuild_latest_times(
     session: Session, workspace_id: str, contact_ids: Sequence[int] | None = None
 ) -> None:
     """Compute the latest times of `contact_ids` (every contact when None) from their events."""
-    where: list[sa.ColumnElement[bool]] = [EVENTS.c.workspace_id == workspace_id]
+    # For some contacts, `+ ""` keeps SQLite on their events (the contact index) rather than
+    # the workspace's range of the name index: every event of the workspace.
+    workspace = EVENTS.c.workspace_id if contact_ids is None else EVENTS.c.workspace_id + ""
+    where: list[sa.ColumnElement[bool]] = [workspace == workspace_id]
     names = sa.select(NAMES.c.id).where(NAMES.c.workspace_id == workspace_id)
     old: list[sa.ColumnElement[bool]] = [LATEST.c.name_id.in_(names)]
     if contact_ids is not None:

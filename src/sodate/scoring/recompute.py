@@ -77,7 +77,12 @@ def recompute_model(
         session.execute(sa.delete(table).where(*scope.of(table)))
     for rule in model.fit:
         matching = matching_contacts(
-            rule.condition, dialect=dialect, workspace_id=workspace_id, now=now, zone=zone
+            rule.condition,
+            dialect=dialect,
+            workspace_id=workspace_id,
+            now=now,
+            zone=zone,
+            among=contacts,
         ).subquery()
         select = sa.select(
             sa.literal(model.id),
@@ -87,8 +92,6 @@ def recompute_model(
             sa.literal(float(rule.points)),
             sa.literal(0.0),
         )
-        if contacts is not None:
-            select = select.where(matching.c.id.in_(contacts))
         session.execute(
             sa.insert(RULES).from_select(
                 ["model_id", "contact_id", "rule", "workspace_id", "points", "base"], select
