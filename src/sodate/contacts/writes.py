@@ -95,8 +95,8 @@ def upsert_contacts(
     The pipeline's contact steps are done here, by the same functions and rules: resolution,
     with new contacts created holding their profile (one insert instead of an empty row
     filled afterwards), then the changes of contacts already stored. The identify events then
-    go through the whole pipeline (history, scores, segments, journeys) resolved, with
-    nothing left for its profile step: their traits stay in `properties`, the stored record.
+    go through the whole pipeline (history, scores, segments, journeys) resolved, marked
+    `profiles_applied`: the pipeline's profile step has nothing left to do for them.
     """
     lock_workspace(session, workspace_id, wait=True)
     events = _identify_events(rows, now, source, context)
@@ -127,7 +127,6 @@ def upsert_contacts(
     )
     for change, event, contact_id in zip(changes, events, resolution.contact_ids, strict=True):
         change.contact_id = event.contact_id = contact_id
-        event.traits, event.group_id = {}, None
     changed = apply_profile_changes(
         session,
         workspace_id,
