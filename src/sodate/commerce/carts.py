@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sodate.commerce import spec
 from sodate.commerce.models import OPEN_CART_STATUSES, Cart, CartStatus
 from sodate.commerce.spec import Product
+from sodate.db.plans import workspace_check
 
 CARTS: sa.Table = Cart.__table__  # type: ignore[assignment]
 CHUNK = 500
@@ -199,9 +200,7 @@ def load(
 ) -> list[CartState]:
     """The carts named by these keys, and every open cart of these contacts.
 
-    Two queries, each on its own index: as one `OR`, SQLite read every cart of the workspace.
-    The contacts' carts compare `workspace_id + ""`, which keeps SQLite (without statistics)
-    on the contact index rather than the workspace's."""
+    Two queries, each on its own index: as one `OR`, SQLite read every cart of the workspace."""
     found: dict[int, CartState] = {}
     for start in range(0, len(keys), CHUNK):
         by_key = sa.select(CARTS).where(
@@ -211,7 +210,7 @@ def load(
             found.setdefault(row["id"], CartState.from_row(row))
     for start in range(0, len(open_of), CHUNK):
         by_contact = sa.select(CARTS).where(
-            CARTS.c.workspace_id + "" == workspace_id,
+            workspace_check(CARTS.c.workspace_id, workspace_id),
             CARTS.c.contact_id.in_(open_of[start : start + CHUNK]),
             CARTS.c.status.in_(OPEN_CART_STATUSES),
         )

@@ -21,6 +21,7 @@ from sodate.commerce.models import OPEN_CART_STATUSES
 from sodate.commerce.orders import ORDERS, OrderState
 from sodate.commerce.spec import CART_EVENTS, ORDER_EVENTS, Ecommerce
 from sodate.contacts.resolution import PlannedMerge
+from sodate.db.plans import workspace_check
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.events.schemas import MessageType
 
@@ -194,8 +195,10 @@ def move_orders(
             chunk = {m: survivor_of[m] for m in merged_ids[start : start + CHUNK]}
             session.execute(
                 sa.update(table)
-                # `+ ""`: the contact index, not the workspace's (`carts.load`).
-                .where(table.c.workspace_id + "" == workspace_id, table.c.contact_id.in_(chunk))
+                .where(
+                    workspace_check(table.c.workspace_id, workspace_id),
+                    table.c.contact_id.in_(chunk),
+                )
                 .values(contact_id=sa.case(chunk, value=table.c.contact_id))
             )
     _join_keyless_carts(session, workspace_id, sorted(set(survivor_of.values())))
@@ -212,7 +215,7 @@ def _join_keyless_carts(session: Session, workspace_id: str, survivors: Sequence
     for start in range(0, len(survivors), CHUNK):
         rows = session.execute(
             sa.select(CARTS).where(
-                CARTS.c.workspace_id + "" == workspace_id,  # the contact index (`carts.load`)
+                workspace_check(CARTS.c.workspace_id, workspace_id),
                 CARTS.c.contact_id.in_(survivors[start : start + CHUNK]),
                 CARTS.c.cart_key.is_(None),
                 CARTS.c.status.in_(OPEN_CART_STATUSES),

@@ -45,6 +45,7 @@ from sodate.conditions.sql_values import (
 )
 from sodate.conditions.terms import Source, ValueKind
 from sodate.contacts.models import Company, Contact
+from sodate.db.plans import workspace_check
 from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
 from sodate.lifecycle.models import ContactStage
 from sodate.scoring.decay import decay_factor_sql
@@ -85,8 +86,7 @@ def matching_contacts(
     )
     if among is None:
         return query.where(workspace == workspace_id)
-    # `+ ""` keeps SQLite on the ids: without statistics it would walk the workspace's index.
-    return query.where(workspace + "" == workspace_id, CONTACTS.c.id.in_(among))
+    return query.where(workspace_check(workspace, workspace_id), CONTACTS.c.id.in_(among))
 
 
 def contact_condition(

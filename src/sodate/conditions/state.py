@@ -35,6 +35,7 @@ from sodate.conditions.sql import (
     property_filters,
 )
 from sodate.db.bulk import driver_values, fetch_in
+from sodate.db.plans import workspace_check
 from sodate.events import latest
 from sodate.events.models import LATEST_KEPT
 from sodate.scoring.decay import SECONDS_A_DAY
@@ -140,7 +141,7 @@ def _load_contacts(
 ) -> dict[int, dict[str, Any]]:
     """The contacts' own fields and their companies', by live contact."""
     values = driver_values(session)
-    # `|| ''`: the contacts' ids, not the workspace's index (every contact), on SQLite.
+    # `|| ''`: see `sodate.db.plans`.
     rows = fetch_in(
         session,
         "SELECT c.id, c.created_at, c.traits, c.email, c.phone, c.user_id, c.first_seen_at,"
@@ -179,13 +180,6 @@ def _load_contacts(
     }
 
 
-def _own_events(workspace_id: str) -> sa.ColumnElement[bool]:
-    """Events of the workspace, written so that planners reach them through the contacts
-    (`contact_id IN …`, a handful of rows each) rather than through the workspace's name
-    index, which SQLite otherwise reads whole: the concatenation hides the column from it."""
-    return EVENTS.c.workspace_id.concat("") == workspace_id
-
-
 def _count_events(
     session: Session,
     workspace_id: str,
@@ -215,7 +209,7 @@ def _count_events(
     statement = (
         sa.select(EVENTS.c.contact_id, *sums)
         .where(
-            _own_events(workspace_id),
+            workspace_check(EVENTS.c.workspace_id, workspace_id),
             EVENTS.c.contact_id.in_(sa.bindparam("contacts", expanding=True)),
             _reach(specs.values(), now),
         )
@@ -322,7 +316,7 @@ def _load_events(
     statement = sa.select(
         EVENTS.c.contact_id, EVENTS.c.name, EVENTS.c.properties, EVENTS.c.timestamp
     ).where(
-        _own_events(workspace_id),
+        workspace_check(EVENTS.c.workspace_id, workspace_id),
         EVENTS.c.contact_id.in_(sa.bindparam("contacts", expanding=True)),
         _reach(specs, now),
     )

@@ -88,7 +88,7 @@ def upsert_companies(
 
 def contacts_of_companies(session: Session, workspace_id: str, company_ids: set[int]) -> set[int]:
     """The live contacts that belong to these companies."""
-    # `|| ''`: the company index, not the workspace's (every contact), as in `profiles`.
+    # `|| ''`: the company index, not the workspace's (`sodate.db.plans`).
     rows = fetch_in(
         session,
         "SELECT id FROM contacts WHERE workspace_id || '' = ? AND merged_into_id IS NULL"

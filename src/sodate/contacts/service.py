@@ -35,6 +35,7 @@ from sodate.contacts.schemas import (
     MergeOut,
 )
 from sodate.db.paging import fetch_page
+from sodate.db.plans import workspace_check
 from sodate.errors import NotFound
 
 __all__ = [
@@ -82,11 +83,12 @@ def get_contact(session: Session, workspace_id: str, contact_id: int) -> Contact
 
 def contacts_by_ids(session: Session, workspace_id: str, ids: Sequence[int]) -> list[ContactOut]:
     """The workspace's contacts with these ids, shown in the order of `ids`."""
-    # `+ ""` here and below: the ids, not the workspace's index (every contact), on SQLite.
     found = {
         contact.id: contact
         for contact in session.scalars(
-            sa.select(Contact).where(Contact.workspace_id + "" == workspace_id, Contact.id.in_(ids))
+            sa.select(Contact).where(
+                workspace_check(Contact.workspace_id, workspace_id), Contact.id.in_(ids)
+            )
         )
     }
     return contacts_out(session, [found[i] for i in ids if i in found])
@@ -99,7 +101,7 @@ def live_contact_ids(session: Session, workspace_id: str, ids: Sequence[int]) ->
         found.update(
             session.scalars(
                 sa.select(Contact.id).where(
-                    Contact.workspace_id + "" == workspace_id,
+                    workspace_check(Contact.workspace_id, workspace_id),
                     Contact.merged_into_id.is_(None),
                     Contact.id.in_(ids[start : start + 500]),
                 )
@@ -130,7 +132,8 @@ def live_contacts_by(
             text_of = {int(value): value for value in chunk}
             redirects = session.execute(
                 sa.select(Contact.id, sa.func.coalesce(Contact.merged_into_id, Contact.id)).where(
-                    Contact.workspace_id + "" == workspace_id, Contact.id.in_(text_of)
+                    workspace_check(Contact.workspace_id, workspace_id),
+                    Contact.id.in_(text_of),
                 )
             )
             found.update((text_of[contact_id], live) for contact_id, live in redirects)

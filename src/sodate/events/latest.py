@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from sodate.db.base import epoch_micros
 from sodate.db.bulk import execute_many, fetch_in
+from sodate.db.plans import workspace_check
 from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
 
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
@@ -141,10 +142,13 @@ def rebuild_latest_times(
     session: Session, workspace_id: str, contact_ids: Sequence[int] | None = None
 ) -> None:
     """Compute the latest times of `contact_ids` (every contact when None) from their events."""
-    # For some contacts, `+ ""` keeps SQLite on their events (the contact index) rather than
-    # the workspace's range of the name index: every event of the workspace.
-    workspace = EVENTS.c.workspace_id if contact_ids is None else EVENTS.c.workspace_id + ""
-    where: list[sa.ColumnElement[bool]] = [workspace == workspace_id]
+    # For some contacts, their events (the contact index), not the workspace's whole range of
+    # the name index.
+    where: list[sa.ColumnElement[bool]] = [
+        EVENTS.c.workspace_id == workspace_id
+        if contact_ids is None
+        else workspace_check(EVENTS.c.workspace_id, workspace_id)
+    ]
     names = sa.select(NAMES.c.id).where(NAMES.c.workspace_id == workspace_id)
     old: list[sa.ColumnElement[bool]] = [LATEST.c.name_id.in_(names)]
     if contact_ids is not None:

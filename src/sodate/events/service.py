@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import driver_values, fetch_all, fetch_in, insert_rows
 from sodate.db.paging import fetch_page
+from sodate.db.plans import workspace_check
 from sodate.events.latest import rebuild_latest_times
 from sodate.events.models import Event, EventDailyCount, InboxRequest, message_key
 from sodate.events.schemas import EventOut, EventPage
@@ -195,8 +196,8 @@ def count_stored_events(session: Session, workspace_id: str, first_id: int, last
             sa.func.max(EVENTS.c.timestamp),
         )
         .where(
-            # `|| ''`: on the workspace's name index SQLite would read every event it ever had.
-            EVENTS.c.workspace_id + "" == workspace_id,
+            # On the workspace's name index SQLite would read every event it ever had.
+            workspace_check(EVENTS.c.workspace_id, workspace_id),
             EVENTS.c.id.between(first_id, last_id),
             EVENTS.c.name.is_not(None),
         )

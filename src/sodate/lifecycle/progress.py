@@ -22,6 +22,7 @@ from sodate.conditions.sql import COMPANIES, contact_condition
 from sodate.conditions.state import load_states
 from sodate.contacts.models import Contact
 from sodate.db.bulk import driver_values, execute_many
+from sodate.db.plans import workspace_check
 from sodate.lifecycle.models import (
     INACTIVE,
     NURTURING,
@@ -98,8 +99,7 @@ def placements(
                 STAGES.c.resume_stage,
                 STAGES.c.cycle_started_at,
             ).where(
-                # `+ ""`: the contacts' keys, not the workspace's stage index, on SQLite.
-                STAGES.c.workspace_id + "" == workspace_id,
+                workspace_check(STAGES.c.workspace_id, workspace_id),
                 STAGES.c.contact_id.in_(ids[start : start + _CHUNK]),
             )
         )
@@ -219,10 +219,9 @@ def promote_by_rules(
             .select_from(CONTACTS.outerjoin(COMPANIES, COMPANIES.c.id == CONTACTS.c.company_id))
             .outerjoin(STAGES, STAGES.c.contact_id == CONTACTS.c.id)
             .where(
-                # For candidates, `+ ""` keeps SQLite on their ids: without statistics it
-                # would rather walk the workspace's index, every contact.
-                (CONTACTS.c.workspace_id if holding is None else CONTACTS.c.workspace_id + "")
-                == workspace_id,
+                CONTACTS.c.workspace_id == workspace_id
+                if holding is None
+                else workspace_check(CONTACTS.c.workspace_id, workspace_id),
                 CONTACTS.c.merged_into_id.is_(None),
                 sa.or_(STAGES.c.stage.is_(None), STAGES.c.stage.in_(behind)),
                 where,
