@@ -9,15 +9,14 @@ over known contacts, and merges, and checks the plan of each statement with an `
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.events.helpers import process_all, send
+from tests.plans import query_plans, statements_run
 
 USERS = [f"u-{n}" for n in range(12)]
 # A workspace's event names are few: reading them all is no walk.
@@ -85,17 +84,11 @@ def test_lookups_by_many_values_use_the_values_not_the_workspace(
     _live(client, admin_headers)
     _activity(client, write_key, 1)
     process_all(runtime)
-    statements: dict[str, Any] = {}
-
-    def remember(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if re.search(r" IN \((?:\?, ){3,}", statement) or "= ANY(" in statement:
-            statements.setdefault(statement, params)
-
     for user in USERS:  # anonymous visitors, each of whom will turn out to be a known user
         send(client, write_key, "page", {"anonymousId": f"a-{user}", "properties": {"path": "/"}})
     process_all(runtime)
-    sa.event.listen(runtime.db.engine, "before_cursor_execute", remember)
-    try:
+    many = re.compile(r" IN \((?:\?, ){3,}")
+    with statements_run(runtime, lambda statement: bool(many.search(statement))) as statements:
         for user in USERS:  # merges: each visitor's contact into the user's
             send(client, write_key, "identify", {"userId": user, "anonymousId": f"a-{user}"})
         process_all(runtime)
@@ -103,20 +96,10 @@ def test_lookups_by_many_values_use_the_values_not_the_workspace(
         process_all(runtime)
         listed = client.get("/api/v1/contacts", headers=admin_headers)
         assert listed.status_code == 200, listed.text
-    finally:
-        sa.event.remove(runtime.db.engine, "before_cursor_execute", remember)
     assert len(statements) > 10
-    walks = []
-    with runtime.db.read() as session:
-        driver = session.connection().connection.driver_connection
-        assert driver is not None
-        cursor = driver.cursor()
-        for statement, params in statements.items():
-            if isinstance(params, list):  # an executemany: plan it with its first row
-                params = params[0]
-            plan = " | ".join(
-                row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
-            )
-            if WORKSPACE_ONLY.search(plan):
-                walks.append(f"{plan}\n    {statement}")
+    walks = [
+        f"{plan}\n    {statement}"
+        for statement, plan in query_plans(runtime, statements)
+        if WORKSPACE_ONLY.search(plan)
+    ]
     assert not walks, "\n".join(walks)

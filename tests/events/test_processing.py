@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -27,6 +26,7 @@ from tests.events.helpers import (
     send,
     timeline,
 )
+from tests.plans import query_plans, statements_run
 
 
 @pytest.fixture
@@ -267,6 +267,9 @@ def test_many_messages_are_processed_in_batches_of_the_given_size(
     assert live_contact_count(runtime) == 7
 
 
+FROM_EVENTS = re.compile(r"\bFROM events\b")
+
+
 def test_a_batch_reads_its_own_events_not_the_workspaces_history(
     client: TestClient, runtime: Runtime, write_key: str
 ) -> None:
@@ -275,25 +278,9 @@ def test_a_batch_reads_its_own_events_not_the_workspaces_history(
     if runtime.db.dialect != "sqlite":
         pytest.skip("SQLite's query plans")
     send(client, write_key, "track", {"userId": "u-1", "event": "Signed Up", "messageId": "m-1"})
-    statements: list[tuple[str, Any]] = []
-
-    def remember(_conn: Any, _cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if re.search(r"\bFROM events\b", statement):
-            statements.append((statement, params))
-
-    sa.event.listen(runtime.db.engine, "before_cursor_execute", remember)
-    try:
+    with statements_run(runtime, lambda statement: bool(FROM_EVENTS.search(statement))) as run:
         process_all(runtime)
-    finally:
-        sa.event.remove(runtime.db.engine, "before_cursor_execute", remember)
-    assert any("message_key" in statement for statement, _ in statements)
-    assert any("event_daily_counts" in statement for statement, _ in statements)
-    with runtime.db.read() as session:
-        driver = session.connection().connection.driver_connection
-        assert driver is not None
-        cursor = driver.cursor()
-        for statement, params in statements:
-            plan = " ".join(
-                row[3] for row in cursor.execute(f"EXPLAIN QUERY PLAN {statement}", params)
-            )
-            assert "ix_events_workspace_id_name_timestamp" not in plan, (statement, plan)
+    assert any("message_key" in statement for statement in run)
+    assert any("event_daily_counts" in statement for statement in run)
+    for statement, plan in query_plans(runtime, run):
+        assert "ix_events_workspace_id_name_timestamp" not in plan, (statement, plan)
