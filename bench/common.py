@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sodate.db import migrate
 from sodate.db.engine import create_db_engine
+from sodate.events.inbox import sqlite_inbox_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SODATE = str(Path(sys.executable).parent / "sodate")
@@ -14,10 +15,11 @@ SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
 def reset(url: str) -> None:
-    """Empty the database (delete an SQLite file, drop PostgreSQL's schema) and migrate it."""
+    """Empty the database (delete the SQLite files, drop PostgreSQL's schema), migrate it."""
     if url.startswith("sqlite:///"):
-        for suffix in ("", "-wal", "-shm"):
-            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+        for file in (url, sqlite_inbox_url(url)):
+            for suffix in ("", "-wal", "-shm"):
+                Path(file.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
     engine = create_db_engine(url)
     if engine.dialect.name == "postgresql":
         with engine.begin() as connection:

@@ -54,6 +54,7 @@ from bench.ingest import (
     scalar,
 )
 from sodate.db.engine import Database
+from sodate.events.inbox import open_inbox
 
 
 @dataclass
@@ -323,10 +324,10 @@ async def drive(server: Server, load: Load, args: argparse.Namespace, stats: Sta
         http.close()
 
 
-def watch_backlog(db: Database, stats: Stats, stop: threading.Event) -> None:
+def watch_backlog(inbox: Database, stats: Stats, stop: threading.Event) -> None:
     while not stop.wait(0.5):
         try:
-            stats.peak_backlog = max(stats.peak_backlog, scalar(db, INBOX_COUNT))
+            stats.peak_backlog = max(stats.peak_backlog, scalar(inbox, INBOX_COUNT))
         except Exception as exc:  # a failed sample is only a missing sample
             stats.errors.append(f"backlog sample: {exc!r}")
 
@@ -475,8 +476,9 @@ def main() -> None:
         url = args.database_url or f"sqlite:///{tmp}/bench.db"
         reset(url)
         db = Database.from_url(url)
+        inbox = open_inbox(db, url)
         stop = threading.Event()
-        watcher = threading.Thread(target=watch_backlog, args=(db, stats, stop), daemon=True)
+        watcher = threading.Thread(target=watch_backlog, args=(inbox, stats, stop), daemon=True)
         try:
             env = (
                 {"SODATE_EVENT_BATCH_SIZE": str(args.event_batch_size)}
@@ -497,10 +499,12 @@ def main() -> None:
                     stats.server_cores = (spent - server_cpu) / wall
                 stop.set()
                 watcher.join(5)
-                stats.backlog_at_end = scalar(db, INBOX_COUNT)
+                stats.backlog_at_end = scalar(inbox, INBOX_COUNT)
                 stored = scalar(db, EVENTS_COUNT)
         finally:
             stop.set()
+            if inbox is not db:
+                inbox.dispose()
             db.dispose()
     result = summary(stats, args, dialect_of(url))
     result["poll_timeout"] = args.poll_timeout

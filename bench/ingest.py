@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, SECRET, SODATE, reset  # the root is on the path now
 from sodate.db.engine import Database
+from sodate.events.inbox import open_inbox
 from sodate.events.models import Event, InboxRequest
 from sodate.events.service import EventRow, insert_events
 from sodate.runtime import Runtime
@@ -499,6 +500,7 @@ def run_http(
 ) -> Result:
     reset(url)
     db = Database.from_url(url)
+    inbox = open_inbox(db, url)
     if accept_only:
         env = {**env, "SODATE_EVENT_PROCESSOR_ENABLED": "false"}
     try:
@@ -526,18 +528,21 @@ def run_http(
                     )
                     response.raise_for_status()
             result = _send_and_wait(
-                server, db, url, workload, clients, batch, timeout, accept_only=accept_only
+                server, db, inbox, url, workload, clients, batch, timeout, accept_only=accept_only
             )
         if not accept_only:
             result.raw_insert_per_second = raw_insert_rate(db, batch)
         return result
     finally:
+        if inbox is not db:
+            inbox.dispose()
         db.dispose()
 
 
 def _send_and_wait(
     server: Server,
     db: Database,
+    inbox: Database,
     url: str,
     workload: Workload,
     clients: int,
@@ -598,7 +603,7 @@ def _send_and_wait(
             raise SystemExit(f"sodate up exited\n{server.server_log_tail()}")
         all_answered = len(finished) == clients
         # Read after checking the clients: a request answered meanwhile is then counted too.
-        backlog = scalar(db, INBOX_COUNT)
+        backlog = scalar(inbox, INBOX_COUNT)
         peak = max(peak, backlog)
         if accept_end is None and all_answered:
             accept_end = max(finished)

@@ -18,8 +18,10 @@ from fastapi.testclient import TestClient
 
 from sodate.app import create_app
 from sodate.db import migrate
-from sodate.db.engine import create_db_engine
+from sodate.db.engine import Database, create_db_engine
 from sodate.db.metadata import metadata
+from sodate.events.inbox import create_inbox_tables, sqlite_inbox_url
+from sodate.events.models import InboxBase
 from sodate.runtime import Runtime
 from sodate.settings import Settings
 from sodate.workspaces import service as workspaces
@@ -87,15 +89,25 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
 
 
 def truncate_all(url: str) -> None:
+    """Empty every table: the database's, and on SQLite the inbox file's too."""
     engine = create_db_engine(url)
+    inbox = [table.name for table in InboxBase.metadata.sorted_tables]
     tables = [table.name for table in reversed(metadata.sorted_tables)]
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
-            connection.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            every = ", ".join([*tables, *inbox])
+            connection.exec_driver_sql(f"TRUNCATE {every} RESTART IDENTITY CASCADE")
         else:
             for table in tables:
                 connection.execute(sa.text(f"DELETE FROM {table}"))
     engine.dispose()
+    if url.startswith("sqlite"):
+        inbox_file = Database.from_url(sqlite_inbox_url(url))
+        create_inbox_tables(inbox_file)
+        with inbox_file.transaction() as session:
+            for table in inbox:
+                session.execute(sa.text(f"DELETE FROM {table}"))
+        inbox_file.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ Schemathesis generates requests, valid and invalid, for every `/v1/*` tracking o
 every `/api/v1/contacts*` and `/api/v1/companies*` operation of `/api/v1/openapi.json`, and sends
 them to the in-process application with a workspace's keys (the write key by HTTP Basic, the
 admin key as a Bearer token). No answer may be a 5xx, and each must conform to the document.
-Around each call, the engine's events tell which tables committed transactions wrote, and the
+Around each call, the engines' events tell which tables committed transactions wrote, and the
 row count of every table is read before and after:
 
 - an answer in 4xx (or 5xx), or to a GET, leaves every table as it was;
@@ -47,6 +47,7 @@ from sqlalchemy import event
 from sodate.app import create_app
 from sodate.contacts.schemas import ContactUpserted
 from sodate.db.metadata import metadata
+from sodate.events.models import InboxBase
 from sodate.events.routes import ENDPOINTS, TrackingError
 from sodate.events.schemas import MessageType, TrackingAccepted
 from sodate.events.tracking import MessageRejected, check_message
@@ -79,20 +80,33 @@ WRITE_STATEMENT = re.compile(
 
 
 class Writes:
-    """What a request wrote: the tables of committed writes, from the engine's events, and the
-    row count of every table, read before and after in one query.
+    """What a request wrote: the tables of committed writes, from the engines' events, and the
+    row count of every table, read before and after in one query per database (the database
+    and, on SQLite, the inbox's file).
     """
 
     def __init__(self, runtime: Runtime) -> None:
-        self.engine = runtime.db.engine
-        present = set(sa.inspect(self.engine).get_table_names())
+        engines = [runtime.db.engine]
+        if runtime.inbox is not runtime.db:
+            engines.append(runtime.inbox.engine)
+        self._counts = [(engine, self._count_query(engine)) for engine in engines]
+        self._pending: dict[int, set[str]] = {}
+        self._committed: set[str] = set()
+        for engine in engines:
+            event.listen(engine, "after_cursor_execute", self._executed)
+            event.listen(engine, "commit", self._commit)
+            event.listen(engine, "rollback", self._rollback)
+
+    @staticmethod
+    def _count_query(engine: sa.Engine) -> sa.Select[Any]:
+        present = set(sa.inspect(engine).get_table_names())
         tables = [
             table
-            for table in metadata.sorted_tables
+            for table in [*metadata.sorted_tables, *InboxBase.metadata.sorted_tables]
             if table.name in present and table.name not in UNWATCHED_TABLES
         ]
         # The inbox keeps one row per request: what it holds is the count of messages.
-        self._counts = sa.select(
+        return sa.select(
             *(
                 sa.select(
                     sa.func.coalesce(sa.func.sum(t.c.message_count), 0)
@@ -105,11 +119,6 @@ class Writes:
                 for t in tables
             )
         )
-        self._pending: dict[int, set[str]] = {}
-        self._committed: set[str] = set()
-        event.listen(self.engine, "after_cursor_execute", self._executed)
-        event.listen(self.engine, "commit", self._commit)
-        event.listen(self.engine, "rollback", self._rollback)
 
     def _executed(
         self, connection: Any, _cursor: Any, statement: str, _p: Any, context: Any, _m: Any
@@ -130,8 +139,11 @@ class Writes:
         self._pending.pop(id(connection), None)
 
     def counts(self) -> dict[str, int]:
-        with self.engine.connect() as connection:
-            return dict(connection.execute(self._counts).one()._mapping)
+        counts: dict[str, int] = {}
+        for engine, query in self._counts:
+            with engine.connect() as connection:
+                counts.update(connection.execute(query).one()._mapping)
+        return counts
 
     def committed(self) -> set[str]:
         """The tables written by transactions committed since the last call."""

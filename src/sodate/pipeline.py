@@ -99,8 +99,8 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
     """Process one batch of the workspace whose messages waited longest; return its size."""
     skip: list[str] = []
     while True:
-        with runtime.db.read() as session:
-            workspace_id = event_log.oldest_pending_workspace(session, skip=skip)
+        with runtime.inbox.read() as inbox:
+            workspace_id = event_log.oldest_pending_workspace(inbox, skip=skip)
         if workspace_id is None:
             return 0
         now = runtime.clock.now()
@@ -108,7 +108,8 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
             if not lock_workspace(session, workspace_id):
                 skip.append(workspace_id)
                 continue
-            rows = event_log.take_inbox(session, workspace_id, limit=batch_size)
+            with runtime.inbox.read() as inbox:
+                rows = event_log.take_inbox(inbox, workspace_id, limit=batch_size)
             if not rows:
                 return 0
             documents = [document for row in rows for document in orjson.loads(row.messages)]
@@ -119,8 +120,11 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
             )
             if batch.events:
                 process_batch(session, batch)
-            event_log.delete_inbox(session, [row.id for row in rows])
-            return len(documents)
+        # After the commit: should this fail, the requests are read again and their messages
+        # dropped as stored (`_fresh_events`).
+        with runtime.inbox.transaction() as inbox:
+            event_log.delete_inbox(inbox, [row.id for row in rows])
+        return len(documents)
 
 
 def _fresh_events(

@@ -1,4 +1,4 @@
-"""The runtime every entry point builds once: settings, database and clock."""
+"""The runtime every entry point builds once: settings, databases and clock."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sodate.clock import Clock, ManualClock, SystemClock, parse_instant
 from sodate.db.engine import Database
+from sodate.events.inbox import open_inbox
 from sodate.settings import ClockMode, Settings
 
 
@@ -14,6 +15,8 @@ from sodate.settings import ClockMode, Settings
 class Runtime:
     settings: Settings
     db: Database
+    inbox: Database
+    """Where accepted tracking requests wait (`sodate.events.inbox`): `db` on PostgreSQL."""
     clock: Clock
     secret_key: str
 
@@ -22,6 +25,7 @@ class Runtime:
         tune_garbage_collection()
         secret_key = settings.resolved_secret_key()
         db = Database.from_url(settings.resolved_database_url)
+        inbox = open_inbox(db, settings.resolved_database_url)
         clock: Clock
         if settings.clock is ClockMode.MANUAL:
             start = parse_instant(settings.clock_start) if settings.clock_start else None
@@ -29,9 +33,11 @@ class Runtime:
             clock.start()
         else:
             clock = SystemClock()
-        return cls(settings=settings, db=db, clock=clock, secret_key=secret_key)
+        return cls(settings=settings, db=db, inbox=inbox, clock=clock, secret_key=secret_key)
 
     def close(self) -> None:
+        if self.inbox is not self.db:
+            self.inbox.dispose()
         self.db.dispose()
 
 

@@ -8,12 +8,14 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from sodate.db import migrate
 from sodate.db.engine import create_db_engine
-from sodate.db.metadata import metadata
+from sodate.db.metadata import migrated_metadata
+from sodate.events.inbox import sqlite_inbox_url
 from sodate.events.models import message_key
 
 
@@ -43,12 +45,13 @@ def test_upgrade_from_empty_reaches_head_and_matches_the_models(empty_database_u
         migrate.upgrade(engine)
         assert migrate.is_up_to_date(engine)
         with engine.connect() as connection:
+            expected = migrated_metadata(connection.dialect.name)
             differences = compare_metadata(
-                MigrationContext.configure(connection, opts={"compare_type": True}), metadata
+                MigrationContext.configure(connection, opts={"compare_type": True}), expected
             )
             tables = set(sa.inspect(connection).get_table_names())
         assert differences == []
-        assert set(metadata.tables) <= tables
+        assert set(expected.tables) <= tables
         migrate.upgrade(engine)
         assert migrate.is_up_to_date(engine)
     finally:
@@ -56,8 +59,6 @@ def test_upgrade_from_empty_reaches_head_and_matches_the_models(empty_database_u
 
 
 def test_downgrade_to_base_and_back(empty_database_url: str) -> None:
-    from alembic import command
-
     engine = create_db_engine(empty_database_url)
     try:
         migrate.upgrade(engine)
@@ -144,5 +145,54 @@ def test_stored_events_get_the_key_their_message_id_is_looked_up_by(
             keys: dict[str, int] = {message_id: key for message_id, key in rows}
         assert keys == {message_id: message_key(message_id) for message_id in message_ids}
         assert {key < 0 for key in keys.values()} == {True, False}
+    finally:
+        engine.dispose()
+
+
+def test_waiting_requests_move_with_the_inbox_and_back(empty_database_url: str) -> None:
+    """0017 moves SQLite's inbox into its own file; requests waiting then are not lost."""
+    engine = create_db_engine(empty_database_url)
+    inbox_url = (
+        sqlite_inbox_url(empty_database_url)
+        if engine.dialect.name == "sqlite"
+        else empty_database_url
+    )
+
+    def waiting(url: str) -> list[tuple[str, str, int]]:
+        reader = create_db_engine(url)
+        try:
+            with reader.connect() as connection:
+                query = "SELECT workspace_id, messages, message_count FROM event_inbox ORDER BY id"
+                return [tuple(row) for row in connection.execute(sa.text(query))]
+        finally:
+            reader.dispose()
+
+    requests = [("w1", '[{"messageId":"m-1"}]', 1), ("w1", '[{"type":"track"},{"x":"注文"}]', 2)]
+    try:
+        migrate.upgrade(engine, "0016")
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO workspaces (id, name, timezone, locale, created_at, updated_at)"
+                    " VALUES ('w1', 'w', 'Asia/Tokyo', 'ja', :at, :at)"
+                ),
+                {"at": "2026-01-01 00:00:00.000000"},
+            )
+            for workspace_id, messages, count in requests:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO event_inbox (workspace_id, messages, message_count,"
+                        " received_at) VALUES (:w, :m, :c, '2026-01-01 00:00:00.000000')"
+                    ),
+                    {"w": workspace_id, "m": messages, "c": count},
+                )
+        migrate.upgrade(engine)
+        assert waiting(inbox_url) == requests
+        if engine.dialect.name == "sqlite":
+            with engine.connect() as connection:
+                assert "event_inbox" not in sa.inspect(connection).get_table_names()
+
+        command.downgrade(migrate.alembic_config(engine), "0016")
+        assert waiting(empty_database_url) == requests
     finally:
         engine.dispose()

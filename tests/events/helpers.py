@@ -46,7 +46,7 @@ def count_rows(runtime: Runtime, model: type[Any], workspace_id: str | None = No
 
 def inbox_count(runtime: Runtime, workspace_id: str | None = None) -> int:
     """How many accepted messages wait to be processed."""
-    with runtime.db.read() as session:
+    with runtime.inbox.read() as session:
         return pending_count(session, workspace_id)
 
 

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from sodate import pipeline
 from sodate.contacts.models import ContactMerge
+from sodate.events import service as event_log
+from sodate.events.ingest import TrackingRequest, ingest
 from sodate.events.pipeline import EventBatch
+from sodate.events.ratelimit import MessageRateLimiter
+from sodate.events.schemas import MessageType
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.events.helpers import (
+    basic,
     count_rows,
     daily_counts,
     event_count,
@@ -95,6 +102,72 @@ def test_a_crash_rolls_the_batch_back_and_it_is_then_processed_exactly_once(
     counts = {(name, count) for _c, name, _d, count in daily_counts(runtime)}
     assert counts == {("Page Viewed", 1), ("Upgraded", 1), ("Signed Up", 1)}
     assert len(daily_counts(runtime)) == len(counts_before) + 2
+
+
+def test_a_crash_after_the_commit_leaves_requests_that_are_dropped_as_processed(
+    client: TestClient,
+    runtime: Runtime,
+    write_key: str,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The inbox forgets a batch's requests after the batch commits (on SQLite they are in
+    another file); a crash in between must not apply their messages twice."""
+    send(client, write_key, "identify", {"userId": "u-1", "traits": {"plan": "free"}})
+    send(
+        client,
+        write_key,
+        "batch",
+        {
+            "batch": [
+                {"type": "track", "userId": "u-1", "event": "Upgraded", "messageId": "m-1"},
+                {"type": "page", "userId": "u-1", "messageId": "m-2"},
+                {"type": "group", "userId": "u-1", "groupId": "acme"},
+            ]
+        },
+    )
+
+    def lost(_session: Session, _ids: Any) -> None:
+        raise Crash("the processor died before the inbox forgot the batch")
+
+    monkeypatch.setattr(event_log, "delete_inbox", lost)
+    with pytest.raises(Crash):
+        process_all(runtime)
+    assert event_count(runtime) == 4
+    assert inbox_count(runtime) == 4
+    counts = daily_counts(runtime)
+
+    monkeypatch.undo()
+    assert process_all(runtime) == 4
+    assert inbox_count(runtime) == 0
+    assert event_count(runtime) == 4
+    assert daily_counts(runtime) == counts
+    user = only_contact(client, admin_headers, user_id="u-1")
+    assert len(timeline(client, admin_headers, user["id"])) == 4
+
+
+def test_accepting_does_not_wait_for_a_batch_being_processed(
+    runtime: Runtime, write_key: str
+) -> None:
+    """On SQLite the inbox has a writer of its own: requests are accepted while the event
+    processor's transaction holds the database's."""
+    request = TrackingRequest(
+        body=b'{"userId": "u-1", "event": "Signed Up"}',
+        content_encoding=None,
+        authorization=basic(write_key)["Authorization"],
+        write_key_header=None,
+        message_type=MessageType.TRACK,
+    )
+    accepted: list[int] = []
+    thread = threading.Thread(
+        target=lambda: accepted.append(ingest(runtime, MessageRateLimiter(0, 1), request).accepted)
+    )
+    with runtime.db.transaction() as session:
+        session.execute(sa.text("DELETE FROM event_daily_counts"))  # holds the writer
+        thread.start()
+        thread.join(timeout=10)
+        assert accepted == [1]
+    assert inbox_count(runtime) == 1
 
 
 @pytest.mark.parametrize("batch_size", [1, 1000])

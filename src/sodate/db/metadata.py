@@ -34,3 +34,14 @@ MODEL_MODULES = (
 )
 
 metadata: sa.MetaData = Base.metadata
+
+
+def migrated_metadata(dialect: str) -> sa.MetaData:
+    """What the migrations build in the database: on PostgreSQL the inbox's table too, which
+    on SQLite is a file of its own (`sodate.events.inbox`)."""
+    if dialect == "sqlite":
+        return metadata
+    combined = sa.MetaData(naming_convention=metadata.naming_convention)
+    for table in [*metadata.sorted_tables, *event_models.InboxBase.metadata.sorted_tables]:
+        table.to_metadata(combined)
+    return combined

@@ -81,7 +81,7 @@ def ingest(
         ]
         raise TrackingInvalid("no message could be accepted", details=details)
     limiter.take(owner.workspace_id, len(accepted))
-    with runtime.db.transaction() as session:
+    with runtime.inbox.transaction() as session:
         add_to_inbox(
             session,
             owner.workspace_id,

@@ -14,9 +14,16 @@ from hashlib import sha256
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sodate.db.base import Base, BigId, JSONDocument, MicrosecondTime
+from sodate.db.base import (
+    NAMING_CONVENTION,
+    Base,
+    BigId,
+    JSONDocument,
+    MicrosecondTime,
+    UTCDateTime,
+)
 
 
 def message_key(message_id: str) -> int:
@@ -32,20 +39,34 @@ def _message_key_default(context: Any) -> int:
     return message_key(context.get_current_parameters()["message_id"])
 
 
-class InboxRequest(Base):
+class InboxBase(DeclarativeBase):
+    """The inbox's table, apart from the rest: on SQLite it lives in a database file of its own
+    (`sodate.events.inbox`), on PostgreSQL in the database with everything else."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime()}  # noqa: RUF012
+
+
+class InboxRequest(InboxBase):
     """The messages one tracking request delivered, accepted and not yet processed.
 
-    The row is written before the HTTP response, and deleted in the same transaction that
-    applies its messages' effects, so a crash between the two can neither lose nor repeat
-    them. One row per request keeps accepting cheap; duplicate message ids are dropped when
-    the messages are processed.
+    The row is written before the HTTP response and deleted once the transaction that applies
+    its messages' effects has committed. A crash between the two leaves it to be read again,
+    and its messages are then dropped as already processed (their ids are stored with the
+    events), so nothing is lost or applied twice. One row per request keeps accepting cheap.
+    The workspace is not a foreign key: on SQLite the workspaces live in another file.
     """
 
     __tablename__ = "event_inbox"
-    __table_args__ = (sa.Index("ix_event_inbox_workspace_id_id", "workspace_id", "id"),)
+    __table_args__ = (
+        # Holds the message count: a request's messages are a long text that SQLite keeps in
+        # a chain of overflow pages, and a column stored after them is read only by walking
+        # the chain, so choosing a batch by counts from the table read every waiting request.
+        sa.Index("ix_event_inbox_workspace_id_id_count", "workspace_id", "id", "message_count"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     messages: Mapped[str] = mapped_column(sa.Text)
     """A JSON array of the messages as `sodate.events.tracking` normalized them."""
     message_count: Mapped[int]

@@ -28,6 +28,8 @@ heartbeat_pruner = Service(
 
 def _checkpoint(context: ServiceContext) -> int:
     context.runtime.db.checkpoint()
+    if context.runtime.inbox is not context.runtime.db:
+        context.runtime.inbox.checkpoint()
     return 0  # never drains: the next pass comes on the interval
 
 

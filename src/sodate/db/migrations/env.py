@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from alembic import context
 
-from sodate.db.metadata import metadata
+from sodate.db.metadata import migrated_metadata
 
 engine = context.config.attributes["engine"]
 
 with engine.connect() as connection:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=migrated_metadata(connection.dialect.name),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

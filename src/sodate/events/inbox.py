@@ -1,0 +1,49 @@
+"""Where the inbox of accepted tracking requests lives.
+
+SQLite has one writer per database file. With the inbox in the database, every accepted
+request waited for the event processor's batch to commit, and the processor's batches stayed
+small because requests could not arrive while it worked: over HTTP, accepting and processing
+took turns (`BENCHMARKS.md`, "Tracking ingest"). So on SQLite the inbox is a file of its own
+beside the database (`sodate-inbox.db` beside `sodate.db`), with its own writer. PostgreSQL
+locks rows, not the database, and keeps the inbox as a table of the database.
+
+The processor deletes a batch's requests from the inbox after its transaction in the database
+commits; `sodate.events.models.InboxRequest` says why a crash between the two is harmless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from sodate.db.engine import Database
+from sodate.events.models import InboxBase
+
+
+def sqlite_inbox_url(database_url: str) -> str:
+    """The URL of the inbox file beside an SQLite database file; an in-memory database's inbox
+    is in memory too."""
+    url = sa.engine.make_url(database_url)
+    if not url.database or url.database == ":memory:":
+        return database_url
+    path = Path(url.database)
+    inbox = path.with_name(f"{path.stem}-inbox{path.suffix or '.db'}")
+    return url.set(database=str(inbox)).render_as_string(hide_password=False)
+
+
+def open_inbox(db: Database, database_url: str) -> Database:
+    """The database that holds the inbox: `db` itself on PostgreSQL; on SQLite the inbox file,
+    its table created if it is new."""
+    if db.dialect != "sqlite":
+        return db
+    inbox = Database.from_url(sqlite_inbox_url(database_url))
+    create_inbox_tables(inbox)
+    return inbox
+
+
+def create_inbox_tables(inbox: Database) -> None:
+    # One write transaction: two processes starting at once (`sodate up` and its services)
+    # queue on the file's lock instead of both creating the table.
+    with inbox.engine.begin() as connection:
+        InboxBase.metadata.create_all(connection)

@@ -1,0 +1,65 @@
+"""Where accepted requests wait: on SQLite a file of its own, on PostgreSQL the database."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import closing
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from sodate.events.inbox import sqlite_inbox_url
+from sodate.runtime import Runtime
+from sodate.system.jobs import wal_checkpointer
+from sodate.worker_types import ServiceContext
+from sodate.workspaces.schemas import Created
+from tests.events.helpers import inbox_count, send
+
+
+def test_the_sqlite_inbox_is_a_file_beside_the_database() -> None:
+    def inbox_file(url: str) -> str | None:
+        return sa.engine.make_url(sqlite_inbox_url(url)).database
+
+    assert inbox_file("sqlite:///var/sodate.db") == "var/sodate-inbox.db"
+    assert inbox_file("sqlite:////srv/データ/crm") == "/srv/データ/crm-inbox.db"
+    assert inbox_file("sqlite:////srv/100%/a.db") == "/srv/100%/a-inbox.db"
+    assert sqlite_inbox_url("sqlite://") == "sqlite://"
+
+
+def test_the_inbox_has_its_own_file_on_sqlite_and_is_the_database_on_postgresql(
+    runtime: Runtime,
+) -> None:
+    if runtime.db.dialect != "sqlite":
+        assert runtime.inbox is runtime.db
+        return
+    database = runtime.db.engine.url.database
+    assert database is not None
+    assert runtime.inbox.engine.url.database == database.removesuffix(".db") + "-inbox.db"
+    with runtime.inbox.read() as session:
+        assert session.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        tables = set(sa.inspect(session.connection()).get_table_names())
+    assert tables == {"event_inbox"}
+    with runtime.db.read() as session:
+        assert "event_inbox" not in sa.inspect(session.connection()).get_table_names()
+
+
+def test_the_checkpointer_copies_the_inbox_log_into_its_file(
+    client: TestClient, runtime: Runtime, workspace: Created
+) -> None:
+    if runtime.inbox is runtime.db:
+        return  # PostgreSQL: no log of SQLite's to copy
+    # Opened immutable, SQLite reads the database file alone, not the log.
+    file_only = f"file:{runtime.inbox.engine.url.database}?immutable=1"
+
+    def requests_in_file() -> int:
+        with closing(sqlite3.connect(file_only, uri=True)) as connection:
+            return int(connection.execute("SELECT count(*) FROM event_inbox").fetchone()[0])
+
+    context = ServiceContext(runtime=runtime, worker_id="test", stop=threading.Event())
+    wal_checkpointer.run(context)
+    send(client, workspace.write_key.key, "track", {"userId": "u-1", "event": "Signed Up"})
+    assert inbox_count(runtime) == 1
+    assert requests_in_file() == 0
+    wal_checkpointer.run(context)
+    assert requests_in_file() == 1
