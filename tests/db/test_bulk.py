@@ -21,7 +21,7 @@ INSTANTS = st.datetimes(
 
 @given(st.lists(INSTANTS, min_size=1, max_size=6))
 def test_a_time_is_written_as_its_utc_text_whatever_came_before(times: list[datetime]) -> None:
-    # One DriverValues serves a whole batch and keeps the last time it wrote.
+    # One DriverValues serves a whole batch and keeps the times it wrote.
     values = DriverValues("sqlite")
     for moment in [*times, *reversed(times)]:
         expected = moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
