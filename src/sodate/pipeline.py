@@ -1,9 +1,11 @@
 """The event-processing pipeline: its steps in order, and what a merge moves. One place.
 
 The event processor takes a workspace's oldest accepted messages as one batch and runs every
-step over the batch in one transaction, then deletes the messages from the inbox in that same
-transaction: a crash anywhere rolls the whole batch back, and it is processed again from the
-start, so nothing counts twice. Only one processor works on a workspace at a time (SQLite has
+step over the batch in one transaction: a crash anywhere rolls the whole batch back, and it is
+processed again from the start, so nothing counts twice. Once the transaction has committed,
+the messages are deleted from the inbox (on SQLite a file of its own, `sodate.events.inbox`);
+a crash before that leaves them to be read again, and they are then dropped as already stored.
+Only one processor works on a workspace at a time (SQLite has
 one writer; PostgreSQL takes a transaction-scoped advisory lock), so each contact's events are
 applied in the order they were accepted.
 
