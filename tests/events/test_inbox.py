@@ -6,15 +6,17 @@ import sqlite3
 import threading
 from contextlib import closing
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from sodate.events.inbox import sqlite_inbox_url
 from sodate.runtime import Runtime
+from sodate.system import jobs as system_jobs
 from sodate.system.jobs import wal_checkpointer
 from sodate.worker_types import ServiceContext
 from sodate.workspaces.schemas import Created
-from tests.events.helpers import inbox_count, send
+from tests.events.helpers import inbox_count, process_all, send
 
 
 def test_the_sqlite_inbox_is_a_file_beside_the_database() -> None:
@@ -63,3 +65,35 @@ def test_the_checkpointer_copies_the_inbox_log_into_its_file(
     assert requests_in_file() == 0
     wal_checkpointer.run(context)
     assert requests_in_file() == 1
+
+
+def test_the_checkpointer_gives_back_the_pages_processed_requests_left_free(
+    client: TestClient, runtime: Runtime, workspace: Created, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps the pages it frees; the inbox file gives them back, so that a backlog
+    takes disk space only while it waits."""
+    if runtime.inbox is runtime.db:
+        return  # PostgreSQL: the inbox is a table of the database
+    monkeypatch.setattr(system_jobs, "INBOX_KEPT_FREE_PAGES", 10)
+
+    def pragma(name: str) -> int:
+        with runtime.inbox.read() as session:
+            return int(session.execute(sa.text(f"PRAGMA {name}")).scalar_one())
+
+    assert pragma("auto_vacuum") == 2  # incremental
+    page = {"path": "/products/1", "note": "展示会" * 3_000}  # 27 KB of UTF-8
+    for request in range(5):
+        batch = [
+            {"type": "page", "userId": f"u-{request}", "properties": {**page, "n": n}}
+            for n in range(15)
+        ]
+        send(client, workspace.write_key.key, "batch", {"batch": batch})
+    full = pragma("page_count")
+    assert process_all(runtime) == 75
+    assert pragma("freelist_count") > 300
+    context = ServiceContext(runtime=runtime, worker_id="test", stop=threading.Event())
+    wal_checkpointer.run(context)
+    assert pragma("freelist_count") <= 10
+    assert pragma("page_count") < full - 300
+    send(client, workspace.write_key.key, "track", {"userId": "u-1", "event": "Signed Up"})
+    assert inbox_count(runtime) == 1

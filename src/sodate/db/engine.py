@@ -151,5 +151,26 @@ class Database:
             return 0
         return int(row[1] - row[2])
 
+    def release_free_pages(self, *, keep: int, most: int) -> int:
+        """Give the file system back the file's free pages beyond `keep`, at most `most` of
+        them (moving pages in use takes the writer); return how many. Only a SQLite file made
+        with incremental auto-vacuum has any to give (`sodate.events.inbox`)."""
+        if self.dialect != "sqlite":
+            return 0
+        connection = self.engine.raw_connection()
+        try:
+            driver = connection.driver_connection
+            assert driver is not None
+            free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
+            incremental = driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+            if not incremental or free <= keep:
+                return 0
+            released = min(free, most)
+            # As a script: the driver's execute() would take one step, freeing one page.
+            driver.executescript(f"PRAGMA incremental_vacuum({released});")
+            return released
+        finally:
+            connection.close()
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -43,7 +43,24 @@ def open_inbox(db: Database, database_url: str) -> Database:
 
 
 def create_inbox_tables(inbox: Database) -> None:
+    _release_freed_pages_on_request(inbox)
     # One write transaction: two processes starting at once (`sodate up` and its services)
     # queue on the file's lock instead of both creating the table.
     with inbox.engine.begin() as connection:
         InboxBase.metadata.create_all(connection)
+
+
+def _release_freed_pages_on_request(inbox: Database) -> None:
+    """Make a new inbox file one that can give its free pages back (`Database.
+    release_free_pages`, which the `wal-checkpointer` calls): SQLite reuses freed pages but
+    keeps them, so a backlog of a million messages would leave a file of 600 MB for good.
+    Incremental auto-vacuum must be chosen before the first table, or it takes a VACUUM."""
+    connection = inbox.engine.raw_connection()
+    try:
+        driver = connection.driver_connection
+        assert driver is not None
+        empty = driver.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if empty and driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 0:
+            driver.executescript("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
+    finally:
+        connection.close()

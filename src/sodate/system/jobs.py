@@ -26,10 +26,20 @@ heartbeat_pruner = Service(
 )
 
 
+INBOX_KEPT_FREE_PAGES = 2_560
+"""Free pages (4 KB each) SQLite's inbox file keeps for the next requests; the checkpointer
+gives the rest back to the file system, `INBOX_RELEASED_AT_ONCE_PAGES` at a pass."""
+INBOX_RELEASED_AT_ONCE_PAGES = 10_240
+
+
 def _checkpoint(context: ServiceContext) -> int:
-    context.runtime.db.checkpoint()
-    if context.runtime.inbox is not context.runtime.db:
-        context.runtime.inbox.checkpoint()
+    runtime = context.runtime
+    runtime.db.checkpoint()
+    if runtime.inbox is not runtime.db:
+        runtime.inbox.release_free_pages(
+            keep=INBOX_KEPT_FREE_PAGES, most=INBOX_RELEASED_AT_ONCE_PAGES
+        )
+        runtime.inbox.checkpoint()
     return 0  # never drains: the next pass comes on the interval
 
 
