@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from sodate.app import create_app
 from sodate.events import routes
 from sodate.events import service as event_log
+from sodate.events.models import NO_MESSAGE_KEY, Event, message_key
 from sodate.events.ratelimit import MessageRateLimiter
 from sodate.runtime import Runtime
 from sodate.settings import Settings
@@ -379,6 +381,25 @@ def test_message_ids_whose_keys_collide_are_told_apart(
     send(client, write_key, "track", {**TRACK, "messageId": "m-1"})
     process_all(runtime)
     assert event_count(runtime) == 2
+
+
+def test_profile_edits_stay_out_of_the_index_of_message_keys(
+    client: TestClient, runtime: Runtime, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    """An upsert's identify event has an id Sodate made up, which nobody sends again: it is
+    stored without a key (0). A tracked message has one, and is dropped when sent again."""
+    upserted = client.post("/api/v1/contacts", json={"user_id": "u-1"}, headers=admin_headers)
+    assert upserted.status_code == 201, upserted.text
+    for _ in range(2):
+        send(client, write_key, "identify", {"userId": "u-1", "messageId": "m-1"})
+        process_all(runtime)
+    with runtime.db.read() as session:
+        keys = dict(session.execute(sa.select(Event.message_id, Event.message_key)).tuples().all())
+    assert len(keys) == 2
+    made_up = next(message_id for message_id in keys if message_id != "m-1")
+    assert made_up.startswith("api-")
+    assert keys == {"m-1": message_key("m-1"), made_up: NO_MESSAGE_KEY}
+    assert NO_MESSAGE_KEY not in {message_key(f"m-{n}") for n in range(1000)}
 
 
 def test_messages_without_a_message_id_get_one_each(

@@ -223,6 +223,7 @@ def patch_contact(
         clear_traits=tuple(k for k, v in patch.traits.items() if v is None),
         contact_id=contact_id,
         activity=False,
+        keyed=False,
     )
     process_batch(
         session, EventBatch(workspace_id=workspace_id, events=[event], now=now, source=API_SOURCE)
@@ -266,6 +267,7 @@ def _identify_events(
                 received_at=now,
                 group_id=row.company_key,
                 activity=False,
+                keyed=False,
             )
         )
     return events

@@ -25,14 +25,20 @@ from sodate.db.base import (
     UTCDateTime,
 )
 
+NO_MESSAGE_KEY = 0
+"""The key of an event whose message id nobody can send again (`BatchEvent.keyed`): the
+index of keys leaves such events out."""
+
 
 def message_key(message_id: str) -> int:
-    """A message id's hash: the first 8 bytes of its SHA-256, as a signed 64-bit integer.
+    """A message id's hash: the first 8 bytes of its SHA-256, as a signed 64-bit integer;
+    never `NO_MESSAGE_KEY` (a hash of 0 counts as 1).
 
     Two ids may share a key; lookups compare the ids themselves. SHA-256 because PostgreSQL
     computes it too (migration 0014 fills the keys of stored events in SQL).
     """
-    return int.from_bytes(sha256(message_id.encode()).digest()[:8], "big", signed=True)
+    key = int.from_bytes(sha256(message_id.encode()).digest()[:8], "big", signed=True)
+    return key or 1
 
 
 def _message_key_default(context: Any) -> int:
@@ -83,8 +89,15 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         # The message id's own index: a hash of 8 bytes keeps it a fifth of the size of one
-        # of (workspace, message id) text, and cheaper to insert into at random.
-        sa.Index("ix_events_message_key", "message_key"),
+        # of (workspace, message id) text, and cheaper to insert into at random. Without the
+        # events whose ids nobody sends again: an import's identify events, one a row, would
+        # otherwise be an insert at random each.
+        sa.Index(
+            "ix_events_message_key",
+            "message_key",
+            sqlite_where=sa.text("message_key <> 0"),
+            postgresql_where=sa.text("message_key <> 0"),
+        ),
         sa.Index("ix_events_contact_id_timestamp", "contact_id", "timestamp"),
         # Set-based work asks which contacts did an event (a segment's count, a scoring rule):
         # a range of one name's events in time, holding the contacts, answers it without
@@ -103,7 +116,8 @@ class Event(Base):
     contact_id: Mapped[int] = mapped_column(BigId)
     message_id: Mapped[str] = mapped_column(sa.String(200))
     message_key: Mapped[int] = mapped_column(sa.BigInteger, default=_message_key_default)
-    """`message_id`'s hash (`message_key`), by which it is looked up.
+    """`message_id`'s hash (`message_key`), by which it is looked up; `NO_MESSAGE_KEY` for
+    the ids Sodate makes up for profile edits (imports, the API), which are never looked up.
 
     A message id is unique in its workspace because only the workspace's processor inserts
     events and it drops the ids already stored (`stored_message_ids`), not by a constraint."""

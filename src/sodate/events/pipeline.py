@@ -54,6 +54,9 @@ class BatchEvent:
     clear_traits: tuple[str, ...] = ()
     activity: bool = True
     """False for profile edits (API, import), which do not make a contact "seen"."""
+    keyed: bool = True
+    """False when Sodate made the message id up (profile edits): nobody can send it again, so
+    it is never looked up, and its event stays out of the index of message keys."""
     contact_id: int = 0
     """Set by identity resolution; set beforehand when the contact is already known."""
     event_id: int = 0
@@ -163,6 +166,7 @@ def store_events(session: Session, batch: EventBatch) -> None:
                 context=event.context,
                 timestamp=event.timestamp,
                 received_at=event.received_at,
+                keyed=event.keyed,
             )
             for event in batch.events
         ],

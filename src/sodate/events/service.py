@@ -16,7 +16,13 @@ from sodate.db.bulk import driver_values, fetch_all, fetch_in, insert_rows
 from sodate.db.paging import fetch_page
 from sodate.db.plans import workspace_check
 from sodate.events.latest import rebuild_latest_times
-from sodate.events.models import Event, EventDailyCount, InboxRequest, message_key
+from sodate.events.models import (
+    NO_MESSAGE_KEY,
+    Event,
+    EventDailyCount,
+    InboxRequest,
+    message_key,
+)
 from sodate.events.schemas import EventOut, EventPage
 
 INBOX: sa.Table = InboxRequest.__table__  # type: ignore[assignment]
@@ -92,10 +98,12 @@ def pending_count(session: Session, workspace_id: str | None = None) -> int:
 
 def stored_message_ids(session: Session, workspace_id: str, message_ids: Sequence[str]) -> set[str]:
     """Which of these messages were processed before (a resent message is not counted twice)."""
-    # `|| ''` keeps SQLite from walking the workspace's whole range of the name index.
+    # `|| ''` keeps SQLite from walking the workspace's whole range of the name index; the
+    # keys are never 0, and saying so lets the databases use the index, which holds no 0s.
     rows = fetch_in(
         session,
-        "SELECT message_id FROM events WHERE workspace_id || '' = ? AND message_key IN",
+        "SELECT message_id FROM events"
+        " WHERE workspace_id || '' = ? AND message_key <> 0 AND message_key IN",
         sorted({message_key(message_id) for message_id in message_ids}),
         (workspace_id,),
     )
@@ -112,6 +120,8 @@ class EventRow:
     context: dict[str, Any]
     timestamp: datetime
     received_at: datetime
+    keyed: bool = True
+    """Stored with its message id's key (`BatchEvent.keyed`)."""
 
 
 _EVENT_COLUMNS = (
@@ -145,7 +155,7 @@ def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow])
                 workspace_id,
                 row.contact_id,
                 row.message_id,
-                message_key(row.message_id),
+                message_key(row.message_id) if row.keyed else NO_MESSAGE_KEY,
                 row.type,
                 row.name,
                 values.json(row.properties),
