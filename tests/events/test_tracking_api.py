@@ -394,7 +394,8 @@ def test_profile_edits_stay_out_of_the_index_of_message_keys(
         send(client, write_key, "identify", {"userId": "u-1", "messageId": "m-1"})
         process_all(runtime)
     with runtime.db.read() as session:
-        keys = dict(session.execute(sa.select(Event.message_id, Event.message_key)).tuples().all())
+        rows = session.execute(sa.select(Event.message_id, Event.message_key)).all()
+        keys: dict[str, int] = {message_id: key for message_id, key in rows}
     assert len(keys) == 2
     made_up = next(message_id for message_id in keys if message_id != "m-1")
     assert made_up.startswith("api-")
