@@ -35,3 +35,14 @@ def test_equal_instants_in_other_zones_share_a_text_and_the_next_moment_does_not
     assert values.time(moment.astimezone(UTC)) == "2026-11-23 00:00:00.000000"
     assert values.time(moment + timedelta(microseconds=1)) == "2026-11-23 00:00:00.000001"
     assert DriverValues("postgresql").time(moment) is moment
+
+
+def test_the_two_times_of_a_repeated_hour_are_an_hour_apart() -> None:
+    # 2026-11-01 01:30 happens twice in New York; the two compare equal, as one zone's do.
+    values = DriverValues("sqlite")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first == second
+    assert values.time(first) == "2026-11-01 05:30:00.000000"
+    assert values.time(second) == "2026-11-01 06:30:00.000000"
+    assert values.time(first) == "2026-11-01 05:30:00.000000"

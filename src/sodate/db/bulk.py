@@ -34,19 +34,19 @@ class DriverValues:
     def time(self, value: datetime) -> Any:
         """An aware time as the column stores it: SQLite keeps UTC text as SQLAlchemy writes it.
 
-        Each time is formatted once: a batch's rows share times (when a request was received,
-        an event's time as the contact's last seen), and looking one up costs a fiftieth of
-        formatting it. A `DriverValues` serves one batch, so what it keeps is that batch's.
+        Each UTC time is formatted once: a batch's rows share times (when a request was
+        received, an event's time as the contact's last seen), and looking one up costs a
+        fiftieth of formatting it. A `DriverValues` serves one batch, so what it keeps is that
+        batch's. Times in other zones are not kept: two of one zone compare equal across a
+        repeated hour (`fold`), though they are an hour apart.
         """
         if self.postgresql:
             return value
+        if value.tzinfo is not UTC:
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         text = self._texts.get(value)
-        if text is None:
-            if value.tzinfo is UTC:  # times parsed from "+00:00" text are; converting is slower
-                text = value.isoformat(" ", "microseconds")[:26]
-            else:
-                text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            self._texts[value] = text
+        if text is None:  # times parsed from "+00:00" text are in UTC: no conversion
+            text = self._texts[value] = value.isoformat(" ", "microseconds")[:26]
         return text
 
     def truth(self, value: bool) -> Any:
