@@ -776,7 +776,7 @@ def _request(body: bytes, authorization: str) -> Any:
 def _step_timer() -> Iterator[dict[str, float]]:
     """Time each pipeline step and each inbox statement of `process_pending`, in place.
 
-    Replaces `sodate.pipeline.STEPS` and three functions of `sodate.events.service` with
+    Replaces `sodate.pipeline.STEPS` and four functions of `sodate.events.service` with
     timed wrappers for the duration of the block (this process only; src/ is unchanged).
     """
     from sodate import pipeline

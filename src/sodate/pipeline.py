@@ -2,9 +2,10 @@
 
 The event processor takes a workspace's oldest accepted messages as one batch and runs every
 step over the batch in one transaction: a crash anywhere rolls the whole batch back, and it is
-processed again from the start, so nothing counts twice. Once the transaction has committed,
-the messages are deleted from the inbox (on SQLite a file of its own, `sodate.events.inbox`);
-a crash before that leaves them to be read again, and they are then dropped as already stored.
+processed again from the start, so nothing counts twice. The same transaction deletes the
+messages from the inbox, except on SQLite, whose inbox is a file of its own
+(`sodate.events.inbox`): there they are deleted once the transaction has committed, and a
+crash before that leaves them to be read again and dropped as already stored.
 Only one processor works on a workspace at a time (SQLite has
 one writer; PostgreSQL takes a transaction-scoped advisory lock), so each contact's events are
 applied in the order they were accepted.
@@ -16,6 +17,7 @@ tables they keep per contact to `MERGE_STEPS`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -106,11 +108,14 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
         if workspace_id is None:
             return 0
         now = runtime.clock.now()
+        # Where the inbox is the database's own table (PostgreSQL), the batch reads and
+        # deletes its requests in its transaction; SQLite's inbox file has a writer of its own.
+        apart = runtime.inbox is not runtime.db
         with runtime.db.transaction() as session:
             if not lock_workspace(session, workspace_id):
                 skip.append(workspace_id)
                 continue
-            with runtime.inbox.read() as inbox:
+            with runtime.inbox.read() if apart else nullcontext(session) as inbox:
                 rows = event_log.take_inbox(inbox, workspace_id, limit=batch_size)
             if not rows:
                 return 0
@@ -122,10 +127,13 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
             )
             if batch.events:
                 process_batch(session, batch)
-        # After the commit: should this fail, the requests are read again and their messages
-        # dropped as stored (`_fresh_events`).
-        with runtime.inbox.transaction() as inbox:
-            event_log.delete_inbox(inbox, [row.id for row in rows])
+            if not apart:
+                event_log.delete_inbox(session, [row.id for row in rows])
+        if apart:
+            # After the commit: should this fail, the requests are read again and their
+            # messages dropped as stored (`_fresh_events`).
+            with runtime.inbox.transaction() as inbox:
+                event_log.delete_inbox(inbox, [row.id for row in rows])
         return len(documents)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,9 +15,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from sodate.db import migrate
-from sodate.db.engine import create_db_engine
+from sodate.db.engine import Database, create_db_engine
 from sodate.db.metadata import migrated_metadata
-from sodate.events.inbox import sqlite_inbox_url
+from sodate.events.inbox import create_inbox_tables, sqlite_inbox_url
 from sodate.events.models import message_key
 
 
@@ -149,7 +151,27 @@ def test_stored_events_get_the_key_their_message_id_is_looked_up_by(
         engine.dispose()
 
 
-def test_waiting_requests_move_with_the_inbox_and_back(empty_database_url: str) -> None:
+def inbox_schema(url: str) -> tuple[object, ...]:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            return (
+                connection.exec_driver_sql("PRAGMA user_version").scalar_one(),
+                connection.exec_driver_sql("PRAGMA auto_vacuum").scalar_one(),
+                sorted(  # the statements, whatever their spacing
+                    re.sub(r"\s*([(),])\s*", r"\1", " ".join(str(sql).split()))
+                    for (sql,) in connection.exec_driver_sql(
+                        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"
+                    )
+                ),
+            )
+    finally:
+        engine.dispose()
+
+
+def test_waiting_requests_move_with_the_inbox_and_back(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     """0017 moves SQLite's inbox into its own file; requests waiting then are not lost."""
     engine = create_db_engine(empty_database_url)
     inbox_url = (
@@ -191,6 +213,11 @@ def test_waiting_requests_move_with_the_inbox_and_back(empty_database_url: str) 
         if engine.dialect.name == "sqlite":
             with engine.connect() as connection:
                 assert "event_inbox" not in sa.inspect(connection).get_table_names()
+            # The file the migration made is the one the application makes.
+            fresh = Database.from_url(f"sqlite:///{tmp_path / 'fresh-inbox.db'}")
+            create_inbox_tables(fresh)
+            assert inbox_schema(inbox_url) == inbox_schema(str(fresh.engine.url))
+            fresh.dispose()
 
         command.downgrade(migrate.alembic_config(engine), "0016")
         assert waiting(empty_database_url) == requests

@@ -104,15 +104,16 @@ def test_a_crash_rolls_the_batch_back_and_it_is_then_processed_exactly_once(
     assert len(daily_counts(runtime)) == len(counts_before) + 2
 
 
-def test_a_crash_after_the_commit_leaves_requests_that_are_dropped_as_processed(
+def test_a_crash_before_the_inbox_forgets_a_batch_applies_nothing_twice(
     client: TestClient,
     runtime: Runtime,
     write_key: str,
     admin_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The inbox forgets a batch's requests after the batch commits (on SQLite they are in
-    another file); a crash in between must not apply their messages twice."""
+    """On SQLite the inbox, a file of its own, forgets a batch's requests after the batch
+    commits; a crash in between must not apply their messages twice. On PostgreSQL the batch's
+    transaction deletes them, and the crash rolls it all back."""
     send(client, write_key, "identify", {"userId": "u-1", "traits": {"plan": "free"}})
     send(
         client,
@@ -133,15 +134,17 @@ def test_a_crash_after_the_commit_leaves_requests_that_are_dropped_as_processed(
     monkeypatch.setattr(event_log, "delete_inbox", lost)
     with pytest.raises(Crash):
         process_all(runtime)
-    assert event_count(runtime) == 4
+    assert event_count(runtime) == (4 if runtime.inbox is not runtime.db else 0)
     assert inbox_count(runtime) == 4
-    counts = daily_counts(runtime)
 
     monkeypatch.undo()
     assert process_all(runtime) == 4
     assert inbox_count(runtime) == 0
     assert event_count(runtime) == 4
-    assert daily_counts(runtime) == counts
+    assert sorted((name, count) for _c, name, _d, count in daily_counts(runtime)) == [
+        ("Page Viewed", 1),
+        ("Upgraded", 1),
+    ]
     user = only_contact(client, admin_headers, user_id="u-1")
     assert len(timeline(client, admin_headers, user["id"])) == 4
 

@@ -153,9 +153,10 @@ class Database:
 
     def release_free_pages(self, *, keep: int, most: int) -> int:
         """Give the file system back the file's free pages beyond `keep`, at most `most` of
-        them (moving pages in use takes the writer); return how many. Only a SQLite file made
-        with incremental auto-vacuum has any to give (`sodate.events.inbox`)."""
-        if self.dialect != "sqlite":
+        them, since moving the pages in use that lie past the new end holds the writer; return
+        how many. Only a SQLite file made with incremental auto-vacuum has any to give
+        (`sodate.events.inbox`)."""
+        if self._write_lock is None:
             return 0
         connection = self.engine.raw_connection()
         try:
@@ -165,9 +166,16 @@ class Database:
             incremental = driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
             if not incremental or free <= keep:
                 return 0
-            released = min(free, most)
-            # As a script: the driver's execute() would take one step, freeing one page.
-            driver.executescript(f"PRAGMA incremental_vacuum({released});")
+            released = min(free - keep, most)
+            # This process's writers queue on the lock, as for a transaction, rather than in
+            # SQLite's busy handler, whose sleeps grow to 100 ms.
+            if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+                raise TimeoutError("timed out waiting for the database write lock")
+            try:
+                # As a script: the driver's execute() would take one step, freeing one page.
+                driver.executescript(f"PRAGMA incremental_vacuum({released});")
+            finally:
+                self._write_lock.release()
             return released
         finally:
             connection.close()

@@ -7,8 +7,9 @@ took turns (`BENCHMARKS.md`, "Tracking ingest"). So on SQLite the inbox is a fil
 beside the database (`sodate-inbox.db` beside `sodate.db`), with its own writer. PostgreSQL
 locks rows, not the database, and keeps the inbox as a table of the database.
 
-The processor deletes a batch's requests from the inbox after its transaction in the database
-commits; `sodate.events.models.InboxRequest` says why a crash between the two is harmless.
+On SQLite the processor deletes a batch's requests from the inbox file after its transaction
+in the database commits; `sodate.events.models.InboxRequest` says why a crash between the two
+is harmless.
 """
 
 from __future__ import annotations
@@ -42,12 +43,31 @@ def open_inbox(db: Database, database_url: str) -> Database:
     return inbox
 
 
+INBOX_SCHEMA_VERSION = 1
+"""The inbox file's schema, kept in its `PRAGMA user_version`. The file is not the database's,
+so the database's migrations do not reach it: a change to its tables raises the version and
+adds here the step that upgrades a file of the version before."""
+
+
+class InboxFileTooNew(RuntimeError):
+    """The inbox file was made by a later Sodate."""
+
+
 def create_inbox_tables(inbox: Database) -> None:
+    """Create the inbox file's tables if it is new; refuse a file of an unknown version."""
     _release_freed_pages_on_request(inbox)
     # One write transaction: two processes starting at once (`sodate up` and its services)
     # queue on the file's lock instead of both creating the table.
     with inbox.engine.begin() as connection:
-        InboxBase.metadata.create_all(connection)
+        version = connection.exec_driver_sql("PRAGMA user_version").scalar_one()
+        if version > INBOX_SCHEMA_VERSION:
+            raise InboxFileTooNew(
+                f"{inbox.engine.url.database}: inbox schema version {version}, and this Sodate"
+                f" knows versions up to {INBOX_SCHEMA_VERSION}"
+            )
+        if version < INBOX_SCHEMA_VERSION:
+            InboxBase.metadata.create_all(connection)
+            connection.exec_driver_sql(f"PRAGMA user_version = {INBOX_SCHEMA_VERSION}")
 
 
 def _release_freed_pages_on_request(inbox: Database) -> None:

@@ -56,10 +56,11 @@ class InboxBase(DeclarativeBase):
 class InboxRequest(InboxBase):
     """The messages one tracking request delivered, accepted and not yet processed.
 
-    The row is written before the HTTP response and deleted once the transaction that applies
-    its messages' effects has committed. A crash between the two leaves it to be read again,
-    and its messages are then dropped as already processed (their ids are stored with the
-    events), so nothing is lost or applied twice. One row per request keeps accepting cheap.
+    The row is written before the HTTP response and deleted by the transaction that applies
+    its messages' effects, or, on SQLite, whose inbox is a file of its own, once that
+    transaction has committed. A crash between the two leaves it to be read again, and its
+    messages are then dropped as already processed (their ids are stored with the events), so
+    nothing is lost or applied twice. One row per request keeps accepting cheap.
     The workspace is not a foreign key: on SQLite the workspaces live in another file.
     """
 
@@ -69,6 +70,9 @@ class InboxRequest(InboxBase):
         # a chain of overflow pages, and a column stored after them is read only by walking
         # the chain, so choosing a batch by counts from the table read every waiting request.
         sa.Index("ix_event_inbox_workspace_id_id_count", "workspace_id", "id", "message_count"),
+        # Ids are never used again on SQLite either: a processor deletes its requests after
+        # its commit, and must not delete a new request that took a freed id meanwhile.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -29,7 +29,7 @@ heartbeat_pruner = Service(
 INBOX_KEPT_FREE_PAGES = 2_560
 """Free pages (4 KB each) SQLite's inbox file keeps for the next requests; the checkpointer
 gives the rest back to the file system, `INBOX_RELEASED_AT_ONCE_PAGES` at a pass."""
-INBOX_RELEASED_AT_ONCE_PAGES = 10_240
+INBOX_RELEASED_AT_ONCE_PAGES = 2_560
 
 
 def _checkpoint(context: ServiceContext) -> int:

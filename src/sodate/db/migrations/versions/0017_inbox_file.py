@@ -21,7 +21,7 @@ from alembic import op
 
 import sodate.db.base
 from sodate.db.engine import Database
-from sodate.events.inbox import create_inbox_tables, sqlite_inbox_url
+from sodate.events.inbox import sqlite_inbox_url
 
 revision = "0017"
 down_revision = "0016"
@@ -34,6 +34,21 @@ ADD = (
     " VALUES (:workspace_id, :messages, :message_count, :received_at)"
 )
 FOREIGN_KEY = "fk_event_inbox_workspace_id_workspaces"
+# The inbox file at its schema version 1 (`sodate.events.inbox`), as this migration made it:
+# a migration keeps its own copy of what it builds.
+INBOX_FILE_VERSION_1 = (
+    "PRAGMA auto_vacuum = INCREMENTAL",
+    "VACUUM",
+    "CREATE TABLE IF NOT EXISTS event_inbox ("
+    " id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,"
+    " workspace_id VARCHAR(32) NOT NULL,"
+    " messages TEXT NOT NULL,"
+    " message_count INTEGER NOT NULL,"
+    " received_at DATETIME NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ix_event_inbox_workspace_id_id_count"
+    " ON event_inbox (workspace_id, id, message_count)",
+    "PRAGMA user_version = 1",
+)
 
 
 def _inbox_file() -> Database:
@@ -41,7 +56,14 @@ def _inbox_file() -> Database:
     assert main is not None
     file = sa.engine.URL.create("sqlite", database=main[2])
     inbox = Database.from_url(sqlite_inbox_url(file.render_as_string()))
-    create_inbox_tables(inbox)
+    connection = inbox.engine.raw_connection()
+    try:
+        driver = connection.driver_connection
+        assert driver is not None
+        if driver.execute("PRAGMA user_version").fetchone()[0] == 0:
+            driver.executescript(";".join(INBOX_FILE_VERSION_1))
+    finally:
+        connection.close()
     return inbox
 
 
