@@ -133,20 +133,24 @@ class Database:
             finally:
                 session.rollback()
 
+    @contextmanager
+    def driver(self) -> Iterator[Any]:
+        """A pooled connection's driver connection, outside any transaction: for what SQLite
+        runs only there (checkpoints, `VACUUM`, `PRAGMA incremental_vacuum`)."""
+        connection = self.engine.raw_connection()
+        try:
+            yield connection.driver_connection
+        finally:
+            connection.close()
+
     def checkpoint(self) -> int:
         """Copy SQLite's write-ahead log into the database as far as readers allow, without
         waiting for anyone; return how many pages of the log are still to copy (always 0 on
         PostgreSQL)."""
         if self.dialect != "sqlite":
             return 0
-        # The driver connection, not a session: a checkpoint may not run inside a transaction.
-        connection = self.engine.raw_connection()
-        try:
-            row = connection.driver_connection.execute(  # type: ignore[union-attr]
-                "PRAGMA wal_checkpoint(PASSIVE)"
-            ).fetchone()
-        finally:
-            connection.close()
+        with self.driver() as driver:
+            row = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if row is None or row[0] or row[1] < 0:  # busy, or not in WAL mode
             return 0
         return int(row[1] - row[2])
@@ -158,10 +162,7 @@ class Database:
         (`sodate.events.inbox`)."""
         if self._write_lock is None:
             return 0
-        connection = self.engine.raw_connection()
-        try:
-            driver = connection.driver_connection
-            assert driver is not None
+        with self.driver() as driver:
             free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
             incremental = driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
             if not incremental or free <= keep:
@@ -177,8 +178,6 @@ class Database:
             finally:
                 self._write_lock.release()
             return released
-        finally:
-            connection.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

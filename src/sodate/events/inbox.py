@@ -54,8 +54,20 @@ class InboxFileTooNew(RuntimeError):
 
 
 def create_inbox_tables(inbox: Database) -> None:
-    """Create the inbox file's tables if it is new; refuse a file of an unknown version."""
-    _release_freed_pages_on_request(inbox)
+    """Create the inbox file's tables if it is new; refuse a file of an unknown version.
+
+    A file already at this version costs one read: every process opens the inbox at start."""
+    with inbox.driver() as driver:
+        version = driver.execute("PRAGMA user_version").fetchone()[0]
+        if version == INBOX_SCHEMA_VERSION:
+            return
+        empty = driver.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+        if empty and driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 0:
+            # SQLite reuses the pages it frees but keeps them: a backlog of a million messages
+            # would leave a file of 600 MB for good. With incremental auto-vacuum the file can
+            # give them back (`Database.release_free_pages`, which the `wal-checkpointer`
+            # calls); it must be chosen before the first table, or it takes a VACUUM.
+            driver.executescript("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
     # One write transaction: two processes starting at once (`sodate up` and its services)
     # queue on the file's lock instead of both creating the table.
     with inbox.engine.begin() as connection:
@@ -68,19 +80,3 @@ def create_inbox_tables(inbox: Database) -> None:
         if version < INBOX_SCHEMA_VERSION:
             InboxBase.metadata.create_all(connection)
             connection.exec_driver_sql(f"PRAGMA user_version = {INBOX_SCHEMA_VERSION}")
-
-
-def _release_freed_pages_on_request(inbox: Database) -> None:
-    """Make a new inbox file one that can give its free pages back (`Database.
-    release_free_pages`, which the `wal-checkpointer` calls): SQLite reuses freed pages but
-    keeps them, so a backlog of a million messages would leave a file of 600 MB for good.
-    Incremental auto-vacuum must be chosen before the first table, or it takes a VACUUM."""
-    connection = inbox.engine.raw_connection()
-    try:
-        driver = connection.driver_connection
-        assert driver is not None
-        empty = driver.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
-        if empty and driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 0:
-            driver.executescript("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")
-    finally:
-        connection.close()
