@@ -40,6 +40,17 @@ def empty_database_url(
         admin.dispose()
 
 
+def add_workspace(connection: sa.Connection) -> None:
+    """Workspace `w1`, inserted as a migration of any revision has the table."""
+    connection.execute(
+        sa.text(
+            "INSERT INTO workspaces (id, name, timezone, locale, created_at, updated_at)"
+            " VALUES ('w1', 'w', 'Asia/Tokyo', 'ja', :at, :at)"
+        ),
+        {"at": "2026-01-01 00:00:00.000000"},
+    )
+
+
 def test_upgrade_from_empty_reaches_head_and_matches_the_models(empty_database_url: str) -> None:
     engine = create_db_engine(empty_database_url)
     try:
@@ -81,13 +92,7 @@ def test_json_written_as_escapes_is_rewritten_as_text(empty_database_url: str) -
         escaped = json.dumps({"役職": "部長", "nested": {"市": "東京"}})
         assert "\\u" in escaped
         with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO workspaces (id, name, timezone, locale, created_at, updated_at)"
-                    " VALUES ('w1', 'w', 'Asia/Tokyo', 'ja', '2026-01-01 00:00:00.000000',"
-                    " '2026-01-01 00:00:00.000000')"
-                )
-            )
+            add_workspace(connection)
             connection.execute(
                 sa.text(
                     "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
@@ -118,13 +123,7 @@ def test_stored_events_get_the_key_their_message_id_is_looked_up_by(
     try:
         migrate.upgrade(engine, "0013")
         with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO workspaces (id, name, timezone, locale, created_at, updated_at)"
-                    " VALUES ('w1', 'w', 'Asia/Tokyo', 'ja', :at, :at)"
-                ),
-                {"at": "2026-01-01 00:00:00.000000"},
-            )
+            add_workspace(connection)
             contact_id = connection.execute(
                 sa.text(
                     "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
@@ -193,13 +192,7 @@ def test_waiting_requests_move_with_the_inbox_and_back(
     try:
         migrate.upgrade(engine, "0016")
         with engine.begin() as connection:
-            connection.execute(
-                sa.text(
-                    "INSERT INTO workspaces (id, name, timezone, locale, created_at, updated_at)"
-                    " VALUES ('w1', 'w', 'Asia/Tokyo', 'ja', :at, :at)"
-                ),
-                {"at": "2026-01-01 00:00:00.000000"},
-            )
+            add_workspace(connection)
             for workspace_id, messages, count in requests:
                 connection.execute(
                     sa.text(
