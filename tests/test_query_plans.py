@@ -51,8 +51,12 @@ def _live(client: TestClient, headers: dict[str, str]) -> None:
         "mql": {"model": "engaged", "threshold": "mql"},
         "dormant": {"after_days": 90},
     }
+    browsed = {
+        "event": {"name": "Page Viewed", "where": [{"prop": "path", "op": "eq", "value": "/p"}]}
+    }
     for path, body in (
         ("/api/v1/segments/pro-shoppers", {"name": "pro shoppers", "condition": condition}),
+        ("/api/v1/segments/browsers", {"name": "browsers", "condition": browsed}),
         ("/api/v1/scoring-models/engaged", model),
         ("/api/v1/lifecycle", rules),
     ):

@@ -84,7 +84,7 @@ def delete_scoring_model(session: Session, workspace_id: str, key: str) -> None:
     scoring.delete_model(session, workspace_id, key)
 
 
-def delete_segment(session: Session, workspace_id: str, key: str) -> None:
+def delete_segment(session: Session, workspace_id: str, key: str, *, now: datetime) -> None:
     """Delete a segment; refused while another segment or a lifecycle rule reads it."""
     readers = [
         {"kind": "lifecycle", "key": stage}
@@ -92,7 +92,7 @@ def delete_segment(session: Session, workspace_id: str, key: str) -> None:
     ]
     if readers:
         raise Conflict(f"segment {key!r} is used by {_names(readers)}", details=readers)
-    segments.delete_segment(session, workspace_id, key)
+    segments.delete_segment(session, workspace_id, key, now=now)
 
 
 def _names(readers: list[dict[str, str]]) -> str:

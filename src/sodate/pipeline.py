@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from sodate.commerce import pipeline as commerce
+from sodate.conditions import filtered
 from sodate.contacts import service as contacts
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.locks import lock_workspace
@@ -41,6 +42,7 @@ MergeStep = Callable[[Session, str, Sequence[PlannedMerge], datetime], None]
 
 MERGE_STEPS: tuple[MergeStep, ...] = (
     event_log.move_history,
+    filtered.move_filtered_times,
     commerce.move_orders,
     scoring.move_scores,
     lifecycle.move_stages,
@@ -61,6 +63,7 @@ STEPS: tuple[PipelineStep, ...] = (
     events.store_events,
     events.update_profiles,
     events.count_events,
+    segments.keep_filtered_times,
     commerce.apply_commerce,
     scoring.update_scores,
     segments.update_memberships,

@@ -2,11 +2,12 @@
 
 Real-time work evaluates conditions against the contacts a batch touched. Their state comes in
 a few queries whatever their number: the contacts with their companies; for each event the
-conditions count, how many each contact has, read from its latest times of that event when the
-count has no filters and its comparisons need no more than the times kept, else counted by the
-database over the contacts' own events; and segment memberships, scores and lifecycle stages
-only when the conditions read them. Events whose filters read the contact's local date are
-loaded instead, and counted in memory where each contact's time zone is at hand.
+conditions count, how many each contact has, read from its latest times of that event (or of
+that event's kept filter, `sodate.conditions.filtered`) when its comparisons need no more than
+the times kept, else counted by the database over the contacts' own events; and segment
+memberships, scores and lifecycle stages only when the conditions read them. Events whose
+filters read the contact's local date are loaded instead, and counted in memory where each
+contact's time zone is at hand.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sodate.conditions import terms
+from sodate.conditions import filtered, terms
 from sodate.conditions.memory import ContactState, Evaluation, EventFact, ScoreState, event_key
 from sodate.conditions.reads import nodes, reads, reads_zone
 from sodate.conditions.schemas import Condition, EventCondition, EventSpec
@@ -41,6 +42,8 @@ from sodate.events.models import LATEST_KEPT
 from sodate.scoring.decay import SECONDS_A_DAY
 
 _CHUNK = 500
+Kept = TypeVar("Kept", str, int)
+"""What a table of latest times is keyed by: an event name, or a kept filter's id."""
 
 
 @dataclass
@@ -100,21 +103,36 @@ def load_states(
     live = sorted(contacts)
     specs = _counted_events(conditions, [live] * len(conditions) if asked is None else asked)
     local: list[EventSpec] = []
-    kept: dict[tuple[int, ...], dict[str, tuple[EventSpec, int]]] = defaultdict(dict)
+    kept: dict[tuple[int, ...], dict[str, tuple[EventSpec, int, str]]] = defaultdict(dict)
+    kept_filtered: dict[tuple[int, ...], dict[str, tuple[EventSpec, int, int]]] = defaultdict(dict)
     counted: dict[tuple[int, ...], dict[str, EventSpec]] = defaultdict(dict)
+    tracked = (
+        filtered.tracked_filters(session, workspace_id)
+        if any(filtered.keeps(item.spec, item.ceiling) for item in specs.values())
+        else {}
+    )
     for key, item in specs.items():
-        among = tuple(sorted(item.contacts & contacts.keys()))
-        if any(map(reads_zone, item.spec.where)):
-            local.append(item.spec)
-        elif not item.spec.where and item.ceiling <= LATEST_KEPT:
-            kept[among][key] = (item.spec, item.ceiling)
+        among, spec = tuple(sorted(item.contacts & contacts.keys())), item.spec
+        found = tracked.get(filtered.filter_digest(spec.name, spec.where)) if tracked else None
+        if any(map(reads_zone, spec.where)):
+            local.append(spec)
+        elif not spec.where and item.ceiling <= LATEST_KEPT:
+            kept[among][key] = (spec, item.ceiling, spec.name)
+        elif found is not None and found.answers(spec, now) and item.ceiling <= LATEST_KEPT:
+            kept_filtered[among][key] = (spec, item.ceiling, found.id)
         else:
-            counted[among][key] = item.spec
+            counted[among][key] = spec
     counts: dict[str, dict[int, int]] = {}
     for among, by_key in counted.items():
         counts.update(_count_events(session, workspace_id, among, by_key, now, zone))
-    for among, with_ceilings in kept.items():
-        counts.update(_count_latest(session, workspace_id, among, with_ceilings, now, zone))
+    for among, of_names in kept.items():
+        names = {name for *_, name in of_names.values()}
+        by_name = latest.latest_rows(session, workspace_id, names, among)
+        counts.update(_count_latest(session, workspace_id, among, of_names, by_name, now, zone))
+    for among, of_filters in kept_filtered.items():
+        ids = sorted({filter_id for *_, filter_id in of_filters.values()})
+        by_filter = filtered.kept_rows(session, ids, among)
+        counts.update(_count_latest(session, workspace_id, among, of_filters, by_filter, now, zone))
     events = _load_events(session, workspace_id, live, local, now)
     read = [reads(condition) for condition in conditions]
     keys = {key for found in read for key in found.segments}
@@ -228,29 +246,32 @@ def _count_latest(
     session: Session,
     workspace_id: str,
     contact_ids: Sequence[int],
-    specs: dict[str, tuple[EventSpec, int]],
+    specs: dict[str, tuple[EventSpec, int, Kept]],
+    rows: Iterable[tuple[Kept, int, tuple[Any, ...]]],
     now: datetime,
     zone: ZoneInfo,
 ) -> dict[str, dict[int, int]]:
-    """Counts of specs without filters whose comparisons need no more events counted than the
-    latest times kept: how many of a contact's first `ceiling` latest times are in the window.
+    """Counts of specs whose comparisons need no more events counted than the latest times
+    kept, from the `rows` of the contacts' kept times (of a name for specs without filters,
+    of a kept filter for the others, as the specs give with their ceilings): how many of a
+    contact's first `ceiling` latest times are in the window.
 
-    One row per contact and name, where counting the events reads them all. A windowed count
-    of a contact with a time after now is counted on its events, since the window's own events
-    may lie beyond the times kept.
+    One row per contact and name (or filter), where counting the events reads them all. A
+    windowed count of a contact with a time after now is counted on its events, since the
+    window's own events may lie beyond the times kept.
     """
     counts = {key: dict.fromkeys(contact_ids, 0) for key in specs}
     if not specs or not contact_ids:
         return counts
     stored = latest.stored_time(session)
     present = stored(now)
-    by_name: dict[str, list[tuple[str, Any, int]]] = defaultdict(list)
-    for key, (spec, ceiling) in specs.items():
+    by_kept: dict[Kept, list[tuple[str, Any, int]]] = defaultdict(list)
+    for key, (spec, ceiling, kept) in specs.items():
         since = stored(now - terms.parse_positive_duration(spec.within)) if spec.within else None
-        by_name[spec.name].append((key, since, ceiling))
+        by_kept[kept].append((key, since, ceiling))
     recount: dict[str, set[int]] = defaultdict(set)
-    for name, contact, times in latest.latest_rows(session, workspace_id, by_name, contact_ids):
-        for key, since, ceiling in by_name[name]:
+    for kept, contact, times in rows:
+        for key, since, ceiling in by_kept[kept]:
             if since is not None and times[0] is not None and times[0] > present:
                 recount[key].add(contact)
                 continue

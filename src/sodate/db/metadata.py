@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from sodate import clock
 from sodate.commerce import models as commerce_models
+from sodate.conditions import models as condition_models
 from sodate.contacts import models as contact_models
 from sodate.db.base import Base
 from sodate.events import models as event_models
@@ -21,6 +22,7 @@ from sodate.workspaces import models as workspace_models
 MODEL_MODULES = (
     clock,
     commerce_models,
+    condition_models,
     contact_models,
     event_models,
     handoff_models,

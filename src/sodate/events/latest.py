@@ -29,8 +29,9 @@ LATEST: sa.Table = EventLatestTimes.__table__  # type: ignore[assignment]
 LATEST_COLUMNS = tuple(f"latest_{rank}" for rank in range(1, LATEST_KEPT + 1))
 
 
-def _merge_upsert(postgresql: bool) -> str:
-    """Insert a pair's newest times (sorted, newest first), or merge them into its row.
+def _merge_upsert(postgresql: bool, table: str, key: str) -> str:
+    """Insert a pair's newest times (sorted, newest first), or merge them into its row of
+    `table` (keyed by `key` and the contact).
 
     The k-th latest of two lists sorted newest first, a and b, is the latest of min(a_i, b_j)
     over i + j = k (a_0 and b_0 being later than anything), so the merge is one expression per
@@ -41,7 +42,7 @@ def _merge_upsert(postgresql: bool) -> str:
     latest, least = ("greatest", "least") if postgresql else ("max", "min")
 
     def kept(rank: int) -> str:
-        return f"coalesce(event_latest_times.latest_{rank}, {floor})"
+        return f"coalesce({table}.latest_{rank}, {floor})"
 
     def new(rank: int) -> str:
         return f"coalesce(excluded.latest_{rank}, {floor})"
@@ -52,17 +53,41 @@ def _merge_upsert(postgresql: bool) -> str:
         return f"nullif({latest}({', '.join(terms)}), {floor})"
 
     return (
-        "INSERT INTO event_latest_times (name_id, contact_id, "  # noqa: S608 (names only)
+        f"INSERT INTO {table} ({key}, contact_id, "  # noqa: S608 (names only)
         + ", ".join(LATEST_COLUMNS)
         + ") VALUES ("
         + ", ".join("?" * (2 + LATEST_KEPT))
-        + ") ON CONFLICT (name_id, contact_id) DO UPDATE SET "
+        + f") ON CONFLICT ({key}, contact_id) DO UPDATE SET "
         + ", ".join(f"latest_{k} = {merged(k)}" for k in range(1, LATEST_KEPT + 1))
         + f" WHERE excluded.latest_1 > {kept(LATEST_KEPT)}"
     )
 
 
-_UPSERTS = {postgresql: _merge_upsert(postgresql) for postgresql in (False, True)}
+_UPSERTS: dict[tuple[str, bool], str] = {}
+
+
+def merge_latest_times(
+    session: Session,
+    table: str,
+    key: str,
+    times: dict[tuple[int, int], list[datetime]],
+) -> None:
+    """Merge new times, by (key, contact), into their rows of a table of latest times (this
+    one's, or one of its shape keyed by `key`): one statement per pair (`_merge_upsert`)."""
+    if not times:
+        return
+    on_postgresql = session.get_bind().dialect.name == "postgresql"
+    statement = _UPSERTS.get((table, on_postgresql))
+    if statement is None:
+        statement = _UPSERTS[table, on_postgresql] = _merge_upsert(on_postgresql, table, key)
+    stored = stored_time(session)
+    rows: list[tuple[Any, ...]] = []
+    for (owner, contact_id), moments in times.items():
+        if len(moments) > 1:
+            moments = sorted(moments, reverse=True)[:LATEST_KEPT]
+        padding = (None,) * (LATEST_KEPT - len(moments))
+        rows.append((owner, contact_id, *map(stored, moments), *padding))
+    execute_many(session, statement, rows)
 
 
 def keep_latest_times(
@@ -77,15 +102,12 @@ def keep_latest_times(
     if not added:
         return
     ids = name_ids(session, workspace_id, {name for name, _contact in added})
-    on_postgresql = session.get_bind().dialect.name == "postgresql"
-    stored = stored_time(session)
-    rows: list[tuple[Any, ...]] = []
-    for (name, contact_id), times in added.items():
-        if len(times) > 1:
-            times = sorted(times, reverse=True)[:LATEST_KEPT]
-        padding = (None,) * (LATEST_KEPT - len(times))
-        rows.append((ids[name], contact_id, *map(stored, times), *padding))
-    execute_many(session, _UPSERTS[on_postgresql], rows)
+    merge_latest_times(
+        session,
+        "event_latest_times",
+        "name_id",
+        {(ids[name], contact_id): times for (name, contact_id), times in added.items()},
+    )
 
 
 def stored_time(session: Session) -> Callable[[datetime], Any]:
@@ -108,16 +130,31 @@ def latest_rows(
     named: dict[int, str] = dict(fetch_in(session, query, wanted, (workspace_id,)))
     if not named:
         return []
+    return [
+        (named[name_id], contact_id, times)
+        for name_id, contact_id, times in kept_rows(
+            session, "event_latest_times", "name_id", list(named), contact_ids
+        )
+    ]
+
+
+def kept_rows(
+    session: Session, table: str, key: str, keys: Sequence[int], contact_ids: Sequence[int]
+) -> list[tuple[int, int, tuple[Any, ...]]]:
+    """(key, contact, its latest times newest first) of the contacts' rows of a table of
+    latest times for these keys; the times as stored (`stored_time`)."""
+    if not keys or not contact_ids:
+        return []
     statement = (
-        "SELECT name_id, contact_id, "  # noqa: S608 (column names and placeholders only)
+        f"SELECT {key}, contact_id, "  # noqa: S608 (column names and placeholders only)
         + ", ".join(LATEST_COLUMNS)
-        + " FROM event_latest_times WHERE name_id IN ("
-        + ", ".join("?" * len(named))
+        + f" FROM {table} WHERE {key} IN ("
+        + ", ".join("?" * len(keys))
         + ") AND contact_id IN"
     )
     return [
-        (named[name_id], contact_id, tuple(times))
-        for name_id, contact_id, *times in fetch_in(session, statement, contact_ids, tuple(named))
+        (owner, contact_id, tuple(times))
+        for owner, contact_id, *times in fetch_in(session, statement, contact_ids, tuple(keys))
     ]
 
 
@@ -165,19 +202,29 @@ def rebuild_latest_times(
     )
 
 
-def latest_times_of(where: Sequence[sa.ColumnElement[bool]], dialect: str) -> sa.Select[Any]:
+def latest_times_of(
+    where: Sequence[sa.ColumnElement[bool]],
+    dialect: str,
+    key: sa.ColumnElement[int] | None = None,
+) -> sa.Select[Any]:
     """(name_id, contact_id, latest_1 … latest_5) of the named events `where` selects (their
     names numbered already): ranked newest first per contact and name, the first ranks
-    turned into columns, as the table stores them."""
+    turned into columns, as the table stores them. With `key`, the rows carry it instead of
+    the name's number (`where` then selects one name)."""
     timestamp: Any = EVENTS.c.timestamp
     if dialect != "postgresql":
         # The events' fixed-format UTC text as microseconds since the epoch (MicrosecondTime).
         text = sa.type_coerce(timestamp, sa.String())
         seconds = sa.cast(sa.func.strftime("%s", text), sa.BigInteger())
         timestamp = seconds * 1_000_000 + sa.cast(sa.func.substr(text, 21, 6), sa.BigInteger())
+    source: sa.FromClause = EVENTS
+    if key is None:
+        key = NAMES.c.id
+        same = sa.and_(NAMES.c.workspace_id == EVENTS.c.workspace_id, NAMES.c.name == EVENTS.c.name)
+        source = EVENTS.join(NAMES, same)
     ranked = (
         sa.select(
-            NAMES.c.id.label("name_id"),
+            key.label("name_id"),
             EVENTS.c.contact_id,
             timestamp.label("timestamp"),
             sa.func.row_number()
@@ -187,14 +234,7 @@ def latest_times_of(where: Sequence[sa.ColumnElement[bool]], dialect: str) -> sa
             )
             .label("rank"),
         )
-        .select_from(
-            EVENTS.join(
-                NAMES,
-                sa.and_(
-                    NAMES.c.workspace_id == EVENTS.c.workspace_id, NAMES.c.name == EVENTS.c.name
-                ),
-            )
-        )
+        .select_from(source)
         .where(*where)
         .subquery("ranked")
     )

@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sodate.conditions import filtered
 from sodate.conditions.reads import Reads, reads
 from sodate.conditions.state import load_states
 from sodate.contacts.resolution import PlannedMerge
@@ -26,6 +27,26 @@ from sodate.segments import membership
 from sodate.segments.membership import MEMBERS, LiveSegment, MemberChanges
 from sodate.segments.models import ChangeCause
 from sodate.workspaces.service import workspace_zone
+
+
+def keep_filtered_times(session: Session, batch: EventBatch) -> None:
+    """Before the steps that read them: the latest times of the event filters the dynamic
+    segments count (`sodate.conditions.filtered`), with the batch's events."""
+    wanted = wanted_filters(session, batch.workspace_id, batch.now)
+    filtered.keep_filtered_times(session, batch.workspace_id, wanted, batch.events, batch.now)
+
+
+def sync_filters(session: Session, workspace_id: str, now: datetime) -> None:
+    """After the dynamic segments changed: keep the event filters they count now, filled from
+    the stored events, and only those."""
+    filtered.sync_filters(session, workspace_id, wanted_filters(session, workspace_id, now), now)
+
+
+def wanted_filters(
+    session: Session, workspace_id: str, now: datetime
+) -> dict[str, filtered.WantedFilter]:
+    segments = membership.dynamic_segments(session, workspace_id)
+    return filtered.wanted_filters((segment.condition for segment in segments), now)
 
 
 def update_memberships(session: Session, batch: EventBatch) -> None:

@@ -79,7 +79,7 @@ def delete_segment(
     key: SegmentKey, caller: Caller = Depends(allowed(Permission.MARKETING_WRITE))
 ) -> Response:
     with caller.runtime.db.transaction() as session:
-        definitions.delete_segment(session, caller.workspace_id, key)
+        definitions.delete_segment(session, caller.workspace_id, key, now=caller.now())
     return Response(status_code=204)
 
 

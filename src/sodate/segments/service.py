@@ -90,6 +90,7 @@ def put_segment(
     session.flush()
     entered = exited = 0
     if data.kind is SegmentKind.DYNAMIC:
+        realtime.sync_filters(session, workspace_id, now)
         zone = workspace_zone(session, workspace_id)
         for live in _with_dependents(session, workspace_id, key):
             counts = membership.recompute(
@@ -330,7 +331,7 @@ def existing_segment_keys(session: Session, workspace_id: str) -> set[str]:
     )
 
 
-def delete_segment(session: Session, workspace_id: str, key: str) -> None:
+def delete_segment(session: Session, workspace_id: str, key: str, *, now: datetime) -> None:
     """Delete a segment; refused while another segment reads it (listed in the error)."""
     segment = _get(session, workspace_id, key)
     users = sorted(
@@ -345,6 +346,7 @@ def delete_segment(session: Session, workspace_id: str, key: str) -> None:
         )
     session.delete(segment)
     session.flush()
+    realtime.sync_filters(session, workspace_id, now)
 
 
 def list_members(

@@ -1,0 +1,251 @@
+"""Latest times of filtered events: each contact's latest times of the events of one name that
+match property filters, for the filters that live segments count.
+
+`event_latest_times` answers "at least 3 page views in 30 days" from one row per contact, but
+not "at least 3 page views of /products… in 30 days": real-time checks counted those on the
+contact's events, which costs more the longer a contact's history. The filters the dynamic
+segments count (`wanted_filters`) are registered in `event_filters`, and the pipeline keeps
+their rows in `event_filter_latest_times` as `sodate.events.latest` keeps names': each new
+event's properties are tested in memory (`property_matcher`, which a property test holds to
+the SQL filters), and the new times merged into the contact's row in the database. The
+conditions' loader reads those rows as it reads names' (`sodate.conditions.state`).
+
+The first batch that finds a filter wanted registers it and fills its rows from the stored
+events, set-based, as far back as the widest window that counts it (`since`; every event when
+one has no window); the first batch that finds it no longer wanted drops it. Its rows answer
+a count whose window starts at or after `since`. Only filters that read neither the clock nor
+a time zone are kept, so that whether an event matches never changes.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from hashlib import sha256
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.conditions import terms
+from sodate.conditions.comparisons import property_matcher
+from sodate.conditions.models import EventFilter, EventFilterLatestTimes
+from sodate.conditions.reads import nodes, reads_zone
+from sodate.conditions.schemas import Condition, EventCondition, EventSpec, PropFilter
+from sodate.conditions.sql import EVENTS, property_filters
+from sodate.contacts.resolution import PlannedMerge
+from sodate.db.plans import workspace_check
+from sodate.events import latest
+from sodate.events.models import LATEST_KEPT
+
+FILTERS: sa.Table = EventFilter.__table__  # type: ignore[assignment]
+FILTERED: sa.Table = EventFilterLatestTimes.__table__  # type: ignore[assignment]
+_TABLE, _KEY = "event_filter_latest_times", "filter_id"
+_NO_ZONE = ZoneInfo("UTC")
+"""What the filters are given for a time zone: the ones kept read none."""
+
+
+def filter_digest(name: str, where: Sequence[PropFilter]) -> str:
+    """What identifies the events of a name that a list of filters selects."""
+    text = "\x00".join([name, *(item.model_dump_json() for item in where)])
+    return sha256(text.encode()).hexdigest()
+
+
+def keeps(spec: EventSpec, ceiling: int) -> bool:
+    """Whether kept times can answer a count of the spec that needs `ceiling` events counted:
+    it has filters, and they read neither the clock nor a time zone."""
+    return bool(spec.where) and ceiling <= LATEST_KEPT and not any(map(reads_zone, spec.where))
+
+
+@dataclass(frozen=True)
+class WantedFilter:
+    name: str
+    where: list[PropFilter]
+    since: datetime | None
+    """The start of the widest window that counts it; None when one counts every event."""
+
+
+def wanted_filters(conditions: Iterable[Condition], now: datetime) -> dict[str, WantedFilter]:
+    """The filters the conditions count that kept times can answer, by digest."""
+    wanted: dict[str, WantedFilter] = {}
+    for condition in conditions:
+        for _path, node in nodes(condition):
+            if not isinstance(node, EventCondition):
+                continue
+            spec = node.event
+            if not keeps(spec, spec.count.ceiling):
+                continue
+            since = now - terms.parse_positive_duration(spec.within) if spec.within else None
+            digest = filter_digest(spec.name, spec.where)
+            known = wanted.get(digest)
+            if known is not None:
+                since = None if known.since is None or since is None else min(known.since, since)
+            wanted[digest] = WantedFilter(spec.name, list(spec.where), since)
+    return wanted
+
+
+@dataclass(frozen=True)
+class TrackedFilter:
+    id: int
+    since: datetime | None
+
+    def answers(self, spec: EventSpec, now: datetime) -> bool:
+        """Whether its rows hold every event a count of the spec reads at `now`."""
+        if self.since is None:
+            return True
+        return spec.within is not None and (
+            now - terms.parse_positive_duration(spec.within) >= self.since
+        )
+
+
+def tracked_filters(session: Session, workspace_id: str) -> dict[str, TrackedFilter]:
+    """The workspace's kept filters, by digest."""
+    rows = session.execute(
+        sa.select(FILTERS.c.digest, FILTERS.c.id, FILTERS.c.since).where(
+            FILTERS.c.workspace_id == workspace_id
+        )
+    )
+    return {digest: TrackedFilter(id, since) for digest, id, since in rows}
+
+
+def kept_rows(
+    session: Session, filter_ids: Sequence[int], contact_ids: Sequence[int]
+) -> list[tuple[int, int, tuple[Any, ...]]]:
+    """(filter, contact, its latest times newest first, as stored) of the contacts' rows."""
+    return latest.kept_rows(session, _TABLE, _KEY, filter_ids, contact_ids)
+
+
+class FilteredEvent(Protocol):
+    """What the pipeline gives of each stored event (its `BatchEvent`)."""
+
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def properties(self) -> Mapping[str, Any]: ...
+    @property
+    def timestamp(self) -> datetime: ...
+
+
+def keep_filtered_times(
+    session: Session,
+    workspace_id: str,
+    wanted: dict[str, WantedFilter],
+    events: Sequence[FilteredEvent],
+    now: datetime,
+) -> None:
+    """Bring the kept filters in line with `wanted`, then add a batch's stored events to the
+    rows of the filters kept before it (a filter registered now was filled from them)."""
+    kept = sync_filters(session, workspace_id, wanted, now)
+    if not kept or not events:
+        return
+    holds = property_matcher(now=now, zone=_NO_ZONE)
+    added: dict[tuple[int, int], list[datetime]] = defaultdict(list)
+    for event in events:
+        for filter_id, where in kept.get(event.name or "", ()):
+            if holds(where, event.properties):
+                added[filter_id, event.contact_id].append(event.timestamp)
+    latest.merge_latest_times(session, _TABLE, _KEY, added)
+
+
+def sync_filters(
+    session: Session, workspace_id: str, wanted: dict[str, WantedFilter], now: datetime
+) -> dict[str, list[tuple[int, list[PropFilter]]]]:
+    """Register and fill the wanted filters not kept yet (again from further back, if a
+    window wider than the rows' has come), and drop those no longer wanted; return the
+    others, by event name, with their ids."""
+    tracked = tracked_filters(session, workspace_id)
+    gone = [found.id for digest, found in tracked.items() if digest not in wanted]
+    if gone:
+        session.execute(sa.delete(FILTERED).where(FILTERED.c.filter_id.in_(gone)))
+        session.execute(sa.delete(FILTERS).where(FILTERS.c.id.in_(gone)))
+    kept: dict[str, list[tuple[int, list[PropFilter]]]] = defaultdict(list)
+    for digest, want in wanted.items():
+        found = tracked.get(digest)
+        if found is None:
+            filter_id = session.execute(
+                sa.insert(FILTERS)
+                .values(
+                    workspace_id=workspace_id,
+                    digest=digest,
+                    name=want.name,
+                    filters=[item.model_dump(mode="json") for item in want.where],
+                    since=want.since,
+                )
+                .returning(FILTERS.c.id)
+            ).scalar_one()
+            _fill(session, workspace_id, filter_id, want, now)
+        elif found.since is not None and (want.since is None or want.since < found.since):
+            # A wider window than the rows were filled for: fill them again from further back.
+            session.execute(sa.delete(FILTERED).where(FILTERED.c.filter_id == found.id))
+            session.execute(
+                sa.update(FILTERS).where(FILTERS.c.id == found.id).values(since=want.since)
+            )
+            _fill(session, workspace_id, found.id, want, now)
+        else:
+            kept[want.name].append((found.id, want.where))
+    return kept
+
+
+def move_filtered_times(
+    session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
+) -> None:
+    """After a merge moved the events: the merged and surviving contacts' rows, from their
+    events."""
+    contacts = sorted({c for merge in merges for c in (merge.merged, merge.survivor)})
+    rows = session.execute(
+        sa.select(FILTERS.c.id, FILTERS.c.name, FILTERS.c.filters, FILTERS.c.since).where(
+            FILTERS.c.workspace_id == workspace_id
+        )
+    ).all()
+    if not rows or not contacts:
+        return
+    session.execute(
+        sa.delete(FILTERED).where(
+            FILTERED.c.filter_id.in_([row.id for row in rows]),
+            FILTERED.c.contact_id.in_(contacts),
+        )
+    )
+    for filter_id, name, filters, since in rows:
+        where = [PropFilter.model_validate(item) for item in filters]
+        _fill(session, workspace_id, filter_id, WantedFilter(name, where, since), now, contacts)
+
+
+def _fill(
+    session: Session,
+    workspace_id: str,
+    filter_id: int,
+    want: WantedFilter,
+    now: datetime,
+    contact_ids: Sequence[int] | None = None,
+) -> None:
+    """The filter's rows from the stored events (of `contact_ids`, else of every contact)."""
+    dialect = session.get_bind().dialect.name
+    where: list[sa.ColumnElement[bool]] = [
+        EVENTS.c.workspace_id == workspace_id
+        if contact_ids is None
+        else workspace_check(EVENTS.c.workspace_id, workspace_id),
+        EVENTS.c.name == want.name,
+        *property_filters(
+            want.where,
+            EVENTS.c.properties,
+            dialect=dialect,
+            workspace_id=workspace_id,
+            now=now,
+            zone=_NO_ZONE,
+        ),
+    ]
+    if want.since is not None:
+        where.append(EVENTS.c.timestamp >= want.since)
+    if contact_ids is not None:
+        where.append(EVENTS.c.contact_id.in_(contact_ids))
+    session.execute(
+        sa.insert(FILTERED).from_select(
+            ["filter_id", "contact_id", *latest.LATEST_COLUMNS],
+            latest.latest_times_of(where, dialect, key=sa.literal(filter_id, sa.BigInteger())),
+        )
+    )
