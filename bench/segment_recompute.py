@@ -2,7 +2,7 @@
 
     python bench/segment_recompute.py [--contacts 1000000] [--events 10000000]
                                       [--database-url URL] [--reuse] [--repeat 3] [--json]
-                                      [--explain]
+                                      [--explain] [--filtered]
 
 The segment is "plan is pro, at least 3 page views in the last 30 days, and no order in the
 last 90 days", in the condition language (`CONDITION` below). Timed, each `--repeat` times
@@ -68,6 +68,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import reset  # the root is on the path now
 from bench.ingest import reproduce_command
+from sodate.conditions.kept import tracked_filters
 from sodate.conditions.schemas import parse_condition
 from sodate.conditions.sql import matching_contacts
 from sodate.db import migrate
@@ -93,6 +94,17 @@ CONDITION: dict[str, Any] = {
         {"not": {"event": {"name": "Order Completed", "within": "90d"}}},
     ]
 }
+
+PRODUCT_PAGES = [{"prop": "path", "op": "starts_with", "value": "/products"}]
+FILTERED_CONDITION: dict[str, Any] = {
+    "all": [
+        CONDITION["all"][0],
+        {"event": {**CONDITION["all"][1]["event"], "where": PRODUCT_PAGES}},
+        CONDITION["all"][2],
+    ]
+}
+"""`--filtered`: page views of /products… only (a third of them), whose latest times the
+first save fills (`sodate.conditions.filtered`) and the recomputations read."""
 
 # --- the data, generated in DuckDB ----------------------------------------------------------
 
@@ -179,6 +191,8 @@ SELECT
     $workspace AS workspace_id,
     (person + 1)::BIGINT AS contact_id,
     'm-' || lpad(i::VARCHAR, 10, '0') AS message_id,
+    -- Never 0 (`NO_MESSAGE_KEY`); DuckDB's hash, not Sodate's: nothing here looks keys up.
+    (hash('m-' || lpad(i::VARCHAR, 10, '0')) >> 1)::BIGINT + 1 AS message_key,
     CASE WHEN name = 'Page Viewed' THEN 'page' ELSE 'track' END AS type,
     name,
     CASE
@@ -225,6 +239,7 @@ EVENT_COLUMNS = (
     "workspace_id",
     "contact_id",
     "message_id",
+    "message_key",
     "type",
     "name",
     "properties",
@@ -247,6 +262,7 @@ WHERE c.workspace_id = $workspace
       SELECT contact_id FROM events
       WHERE workspace_id = $workspace AND name = 'Page Viewed'
         AND timestamp >= $now - INTERVAL 30 DAY AND timestamp <= $now
+        $page_filter
       GROUP BY contact_id HAVING count(*) >= 3)
   AND c.id NOT IN (
       SELECT contact_id FROM events
@@ -567,24 +583,31 @@ def explain(db: Database, statement: sa.Select[Any]) -> str:
         return "\n".join(f"{row[0]:>3} {row[1]:>3}  {row[3]}" for row in rows)
 
 
-def measure(db: Database, workspace: str, repeat: int, result: Result, *, show_plan: bool) -> None:
-    document = SegmentIn.model_validate(
-        {"name": "Engaged pro, no recent order", "condition": CONDITION}
-    )
-    condition = parse_condition(CONDITION)
-    with db.read() as session:
-        zone = workspaces.workspace_zone(session, workspace)
-    matching = matching_contacts(
-        condition, dialect=db.dialect, workspace_id=workspace, now=NOW, zone=zone
-    ).subquery()
-    count = sa.select(sa.func.count()).select_from(matching)
+def measure(
+    db: Database,
+    workspace: str,
+    repeat: int,
+    result: Result,
+    *,
+    show_plan: bool,
+    document: dict[str, Any],
+) -> None:
+    segment = SegmentIn.model_validate({"name": "Engaged pro, no recent order", **document})
+    condition = parse_condition(document["condition"])
 
     def first_save() -> int:
         with db.transaction() as session:
-            saved, _created = put_segment(session, workspace, SEGMENT_KEY, document, now=NOW)
+            saved, _created = put_segment(session, workspace, SEGMENT_KEY, segment, now=NOW)
             return saved.entered
 
     result.first_save_seconds, entered = timed(first_save)
+    with db.read() as session:
+        zone = workspaces.workspace_zone(session, workspace)
+        kept = tracked_filters(session, workspace)
+    matching = matching_contacts(
+        condition, dialect=db.dialect, workspace_id=workspace, now=NOW, zone=zone, kept=kept
+    ).subquery()
+    count = sa.select(sa.func.count()).select_from(matching)
     with db.read() as session:
         live: LiveSegment = next(
             s for s in membership.dynamic_segments(session, workspace) if s.key == SEGMENT_KEY
@@ -618,11 +641,13 @@ def measure(db: Database, workspace: str, repeat: int, result: Result, *, show_p
 
 
 def measure_duckdb(
-    duck: duckdb.DuckDBPyConnection, workspace: str, repeat: int, result: Result
+    duck: duckdb.DuckDBPyConnection, workspace: str, repeat: int, result: Result, filtered: bool
 ) -> None:
     params = {"workspace": workspace, "now": naive_utc(NOW)}
+    page_filter = "AND properties ->> '$.path' LIKE '/products%'" if filtered else ""
+    query = DUCKDB_QUERY.replace("$page_filter", page_filter)
     for _ in range(repeat):
-        seconds, row = timed(lambda: duck.execute(DUCKDB_QUERY, params).fetchone())
+        seconds, row = timed(lambda: duck.execute(query, params).fetchone())
         result.duckdb.add(seconds)
         result.duckdb_matching = int(row[0])
 
@@ -686,12 +711,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each measurement")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--filtered",
+        action="store_true",
+        help="count page views of /products… only (FILTERED_CONDITION)",
+    )
+    parser.add_argument(
         "--explain",
         action="store_true",
         help="print the query's plan (EXPLAIN QUERY PLAN; EXPLAIN ANALYZE on PostgreSQL)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
+    condition = FILTERED_CONDITION if args.filtered else CONDITION
     if args.contacts < 1 or args.events < 1 or args.repeat < 1:
         parser.error("--contacts, --events and --repeat must be positive")
     if args.reuse and not args.database_url:
@@ -742,8 +773,15 @@ def main() -> None:
         memory = duck.execute("SELECT sum(memory_usage_bytes) FROM duckdb_memory()").fetchone()
         result.duckdb_mb = int(memory[0] if memory else 0) / 2**20
         try:
-            measure(db, workspace, args.repeat, result, show_plan=args.explain)
-            measure_duckdb(duck, workspace, args.repeat, result)
+            measure(
+                db,
+                workspace,
+                args.repeat,
+                result,
+                show_plan=args.explain,
+                document={"condition": condition},
+            )
+            measure_duckdb(duck, workspace, args.repeat, result, args.filtered)
         finally:
             db.dispose()
             duck.close()
@@ -759,7 +797,7 @@ def main() -> None:
             f"(DuckDB generation {generate_seconds:.1f} s, load and ANALYZE {load_seconds:.1f} s,"
             f" latest times from the events {latest_seconds:.1f} s)"
         )
-        print(f"condition: {json.dumps(CONDITION, ensure_ascii=False)}")
+        print(f"condition: {json.dumps(condition, ensure_ascii=False)}")
         print("seconds, best / median of", args.repeat)
         print(table(result))
         print(

@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from sodate.conditions import filtered, state
+from sodate.conditions.kept import tracked_filters as kept_filters_of
 from sodate.conditions.models import EventFilter, EventFilterLatestTimes
 from sodate.conditions.schemas import PropFilter, parse_condition
+from sodate.conditions.sql import matching_contacts
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.events.helpers import advance, only_contact, process_all, send
@@ -226,3 +228,51 @@ def test_filters_follow_the_segments_that_count_them(
     assert filters(runtime, workspace_id) == []
     assert kept(runtime, workspace_id) == {}
     assert_exact(runtime, workspace)
+
+
+def test_the_set_based_evaluator_reads_kept_rows_where_they_answer(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    workspace_id = workspace.workspace.id
+    view(client, workspace, "/products/old", userId="u1")
+    view(client, workspace, "/products/old", userId="u2")
+    process_all(runtime)
+    advance(runtime, timedelta(days=10))
+    for path in ("/products/1", "/products/2", "/blog/1"):
+        view(client, workspace, path, userId="u1")
+    view(client, workspace, "/blog/2", userId="u2")
+    view(client, workspace, "/", userId="u3")
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    put(client, admin_headers, "fans", {"name": "fans", "condition": browsing(1)})
+
+    def matching(document: dict[str, Any], *, lying: bool = False) -> list[set[int]]:
+        condition = parse_condition(document)
+        found = []
+        with runtime.db.transaction() as session:
+            if lying:
+                session.execute(sa.update(EventFilterLatestTimes).values(latest_2=None))
+            for kept_filters in (kept_filters_of(session, workspace_id), None):
+                query = matching_contacts(
+                    condition,
+                    dialect=session.get_bind().dialect.name,
+                    workspace_id=workspace_id,
+                    now=runtime.clock.now(),
+                    zone=ZoneInfo("Asia/Tokyo"),
+                    kept=kept_filters,
+                )
+                found.append(set(session.execute(query).scalars()))
+            session.rollback()
+        return found
+
+    for within in (None, "7d", "30d"):
+        for op in ("gte", "gt", "eq", "lt", "lte", "ne"):
+            for value in (0, 1, 2, 3, 5):
+                spec = browsing(1, within=within)
+                spec["event"]["count"] = {"op": op, "value": value}
+                with_kept, counted = matching(spec)
+                assert with_kept == counted, spec
+                negated, counted = matching({"not": spec})
+                assert negated == counted, spec
+    # Rows made to lie show that they were read.
+    assert matching(browsing(2), lying=True) == [set(), {sato}]

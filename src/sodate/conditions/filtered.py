@@ -7,14 +7,16 @@ contact's events, which costs more the longer a contact's history. The filters t
 segments count (`wanted_filters`) are registered in `event_filters`, and the pipeline keeps
 their rows in `event_filter_latest_times` as `sodate.events.latest` keeps names': each new
 event's properties are tested in memory (`property_matcher`, which a property test holds to
-the SQL filters), and the new times merged into the contact's row in the database. The
-conditions' loader reads those rows as it reads names' (`sodate.conditions.state`).
+the SQL filters), and the new times merged into the contact's row in the database. Both
+evaluators read those rows as they read names' (`sodate.conditions.state`,
+`sodate.conditions.sql`), where `sodate.conditions.kept` says the rows answer the count.
 
-The first batch that finds a filter wanted registers it and fills its rows from the stored
-events, set-based, as far back as the widest window that counts it (`since`; every event when
-one has no window); the first batch that finds it no longer wanted drops it. Its rows answer
-a count whose window starts at or after `since`. Only filters that read neither the clock nor
-a time zone are kept, so that whether an event matches never changes.
+Saving or deleting a segment, and every event batch, bring the kept filters in line with the
+segments (`sync_filters`): a filter newly wanted is registered and its rows filled from the
+stored events, set-based, as far back as the widest window that counts it (`since`; every
+event when one has no window); a filter no longer wanted is dropped. Its rows answer a count
+whose window starts at or after `since`. Only filters that read neither the clock nor a time
+zone are kept, so that whether an event matches never changes.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from hashlib import sha256
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -32,32 +33,17 @@ from sqlalchemy.orm import Session
 
 from sodate.conditions import terms
 from sodate.conditions.comparisons import property_matcher
-from sodate.conditions.models import EventFilter, EventFilterLatestTimes
-from sodate.conditions.reads import nodes, reads_zone
-from sodate.conditions.schemas import Condition, EventCondition, EventSpec, PropFilter
-from sodate.conditions.sql import EVENTS, property_filters
+from sodate.conditions.kept import FILTERS, filter_digest, keeps, tracked_filters
+from sodate.conditions.reads import nodes
+from sodate.conditions.schemas import Condition, EventCondition, PropFilter
+from sodate.conditions.sql import EVENTS, FILTERED, property_filters
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.plans import workspace_check
 from sodate.events import latest
-from sodate.events.models import LATEST_KEPT
 
-FILTERS: sa.Table = EventFilter.__table__  # type: ignore[assignment]
-FILTERED: sa.Table = EventFilterLatestTimes.__table__  # type: ignore[assignment]
 _TABLE, _KEY = "event_filter_latest_times", "filter_id"
 _NO_ZONE = ZoneInfo("UTC")
 """What the filters are given for a time zone: the ones kept read none."""
-
-
-def filter_digest(name: str, where: Sequence[PropFilter]) -> str:
-    """What identifies the events of a name that a list of filters selects."""
-    text = "\x00".join([name, *(item.model_dump_json() for item in where)])
-    return sha256(text.encode()).hexdigest()
-
-
-def keeps(spec: EventSpec, ceiling: int) -> bool:
-    """Whether kept times can answer a count of the spec that needs `ceiling` events counted:
-    it has filters, and they read neither the clock nor a time zone."""
-    return bool(spec.where) and ceiling <= LATEST_KEPT and not any(map(reads_zone, spec.where))
 
 
 @dataclass(frozen=True)
@@ -85,30 +71,6 @@ def wanted_filters(conditions: Iterable[Condition], now: datetime) -> dict[str, 
                 since = None if known.since is None or since is None else min(known.since, since)
             wanted[digest] = WantedFilter(spec.name, list(spec.where), since)
     return wanted
-
-
-@dataclass(frozen=True)
-class TrackedFilter:
-    id: int
-    since: datetime | None
-
-    def answers(self, spec: EventSpec, now: datetime) -> bool:
-        """Whether its rows hold every event a count of the spec reads at `now`."""
-        if self.since is None:
-            return True
-        return spec.within is not None and (
-            now - terms.parse_positive_duration(spec.within) >= self.since
-        )
-
-
-def tracked_filters(session: Session, workspace_id: str) -> dict[str, TrackedFilter]:
-    """The workspace's kept filters, by digest."""
-    rows = session.execute(
-        sa.select(FILTERS.c.digest, FILTERS.c.id, FILTERS.c.since).where(
-            FILTERS.c.workspace_id == workspace_id
-        )
-    )
-    return {digest: TrackedFilter(id, since) for digest, id, since in rows}
 
 
 def kept_rows(

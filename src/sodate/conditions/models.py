@@ -20,7 +20,11 @@ class EventFilter(Base):
     filters (`sodate.conditions.filtered.filter_digest`)."""
 
     __tablename__ = "event_filters"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "digest"),)
+    # Ids never reused: a filter dropped and another registered never share rows.
+    __table_args__ = (
+        sa.UniqueConstraint("workspace_id", "digest"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))

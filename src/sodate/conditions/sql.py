@@ -9,7 +9,7 @@ and the negative operators hold exactly when their positive form does not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from sodate.conditions import terms
+from sodate.conditions.kept import TrackedFilter, answering
+from sodate.conditions.models import EventFilterLatestTimes
 from sodate.conditions.reads import reads_zone
 from sodate.conditions.schemas import (
     NEGATIONS,
@@ -56,6 +58,7 @@ CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 COMPANIES: sa.Table = Company.__table__  # type: ignore[assignment]
 EVENTS: sa.Table = Event.__table__  # type: ignore[assignment]
 LATEST: sa.Table = EventLatestTimes.__table__  # type: ignore[assignment]
+FILTERED: sa.Table = EventFilterLatestTimes.__table__  # type: ignore[assignment]
 NAMES: sa.Table = EventName.__table__  # type: ignore[assignment]
 SEGMENTS: sa.Table = Segment.__table__  # type: ignore[assignment]
 MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
@@ -72,11 +75,13 @@ def matching_contacts(
     now: datetime,
     zone: ZoneInfo,
     among: Sequence[int] | None = None,
+    kept: Mapping[str, TrackedFilter] | None = None,
 ) -> sa.Select[int]:
     """SELECT the ids of the workspace's live (not merged) contacts that satisfy `condition`;
-    `among`: only of these contacts."""
+    `among`: only of these contacts. `kept`: the workspace's kept event filters
+    (`sodate.conditions.kept.tracked_filters`), whose rows answer the counts they can."""
     where = contact_condition(
-        condition, dialect=dialect, workspace_id=workspace_id, now=now, zone=zone
+        condition, dialect=dialect, workspace_id=workspace_id, now=now, zone=zone, kept=kept
     )
     workspace = CONTACTS.c.workspace_id
     query = (
@@ -90,10 +95,16 @@ def matching_contacts(
 
 
 def contact_condition(
-    condition: Condition, *, dialect: str, workspace_id: str, now: datetime, zone: ZoneInfo
+    condition: Condition,
+    *,
+    dialect: str,
+    workspace_id: str,
+    now: datetime,
+    zone: ZoneInfo,
+    kept: Mapping[str, TrackedFilter] | None = None,
 ) -> Boolean:
     """The condition over a row of `contacts` outer-joined to its row of `companies`."""
-    compiler = _Compiler(dialect == "postgresql", workspace_id, now, zone)
+    compiler = _Compiler(dialect == "postgresql", workspace_id, now, zone, kept or {})
     return compiler.condition(condition, CONTACTS)
 
 
@@ -108,7 +119,7 @@ def property_filters(
 ) -> list[Boolean]:
     """Filters on an events `properties` column, for filters that read no contact's time zone
     (scoring rules refuse the others), so no contact row is needed."""
-    compiler = _Compiler(dialect == "postgresql", workspace_id, now, zone)
+    compiler = _Compiler(dialect == "postgresql", workspace_id, now, zone, {})
     no_contact = _Zone(sa.null(), zone, now)
     return [compiler.property_holds(properties, item, no_contact) for item in where]
 
@@ -119,6 +130,7 @@ class _Compiler:
     workspace_id: str
     now: datetime
     zone: ZoneInfo
+    kept: Mapping[str, TrackedFilter]
 
     def condition(self, condition: Condition, contacts: sa.FromClause) -> Boolean:
         if isinstance(condition, AllCondition):
@@ -222,21 +234,26 @@ class _Compiler:
         or after that start, so one range of the name's rows holds them all. That range is
         the answer itself when k is within the times kept, the spec has no filters and, for a
         window, no kept time is after now; otherwise each candidate's events are counted,
-        stopping at the k-th.
+        stopping at the k-th. A spec with filters whose rows are kept
+        (`sodate.conditions.filtered`) reads the range of that filter's rows instead, which is
+        the answer on the same terms.
         """
         if k <= 0:
             return sa.true()
-        latest = LATEST.alias("latest_times")
-        kth = latest.c[f"latest_{min(k, LATEST_KEPT)}"]
         since = self.now - terms.parse_positive_duration(spec.within) if spec.within else None
-        name_id = sa.select(NAMES.c.id).where(
-            NAMES.c.workspace_id == self.workspace_id, NAMES.c.name == spec.name
-        )
-        where: list[Boolean] = [
-            latest.c.name_id == name_id.scalar_subquery(),
-            kth.is_not(None) if since is None else kth >= since,
-        ]
-        if spec.where or k > LATEST_KEPT:
+        found = answering(self.kept, spec, k, self.now) if spec.where else None
+        if found is not None:
+            latest = FILTERED.alias("filtered_times")
+            owner = latest.c.filter_id == found.id
+        else:
+            latest = LATEST.alias("latest_times")
+            name_id = sa.select(NAMES.c.id).where(
+                NAMES.c.workspace_id == self.workspace_id, NAMES.c.name == spec.name
+            )
+            owner = latest.c.name_id == name_id.scalar_subquery()
+        kth = latest.c[f"latest_{min(k, LATEST_KEPT)}"]
+        where: list[Boolean] = [owner, kth.is_not(None) if since is None else kth >= since]
+        if (spec.where and found is None) or k > LATEST_KEPT:
             where.append(self.counted(spec, k, since, latest.c.contact_id))
         elif since is not None:
             where.append(

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions import filtered, terms
+from sodate.conditions import kept as filters_kept
 from sodate.conditions.memory import ContactState, Evaluation, EventFact, ScoreState, event_key
 from sodate.conditions.reads import nodes, reads, reads_zone
 from sodate.conditions.schemas import Condition, EventCondition, EventSpec
@@ -107,18 +108,18 @@ def load_states(
     kept_filtered: dict[tuple[int, ...], dict[str, tuple[EventSpec, int, int]]] = defaultdict(dict)
     counted: dict[tuple[int, ...], dict[str, EventSpec]] = defaultdict(dict)
     tracked = (
-        filtered.tracked_filters(session, workspace_id)
-        if any(filtered.keeps(item.spec, item.ceiling) for item in specs.values())
+        filters_kept.tracked_filters(session, workspace_id)
+        if any(filters_kept.keeps(item.spec, item.ceiling) for item in specs.values())
         else {}
     )
     for key, item in specs.items():
         among, spec = tuple(sorted(item.contacts & contacts.keys())), item.spec
-        found = tracked.get(filtered.filter_digest(spec.name, spec.where)) if tracked else None
+        found = filters_kept.answering(tracked, spec, item.ceiling, now) if tracked else None
         if any(map(reads_zone, spec.where)):
             local.append(spec)
         elif not spec.where and item.ceiling <= LATEST_KEPT:
             kept[among][key] = (spec, item.ceiling, spec.name)
-        elif found is not None and found.answers(spec, now) and item.ceiling <= LATEST_KEPT:
+        elif found is not None:
             kept_filtered[among][key] = (spec, item.ceiling, found.id)
         else:
             counted[among][key] = spec

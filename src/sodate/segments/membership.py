@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sodate.conditions.kept import tracked_filters
 from sodate.conditions.reads import reads
 from sodate.conditions.schemas import Condition, parse_condition
 from sodate.conditions.sql import matching_contacts
@@ -106,6 +107,7 @@ def recompute(
         workspace_id=workspace_id,
         now=now,
         zone=zone,
+        kept=tracked_filters(session, workspace_id),
     )
     session.execute(
         sa.text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {MATCHING.name} (id BIGINT PRIMARY KEY)")

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sodate.conditions.kept import tracked_filters
 from sodate.conditions.reads import nodes, reads
 from sodate.conditions.schemas import (
     Condition,
@@ -54,6 +55,7 @@ def preview(
         workspace_id=workspace_id,
         now=now,
         zone=workspace_zone(session, workspace_id),
+        kept=tracked_filters(session, workspace_id),
     ).subquery()
     count = session.execute(sa.select(sa.func.count()).select_from(matching)).scalar_one()
     ids = (
@@ -333,6 +335,7 @@ def existing_segment_keys(session: Session, workspace_id: str) -> set[str]:
 
 def delete_segment(session: Session, workspace_id: str, key: str, *, now: datetime) -> None:
     """Delete a segment; refused while another segment reads it (listed in the error)."""
+    lock_workspace(session, workspace_id, wait=True)
     segment = _get(session, workspace_id, key)
     users = sorted(
         other.key

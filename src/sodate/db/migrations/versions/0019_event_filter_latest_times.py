@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "workspace_id", "digest", name=op.f("uq_event_filters_workspace_id_digest")
         ),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "event_filter_latest_times",
