@@ -7,7 +7,7 @@ segments with a recomputation from scratch (`assert_exact`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from sodate.conditions import filtered, state
 from sodate.conditions.kept import tracked_filters as kept_filters_of
 from sodate.conditions.models import EventFilter, EventFilterLatestTimes
-from sodate.conditions.schemas import PropFilter, parse_condition
+from sodate.conditions.schemas import parse_condition
 from sodate.conditions.sql import matching_contacts
 from sodate.runtime import Runtime
+from sodate.segments import realtime
 from sodate.workspaces.schemas import Created
 from tests.events.helpers import advance, only_contact, process_all, send
 from tests.segments.test_segments import assert_exact, member_ids, put
@@ -49,20 +50,10 @@ def kept(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], list[date
 
 
 def refilled(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], list[datetime]]:
-    """The rows the kept filters get when filled again from the stored events, from their own
-    `since` (in a transaction rolled back)."""
+    """The rows the kept filters get when filled again from the stored events, as far back as
+    they reach (in a transaction rolled back)."""
     with runtime.db.transaction() as session:
-        filters = session.execute(sa.select(EventFilter)).scalars().all()
-        wanted = {
-            item.digest: filtered.WantedFilter(
-                item.name, [PropFilter.model_validate(f) for f in item.filters], item.since
-            )
-            for item in filters
-            if item.workspace_id == workspace_id
-        }
-        session.execute(sa.delete(EventFilterLatestTimes))
-        session.execute(sa.delete(EventFilter))
-        filtered.sync_filters(session, workspace_id, wanted, runtime.clock.now())
+        filtered.rebuild_filtered_times(session, workspace_id, runtime.clock.now())
         rows = _rows(session, workspace_id)
         session.rollback()
     return rows
@@ -206,8 +197,15 @@ def test_filters_follow_the_segments_that_count_them(
     process_all(runtime)
     sato = only_contact(client, admin_headers, user_id="u1")["id"]
 
-    week = runtime.clock.now() - timedelta(days=7)
+    # The rows reach back to the midnight (UTC) a day or more before the window's start.
+    week = (runtime.clock.now().astimezone(UTC) - timedelta(days=8)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
     put(client, admin_headers, "week", {"name": "week", "condition": browsing(1, within="7d")})
+    assert filters(runtime, workspace_id) == [("Page Viewed", week)]
+    # A batch whose `now` was read a moment before the save asks for no wider window.
+    with runtime.db.transaction() as session:
+        realtime.sync_filters(session, workspace_id, runtime.clock.now() - timedelta(seconds=1))
     assert filters(runtime, workspace_id) == [("Page Viewed", week)]
     assert [len(times) for times in kept(runtime, workspace_id).values()] == [1]
 
@@ -218,12 +216,28 @@ def test_filters_follow_the_segments_that_count_them(
 
     recent = {"prop": "at", "op": "within_last", "value": "7d"}
     clock = {"event": {"name": "Page Viewed", "where": [recent]}}
-    many = browsing(6)
-    for key, condition in (("clock", clock), ("many", many)):
+    many, none = browsing(6), browsing(0)
+    # The same filters in another order are the same filter.
+    shuffled = {"event": {"name": "Page Viewed", "where": [*PRODUCTS, recent][::-1]}}
+    both = {"event": {"name": "Page Viewed", "where": [*PRODUCTS, {"prop": "x", "op": "exists"}]}}
+    for key, condition in (
+        ("clock", clock),
+        ("many", many),
+        ("none", none),
+        ("shuffled", shuffled),
+    ):
         put(client, admin_headers, key, {"name": key, "condition": condition})
     assert filters(runtime, workspace_id) == [("Page Viewed", None)]
 
-    for key in ("week", "ever"):
+    # The same filters in another order are one filter.
+    tagged = [*PRODUCTS, {"prop": "x", "op": "exists"}]
+    both = {"event": {"name": "Page Viewed", "where": tagged}}
+    reordered = {"event": {"name": "Page Viewed", "where": tagged[::-1]}}
+    for key, condition in (("both", both), ("reordered", reordered)):
+        put(client, admin_headers, key, {"name": key, "condition": condition})
+    assert len(filters(runtime, workspace_id)) == 2
+
+    for key in ("week", "ever", "both", "reordered"):
         assert client.delete(f"/api/v1/segments/{key}", headers=admin_headers).status_code == 204
     assert filters(runtime, workspace_id) == []
     assert kept(runtime, workspace_id) == {}
@@ -276,3 +290,34 @@ def test_the_set_based_evaluator_reads_kept_rows_where_they_answer(
                 assert negated == counted, spec
     # Rows made to lie show that they were read.
     assert matching(browsing(2), lying=True) == [set(), {sato}]
+
+
+def test_late_events_and_events_after_now(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    """An event sent late, older than the rows reach, stays out of them, as a fill leaves it;
+    one timestamped after now is kept, and a window's count of its contact is made on the
+    events (the window's own events may lie beyond the times kept)."""
+    workspace_id = workspace.workspace.id
+    put(client, admin_headers, "week", {"name": "week", "condition": browsing(2, within="7d")})
+    now = runtime.clock.now()
+    for days in (-20, -3):
+        at = (now + timedelta(days=days)).isoformat()
+        view(client, workspace, "/products/1", userId="u1", timestamp=at)
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    rows = kept(runtime, workspace_id)
+    assert [len(times) for times in rows.values()] == [1]
+    assert rows == refilled(runtime, workspace_id)
+    assert member_ids(client, admin_headers, "week") == []
+
+    # Five views in the future (clock skew the correction let through), then one now.
+    for minutes in range(1, 6):
+        at = (now + timedelta(minutes=minutes)).isoformat()
+        view(client, workspace, "/products/2", userId="u1", timestamp=at)
+    process_all(runtime)
+    view(client, workspace, "/products/3", userId="u1")
+    process_all(runtime)
+    assert member_ids(client, admin_headers, "week") == [sato]
+    assert kept(runtime, workspace_id) == refilled(runtime, workspace_id)
+    assert_exact(runtime, workspace)

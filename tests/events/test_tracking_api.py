@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from sodate.app import create_app
+from sodate.conditions.terms import exact_number
 from sodate.events import models as event_models
 from sodate.events import routes
 from sodate.events import service as event_log
@@ -145,6 +146,31 @@ def test_a_text_plain_body_is_read_as_json(
     process_all(runtime)
     contact = only_contact(client, admin_headers, user_id="u-1")
     assert [e["name"] for e in timeline(client, admin_headers, contact["id"])] == ["Signed Up"]
+
+
+def test_integers_beyond_signed_64_bits_become_floating_point_numbers(
+    client: TestClient, runtime: Runtime, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    """As JavaScript reads them, and as SQLite's JSON functions do, so that conditions compare
+    the same numbers whichever evaluator reads them."""
+    numbers = {
+        "largest": 2**63 - 1,
+        "over": 2**63,
+        "unsigned": 2**64 - 1,
+        "nested": [{"under": -(2**63) - 1}],
+        "digits": "12345678901234567890",
+    }
+    send(client, write_key, "track", {**TRACK, "properties": numbers})
+    process_all(runtime)
+    contact = only_contact(client, admin_headers, user_id="u-1")
+    [event] = timeline(client, admin_headers, contact["id"])
+    stored = event["properties"]
+    # Compared as the decimals their JSON text spells, as conditions compare numbers
+    # (PostgreSQL's jsonb keeps a float's digits as an integral numeric).
+    found = [stored["largest"], stored["over"], stored["unsigned"], stored["nested"][0]["under"]]
+    expected = [2**63 - 1, float(2**63), float(2**64 - 1), float(-(2**63) - 1)]
+    assert list(map(exact_number, found)) == list(map(exact_number, expected))
+    assert stored["digits"] == "12345678901234567890"
 
 
 def test_a_gzip_body_is_inflated(

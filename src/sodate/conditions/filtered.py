@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -49,7 +49,7 @@ _NO_ZONE = ZoneInfo("UTC")
 @dataclass(frozen=True)
 class WantedFilter:
     name: str
-    where: list[PropFilter]
+    where: tuple[PropFilter, ...]
     since: datetime | None
     """The start of the widest window that counts it; None when one counts every event."""
 
@@ -69,7 +69,7 @@ def wanted_filters(conditions: Iterable[Condition], now: datetime) -> dict[str, 
             known = wanted.get(digest)
             if known is not None:
                 since = None if known.since is None or since is None else min(known.since, since)
-            wanted[digest] = WantedFilter(spec.name, list(spec.where), since)
+            wanted[digest] = WantedFilter(spec.name, tuple(spec.where), since)
     return wanted
 
 
@@ -108,25 +108,27 @@ def keep_filtered_times(
     holds = property_matcher(now=now, zone=_NO_ZONE)
     added: dict[tuple[int, int], list[datetime]] = defaultdict(list)
     for event in events:
-        for filter_id, where in kept.get(event.name or "", ()):
-            if holds(where, event.properties):
+        for filter_id, where, since in kept.get(event.name or "", ()):
+            # An event older than the rows reach (sent late) is left out, as a fill leaves it.
+            if (since is None or event.timestamp >= since) and holds(where, event.properties):
                 added[filter_id, event.contact_id].append(event.timestamp)
     latest.merge_latest_times(session, _TABLE, _KEY, added)
 
 
 def sync_filters(
     session: Session, workspace_id: str, wanted: dict[str, WantedFilter], now: datetime
-) -> dict[str, list[tuple[int, list[PropFilter]]]]:
+) -> dict[str, list[tuple[int, tuple[PropFilter, ...], datetime | None]]]:
     """Register and fill the wanted filters not kept yet (again from further back, if a
     window wider than the rows' has come), and drop those no longer wanted; return the
-    others, by event name, with their ids."""
+    others, by event name, with their ids and how far back their rows reach."""
     tracked = tracked_filters(session, workspace_id)
     gone = [found.id for digest, found in tracked.items() if digest not in wanted]
     if gone:
         session.execute(sa.delete(FILTERED).where(FILTERED.c.filter_id.in_(gone)))
         session.execute(sa.delete(FILTERS).where(FILTERS.c.id.in_(gone)))
-    kept: dict[str, list[tuple[int, list[PropFilter]]]] = defaultdict(list)
-    for digest, want in wanted.items():
+    kept: dict[str, list[tuple[int, tuple[PropFilter, ...], datetime | None]]] = defaultdict(list)
+    for digest, wanted_since in wanted.items():
+        want = replace(wanted_since, since=_reach_back(wanted_since.since))
         found = tracked.get(digest)
         if found is None:
             filter_id = session.execute(
@@ -141,7 +143,9 @@ def sync_filters(
                 .returning(FILTERS.c.id)
             ).scalar_one()
             _fill(session, workspace_id, filter_id, want, now)
-        elif found.since is not None and (want.since is None or want.since < found.since):
+        elif found.since is not None and (
+            wanted_since.since is None or wanted_since.since < found.since
+        ):
             # A wider window than the rows were filled for: fill them again from further back.
             session.execute(sa.delete(FILTERED).where(FILTERED.c.filter_id == found.id))
             session.execute(
@@ -149,8 +153,19 @@ def sync_filters(
             )
             _fill(session, workspace_id, found.id, want, now)
         else:
-            kept[want.name].append((found.id, want.where))
+            kept[want.name].append((found.id, want.where, found.since))
     return kept
+
+
+def _reach_back(since: datetime | None) -> datetime | None:
+    """How far back a filter's rows reach: to the midnight (UTC) a day or more before its
+    widest window's start. Windows read from a slightly earlier `now` (a batch's, read just
+    before a segment was saved) then still start within the rows, and are not filled again."""
+    if since is None:
+        return None
+    return (since.astimezone(UTC) - timedelta(days=1)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
 
 
 def move_filtered_times(
@@ -159,22 +174,28 @@ def move_filtered_times(
     """After a merge moved the events: the merged and surviving contacts' rows, from their
     events."""
     contacts = sorted({c for merge in merges for c in (merge.merged, merge.survivor)})
+    if contacts:
+        rebuild_filtered_times(session, workspace_id, now, contacts)
+
+
+def rebuild_filtered_times(
+    session: Session, workspace_id: str, now: datetime, contact_ids: Sequence[int] | None = None
+) -> None:
+    """The kept filters' rows of `contact_ids` (every contact when None), from their events."""
     rows = session.execute(
         sa.select(FILTERS.c.id, FILTERS.c.name, FILTERS.c.filters, FILTERS.c.since).where(
             FILTERS.c.workspace_id == workspace_id
         )
     ).all()
-    if not rows or not contacts:
+    if not rows:
         return
-    session.execute(
-        sa.delete(FILTERED).where(
-            FILTERED.c.filter_id.in_([row.id for row in rows]),
-            FILTERED.c.contact_id.in_(contacts),
-        )
-    )
+    old = [FILTERED.c.filter_id.in_([row.id for row in rows])]
+    if contact_ids is not None:
+        old.append(FILTERED.c.contact_id.in_(contact_ids))
+    session.execute(sa.delete(FILTERED).where(*old))
     for filter_id, name, filters, since in rows:
-        where = [PropFilter.model_validate(item) for item in filters]
-        _fill(session, workspace_id, filter_id, WantedFilter(name, where, since), now, contacts)
+        where = tuple(PropFilter.model_validate(item) for item in filters)
+        _fill(session, workspace_id, filter_id, WantedFilter(name, where, since), now, contact_ids)
 
 
 def _fill(

@@ -22,14 +22,16 @@ FILTERS: sa.Table = EventFilter.__table__  # type: ignore[assignment]
 
 def filter_digest(name: str, where: Sequence[PropFilter]) -> str:
     """What identifies the events of a name that a list of filters selects."""
-    text = "\x00".join([name, *(item.model_dump_json() for item in where)])
+    # Filters are all met, in any order: the same ones listed in another order are one filter.
+    text = "\x00".join([name, *sorted(item.model_dump_json() for item in where)])
     return sha256(text.encode()).hexdigest()
 
 
 def keeps(spec: EventSpec, ceiling: int) -> bool:
     """Whether kept times can answer a count of the spec that needs `ceiling` events counted:
-    it has filters, and they read neither the clock nor a time zone."""
-    return bool(spec.where) and ceiling <= LATEST_KEPT and not any(map(reads_zone, spec.where))
+    it has filters, and they read neither the clock nor a time zone. (A count that needs none
+    counted, `gte 0`, reads no rows.)"""
+    return bool(spec.where) and 1 <= ceiling <= LATEST_KEPT and not any(map(reads_zone, spec.where))
 
 
 @dataclass(frozen=True)

@@ -267,12 +267,12 @@ def _count_latest(
     stored = latest.stored_time(session)
     present = stored(now)
     by_kept: dict[Kept, list[tuple[str, Any, int]]] = defaultdict(list)
-    for key, (spec, ceiling, kept) in specs.items():
+    for key, (spec, ceiling, owner) in specs.items():
         since = stored(now - terms.parse_positive_duration(spec.within)) if spec.within else None
-        by_kept[kept].append((key, since, ceiling))
+        by_kept[owner].append((key, since, ceiling))
     recount: dict[str, set[int]] = defaultdict(set)
-    for kept, contact, times in rows:
-        for key, since, ceiling in by_kept[kept]:
+    for owner, contact, times in rows:
+        for key, since, ceiling in by_kept[owner]:
             if since is not None and times[0] is not None and times[0] > present:
                 recount[key].add(contact)
                 continue

@@ -10,6 +10,7 @@ import base64
 import binascii
 import gzip
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -117,7 +118,29 @@ def _parse_body(body: bytes, encoding: str | None, limit: int) -> dict[str, Any]
             raise TrackingInvalid("the body is nested too deeply") from None
     if not isinstance(document, dict):
         raise TrackingInvalid("the body must be a JSON object")
-    return document
+    return _javascript_numbers(document) if _LONG_DIGITS.search(body) else document
+
+
+_LONG_DIGITS = re.compile(rb"\d{19}")
+"""Where an integer beyond signed 64 bits may be: it has 19 digits or more."""
+
+
+def _javascript_numbers(value: Any) -> Any:
+    """Integers beyond signed 64 bits as floating point numbers, as JavaScript reads them.
+
+    orjson keeps integers up to 2^64 - 1, which SQLite's JSON functions read as floating
+    point: the two evaluators of conditions would then compare different numbers. One too
+    large even for a float stays as it is."""
+    if isinstance(value, dict):
+        return {key: _javascript_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_javascript_numbers(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        try:
+            return float(value)
+        except OverflowError:
+            return value
+    return value
 
 
 def _write_key(request: TrackingRequest, document: dict[str, Any]) -> str:

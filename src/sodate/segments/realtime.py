@@ -32,19 +32,20 @@ from sodate.workspaces.service import workspace_zone
 def keep_filtered_times(session: Session, batch: EventBatch) -> None:
     """Before the steps that read them: the latest times of the event filters the dynamic
     segments count (`sodate.conditions.filtered`), with the batch's events."""
-    wanted = wanted_filters(session, batch.workspace_id, batch.now)
+    wanted = _wanted_filters(session, batch.workspace_id, batch.now)
     filtered.keep_filtered_times(session, batch.workspace_id, wanted, batch.events, batch.now)
 
 
 def sync_filters(session: Session, workspace_id: str, now: datetime) -> None:
     """After the dynamic segments changed: keep the event filters they count now, filled from
     the stored events, and only those."""
-    filtered.sync_filters(session, workspace_id, wanted_filters(session, workspace_id, now), now)
+    filtered.sync_filters(session, workspace_id, _wanted_filters(session, workspace_id, now), now)
 
 
-def wanted_filters(
+def _wanted_filters(
     session: Session, workspace_id: str, now: datetime
 ) -> dict[str, filtered.WantedFilter]:
+    """The event filters the workspace's dynamic segments count, by digest."""
     segments = membership.dynamic_segments(session, workspace_id)
     return filtered.wanted_filters((segment.condition for segment in segments), now)
 
