@@ -116,24 +116,29 @@ def fetch_in(
     params: tuple[Any, ...] = (),
     *,
     chunk: int = 500,
+    then: str = "",
 ) -> list[Any]:
-    """Rows of a statement that ends in `IN`, for every value: `params` bind the `?` before it.
+    """Rows of a statement that ends in `IN`, for every value: `params` bind the `?` before it,
+    and `then` (a `GROUP BY`, say) follows the values.
 
     The values are bound too: on PostgreSQL as one array (`= ANY(?)`), whose plan does not
     grow with the values as an `IN` list's does (lists of 500 cost four to ten times as much); on
-    SQLite a chunk at a time, only their placeholders going into the text.
+    SQLite a chunk at a time, only their placeholders going into the text (so a group never
+    spans two chunks when the values are what it groups by).
     """
     if not values:
         return []
     if session.get_bind().dialect.name == "postgresql":
         assert statement.endswith(" IN"), statement
         array = "bigint[]" if isinstance(values[0], int) else "text[]"
-        return fetch_all(session, f"{statement[:-3]} = ANY(?::{array})", (*params, list(values)))
+        return fetch_all(
+            session, f"{statement[:-3]} = ANY(?::{array}){then}", (*params, list(values))
+        )
     rows: list[Any] = []
     for start in range(0, len(values), chunk):
         part = tuple(values[start : start + chunk])
         in_list = ", ".join("?" * len(part))
-        rows.extend(fetch_all(session, f"{statement} ({in_list})", (*params, *part)))
+        rows.extend(fetch_all(session, f"{statement} ({in_list}){then}", (*params, *part)))
     return rows
 
 

@@ -186,16 +186,21 @@ def _refresh_readers(
 def _members(session: Session, segment_ids: list[int], contacts: list[int]) -> dict[int, set[int]]:
     """The contacts' memberships of the segments (the workspace's own): read by contact from
     the index of contact and segment alone, which is cheaper than a probe for every segment
-    and contact pair. The `+` keeps SQLite from making such pairs of the two lists."""
+    and contact pair, and one row per contact with its segments, since a row costs more to
+    read than its values. The `+` keeps SQLite from making such pairs of the two lists."""
     found: dict[int, set[int]] = {segment_id: set() for segment_id in segment_ids}
     if not segment_ids:
         return found
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    together = "array_agg" if postgresql else "group_concat"
     statement = (
-        "SELECT segment_id, contact_id FROM segment_members"  # noqa: S608 (placeholders only)
+        f"SELECT contact_id, {together}(segment_id) FROM segment_members"  # noqa: S608 (placeholders only)
         f" WHERE +segment_id IN ({', '.join('?' * len(segment_ids))}) AND contact_id IN"
     )
-    for segment_id, contact in fetch_in(session, statement, contacts, tuple(segment_ids)):
-        found[segment_id].add(contact)
+    rows = fetch_in(session, statement, contacts, tuple(segment_ids), then=" GROUP BY contact_id")
+    for contact, held in rows:
+        for segment_id in held if postgresql else map(int, held.split(",")):
+            found[segment_id].add(contact)
     return found
 
 
