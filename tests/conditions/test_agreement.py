@@ -11,7 +11,6 @@ equal across int and float.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -559,7 +558,7 @@ def test_sql_and_memory_agree(runtime: Runtime, workspace: Created, data: st.Dat
         ):
             facts[contact_id].append(EventFact(name, properties, timestamp))
         in_memory = Evaluation(
-            {c: replace(state, events=facts[c]) for c, state in loaded.states.items()},
+            {c: state._replace(events=facts[c]) for c, state in loaded.states.items()},
             now=now,
             zone=zone,
         )
