@@ -70,3 +70,16 @@ def test_write_transaction_rolls_back_on_error(runtime: Runtime) -> None:
         raise RuntimeError("boom")
     with runtime.db.read() as session:
         assert session.get(ClockState, 2) is None
+
+
+def test_a_read_sees_one_snapshot_whatever_commits_meanwhile(runtime: Runtime) -> None:
+    """A read of several statements (a preview reads the kept event filters, then counts
+    with them) sees the database as its first statement saw it."""
+    count = sa.select(sa.func.count()).select_from(ClockState)
+    with runtime.db.read() as session:
+        before = session.execute(count).scalar_one()
+        with runtime.db.transaction() as writer:
+            writer.add(ClockState(id=3, now=datetime(2026, 4, 1, tzinfo=UTC)))
+        assert session.execute(count).scalar_one() == before
+    with runtime.db.read() as session:
+        assert session.execute(count).scalar_one() == before + 1

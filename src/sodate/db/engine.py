@@ -93,9 +93,15 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._write = sessionmaker(bind=engine, expire_on_commit=False)
-        self._read = sessionmaker(
-            bind=engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"}), expire_on_commit=False
+        # A read sees one snapshot however many statements it runs (a preview reads the kept
+        # event filters, then counts with them): SQLite's transactions do; PostgreSQL's at
+        # REPEATABLE READ, which a transaction that only reads never fails at.
+        reads = (
+            {"isolation_level": "REPEATABLE READ"}
+            if self.dialect == "postgresql"
+            else {_BEGIN_OPTION: "DEFERRED"}
         )
+        self._read = sessionmaker(bind=engine.execution_options(**reads), expire_on_commit=False)
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._writer: int | None = None
 
@@ -126,7 +132,7 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A read-only transaction that never blocks on writers."""
+        """A read-only transaction that never blocks on writers, on one snapshot."""
         with self._read() as session:
             try:
                 yield session
