@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sodate.db.base import Base, BigId, JSONDocument, MicrosecondTime, UTCDateTime
+from sodate.db.base import Base, BigId, JSONDocument, UTCDateTime
+from sodate.events.models import LatestTimes
 
 
 class EventFilter(Base):
@@ -34,7 +35,7 @@ class EventFilter(Base):
     since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class EventFilterLatestTimes(Base):
+class EventFilterLatestTimes(LatestTimes, Base):
     """A contact's latest times of the events matching one filter, newest first, as
     `event_latest_times` keeps them per name (and, like it, without foreign keys: the pipeline
     writes it for every contact and filter a batch touches)."""
@@ -47,8 +48,3 @@ class EventFilterLatestTimes(Base):
 
     filter_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    latest_1: Mapped[datetime] = mapped_column(MicrosecondTime)
-    latest_2: Mapped[datetime | None] = mapped_column(MicrosecondTime)
-    latest_3: Mapped[datetime | None] = mapped_column(MicrosecondTime)
-    latest_4: Mapped[datetime | None] = mapped_column(MicrosecondTime)
-    latest_5: Mapped[datetime | None] = mapped_column(MicrosecondTime)

@@ -163,7 +163,18 @@ LATEST_KEPT = 5
 """How many of a contact's latest times per event name `event_latest_times` keeps."""
 
 
-class EventLatestTimes(Base):
+class LatestTimes:
+    """The times a table of latest times keeps for a contact, newest first: `LATEST_KEPT`
+    columns of 8 bytes (`MicrosecondTime`), as `sodate.events.latest` merges them."""
+
+    latest_1: Mapped[datetime] = mapped_column(MicrosecondTime)
+    latest_2: Mapped[datetime | None] = mapped_column(MicrosecondTime)
+    latest_3: Mapped[datetime | None] = mapped_column(MicrosecondTime)
+    latest_4: Mapped[datetime | None] = mapped_column(MicrosecondTime)
+    latest_5: Mapped[datetime | None] = mapped_column(MicrosecondTime)
+
+
+class EventLatestTimes(LatestTimes, Base):
     """A contact's `LATEST_KEPT` latest event times of one name, newest first (`latest_1`).
 
     Set-based conditions read it instead of grouping events: a contact has at least k events
@@ -187,8 +198,3 @@ class EventLatestTimes(Base):
 
     name_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    latest_1: Mapped[datetime] = mapped_column(MicrosecondTime)
-    latest_2: Mapped[datetime | None] = mapped_column(MicrosecondTime)
-    latest_3: Mapped[datetime | None] = mapped_column(MicrosecondTime)
-    latest_4: Mapped[datetime | None] = mapped_column(MicrosecondTime)
-    latest_5: Mapped[datetime | None] = mapped_column(MicrosecondTime)
