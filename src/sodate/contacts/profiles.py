@@ -32,6 +32,9 @@ class ProfileChange:
     company_id: int | None = None
     source: str | None = None
     clear: Sequence[str] = ()
+    prepared: PreparedProfile | None = None
+    """This change's `prepare_profile`, worked out ahead (an import's parsing process does it
+    while the writer writes): the row of a contact created by this change alone."""
 
 
 def filled(value: Any) -> bool:
@@ -277,7 +280,7 @@ NEW_CONTACT_COLUMNS = (
 def new_contact_row(
     contact_id: int,
     workspace_id: str,
-    changes: Iterable[ProfileChange],
+    changes: Sequence[ProfileChange],
     *,
     source: str,
     values: DriverValues,
@@ -289,10 +292,60 @@ def new_contact_row(
     profile it would have after `apply_profile_changes`, written in one insert instead of an
     empty row filled afterwards (SQLite pays most of a row's cost again to grow it in place).
     """
+    if len(changes) == 1 and (ready := changes[0].prepared) is not None:
+        change = changes[0]
+        if ready.source == change.source == source and change.seen_at is None and not change.clear:
+            return (
+                contact_id,
+                workspace_id,
+                ready.traits,
+                ready.user_id,
+                ready.email,
+                ready.phone,
+                change.company_id or None,
+                ready.sources,
+                None,
+                None,
+                ready.search_text,
+                stamp,
+                stamp,
+            )
     profile = _Profile({}, None, None, None, None, [source])
     for change in changes:
         _apply(profile, change)
     return (contact_id, workspace_id, *_profile_columns(profile, values), stamp, stamp)
+
+
+class PreparedProfile(NamedTuple):
+    """The profile columns of a contact created by one change with a source and no time seen:
+    `new_contact_row`'s columns from traits to search_text, but the company and the times."""
+
+    traits: str
+    user_id: str | None
+    email: str | None
+    phone: str | None
+    sources: str
+    search_text: str
+    source: str
+    """The source it was prepared with: a batch of another source works the profile out."""
+
+
+def prepare_profile(
+    traits: Mapping[str, Any], *, user_id: str | None, source: str
+) -> PreparedProfile:
+    """What `new_contact_row` makes of a `ProfileChange` with these traits, user id and
+    source, and nothing else, when the batch that creates the contact has this source. It
+    needs no database, so it can be worked out before the write, and in another process."""
+    profile = _Profile({}, None, None, None, None, [source])
+    _apply(profile, ProfileChange(0, traits=traits, user_id=user_id, source=source))
+    traits_text, user, email, phone, _, sources, _, _, searched = _profile_columns(
+        profile, _COLUMN_VALUES
+    )
+    return PreparedProfile(traits_text, user, email, phone, sources, searched, source)
+
+
+_COLUMN_VALUES = DriverValues("sqlite")
+"""A prepared profile has no times: its columns are the same for every database."""
 
 
 def _profile_columns(profile: _Profile, values: DriverValues) -> tuple[Any, ...]:

@@ -24,7 +24,12 @@ from sodate.contacts.identifiers import (
     usable_id,
 )
 from sodate.contacts.identity import resolve_identities
-from sodate.contacts.profiles import ProfileChange, apply_profile_changes
+from sodate.contacts.profiles import (
+    PreparedProfile,
+    ProfileChange,
+    apply_profile_changes,
+    prepare_profile,
+)
 from sodate.contacts.resolution import IdentityClaim
 from sodate.contacts.schemas import ContactPatch, ContactUpsert
 from sodate.contacts.service import live_contact_id
@@ -87,10 +92,12 @@ def upsert_contacts(
     source: str = API_SOURCE,
     context: dict[str, Any] | None = None,
     company_traits: Mapping[str, Mapping[str, Any]] | None = None,
+    prepared: Sequence[PreparedProfile | None] | None = None,
 ) -> list[Upserted]:
     """Create or update one contact per row, in order; rows must have passed check_identifiers.
 
     `company_traits` (by group key) are set on the rows' companies as they are linked.
+    `prepared`, one a row where given, is each row's `prepare_new_contact` with this source.
 
     The pipeline's contact steps are done here, by the same functions and rules: resolution,
     with new contacts created holding their profile (one insert instead of an empty row
@@ -114,8 +121,9 @@ def upsert_contacts(
             user_id=row.user_id,
             company_id=companies.ids.get(row.company_key) if row.company_key else None,
             source=source,
+            prepared=prepared[number] if prepared is not None else None,
         )
-        for row, event in zip(rows, events, strict=True)
+        for number, (row, event) in enumerate(zip(rows, events, strict=True))
     ]
     resolution = resolve_identities(
         session,
@@ -242,11 +250,7 @@ def _identify_events(
     no_external_ids = {**shared_context, "externalIds": []}
     events = []
     for number, row in enumerate(rows):
-        traits = dict(row.traits)
-        if row.email is not None:
-            traits["email"] = row.email
-        if row.phone is not None:
-            traits["phone"] = row.phone
+        traits = _identify_traits(row)
         external_ids = row.external_ids
         events.append(
             BatchEvent(
@@ -271,3 +275,19 @@ def _identify_events(
             )
         )
     return events
+
+
+def _identify_traits(row: ContactData) -> dict[str, Any]:
+    """The traits of a row's identify event: its traits, with its email and phone."""
+    traits = dict(row.traits)
+    if row.email is not None:
+        traits["email"] = row.email
+    if row.phone is not None:
+        traits["phone"] = row.phone
+    return traits
+
+
+def prepare_new_contact(row: ContactData, *, source: str) -> PreparedProfile:
+    """The profile the row's contact is created with, should an upsert with this source create
+    it; worked out ahead of the upsert (`upsert_contacts`' `prepared`), without a database."""
+    return prepare_profile(_identify_traits(row), user_id=row.user_id, source=source)

@@ -58,6 +58,7 @@ def apply_contacts(
         source=source,
         context=context,
         company_traits=names,
+        prepared=[row.prepared for row in rows],
     )
     return _count(results)
 

@@ -15,7 +15,9 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from sodate.contacts.identifiers import is_placeholder, normalize_email, normalize_phone
+from sodate.contacts.profiles import PreparedProfile
 from sodate.contacts.schemas import ContactUpsert
+from sodate.contacts.writes import prepare_new_contact
 from sodate.imports.csvfile import Record, undecoded
 from sodate.imports.mapping import (
     EMPTY_MARKERS,
@@ -70,6 +72,9 @@ class ParsedRow(NamedTuple):
     """What `normalize_email` makes of `contact.email`: the writer need not work it out again."""
     normalized_phone: str | None = None
     """What `normalize_phone` makes of `contact.phone`."""
+    prepared: PreparedProfile | None = None
+    """The profile the contact is created with if it is new (`prepare_new_contact`): worked
+    out here, in the parsing process, not by the writer."""
 
 
 @dataclass
@@ -108,6 +113,7 @@ class RowParser:
         encoding: str,
         zone: tzinfo,
         fixed_event: str | None = None,
+        source: str | None = None,
     ) -> None:
         self.header = list(header)
         handlers: dict[Target, Take] = {
@@ -140,6 +146,8 @@ class RowParser:
         self.encoding = encoding
         self.zone = zone
         self.fixed_event = fixed_event
+        self.source = source
+        """The import's source, which contact rows' prepared profiles hold; None: none made."""
 
     def parse(self, record: Record) -> ParsedRow | list[RowError]:
         line = record.line
@@ -222,6 +230,9 @@ class RowParser:
             properties=values.named if self.events else {},
             normalized_email=values.normalized_email,
             normalized_phone=values.normalized_phone,
+            prepared=None
+            if self.events or self.source is None
+            else prepare_new_contact(contact, source=self.source),
         )
 
     def _name_of(self, target: Target) -> str | None:

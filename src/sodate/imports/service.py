@@ -238,6 +238,7 @@ def row_parser(session: Session, record: Import) -> Callable[[], RowParser]:
         encoding=record.encoding,
         zone=workspaces.workspace_zone(session, record.workspace_id),
         fixed_event=record.options.get("event"),
+        source=record.source,
     )
 
 
