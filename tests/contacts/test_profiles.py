@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sodate.contacts.profiles import ProfileChange, new_contact_row
-from sodate.contacts.writes import prepare_new_contact
+from sodate.contacts.writes import prepare_contact
 from sodate.db.bulk import DriverValues
 
 TRAIT_NAMES = ("name", "firstName", "lastName", "firstNameKana", "title", "company", "メモ")
@@ -68,7 +68,7 @@ def test_a_prepared_profile_makes_the_row_the_change_makes(
         user_id=user_id,
         company_id=company_id,
         source=source,
-        prepared=prepare_new_contact(row, source=source),
+        prepared=prepare_contact(row, source=source).profile,
     )
     values = DriverValues("postgresql" if postgresql else "sqlite")
 
@@ -84,7 +84,7 @@ def test_a_prepared_profile_of_another_source_is_not_used() -> None:
         contact_id=0,
         traits={"firstName": "太郎", "email": "taro@example.jp"},
         source="api",
-        prepared=prepare_new_contact(row, source="import"),
+        prepared=prepare_contact(row, source="import").profile,
     )
     stored = new_contact_row(
         5, "ws", [change], source="api", values=DriverValues("sqlite"), stamp="now"

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sodate.contacts.identifiers import normalize_email, normalize_phone
+from sodate.contacts.identifiers import IdentityKind, normalize_email, normalize_phone
 from sodate.contacts.schemas import ContactUpsert
+from sodate.contacts.writes import prepare_contact
 from sodate.imports.csvfile import Record
 from sodate.imports.mapping import resolve_mapping
 from sodate.imports.models import ImportKind
@@ -42,9 +43,11 @@ ROWS = st.tuples(
 ).map(list)
 
 
-def _parser(header: list[str], mapping: dict[str, str]) -> RowParser:
+def _parser(header: list[str], mapping: dict[str, str], source: str | None = None) -> RowParser:
     fields = resolve_mapping(ImportKind.CONTACTS, header, mapping)
-    return RowParser(ImportKind.CONTACTS, header, fields, encoding="utf-8", zone=TOKYO)
+    return RowParser(
+        ImportKind.CONTACTS, header, fields, encoding="utf-8", zone=TOKYO, source=source
+    )
 
 
 def _parse(parser: RowParser, cells: list[str]) -> ParsedRow | list[RowError]:
@@ -62,15 +65,19 @@ def test_every_row_the_parser_accepts_is_a_valid_upsert_unchanged(cells: list[st
 
 @settings(max_examples=200, deadline=None)
 @given(ROWS)
-def test_a_rows_normalized_identifiers_are_what_the_writer_would_work_out(
+def test_a_row_carries_its_contacts_claim_and_profile_prepared_with_the_source(
     cells: list[str],
 ) -> None:
-    # The writer takes them as its own normalization (remember_normalized): a wrong one would
+    # The writer takes them as its own (`upsert_contacts`' `prepared`): a wrong claim would
     # resolve the row to another person.
-    result = _parse(_parser(HEADER, {"年齢": "age:int"}), cells)
+    result = _parse(_parser(HEADER, {"年齢": "age:int"}, source="展示会2026"), cells)
     if isinstance(result, ParsedRow):
-        assert result.normalized_email == normalize_email(result.contact.email)
-        assert result.normalized_phone == normalize_phone(result.contact.phone)
+        assert result.prepared == prepare_contact(result.contact, source="展示会2026")
+        assert result.prepared is not None
+        keys = dict(result.prepared.claim.keys)
+        assert keys.get(IdentityKind.EMAIL) == normalize_email(result.contact.email)
+        assert keys.get(IdentityKind.PHONE) == normalize_phone(result.contact.phone)
+        assert result.prepared.profile.source == "展示会2026"
 
 
 def test_names_the_schema_refuses_leave_the_rows_to_it() -> None:

@@ -7,7 +7,6 @@ Placeholder values that SDKs and forms emit when nothing is known (`null`, `unde
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -87,9 +86,8 @@ IDENTIFIER_CACHE_SIZE = 65_536
 
 
 # Normalized values by the text they came from. Batches repeat the same identifiers (an
-# identify's email in resolution, then in the profile), and an import's parsing process sends
-# what it normalized (`remember_normalized`). Plain dicts, emptied when full: a lookup costs
-# a fraction of an lru_cache call, and every entry is what the function itself returns.
+# identify's email in resolution, then in the profile). Plain dicts, emptied when full: a
+# lookup costs a fraction of an lru_cache call, and every entry is what the function returns.
 _EMAILS: dict[str, str | None] = {}
 _PHONES: dict[str, str | None] = {}
 """Phone numbers read in the default region, the only one batches use."""
@@ -99,17 +97,6 @@ def _remember(cache: dict[str, str | None], text: str, normalized: str | None) -
     if len(cache) >= IDENTIFIER_CACHE_SIZE:
         cache.clear()
     cache[text] = normalized
-
-
-def remember_normalized(emails: Mapping[str, str], phones: Mapping[str, str]) -> None:
-    """Take normalizations done in another process as if they were done here.
-
-    The values must be what `normalize_email` and `normalize_phone` (default region) return
-    for their texts: an import's parsing process computes them with those same functions.
-    """
-    for cache, known in ((_EMAILS, emails), (_PHONES, phones)):
-        for text, normalized in known.items():
-            _remember(cache, text, normalized)
 
 
 def normalize_email(value: object) -> str | None:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -92,12 +92,12 @@ def upsert_contacts(
     source: str = API_SOURCE,
     context: dict[str, Any] | None = None,
     company_traits: Mapping[str, Mapping[str, Any]] | None = None,
-    prepared: Sequence[PreparedProfile | None] | None = None,
+    prepared: Sequence[PreparedContact | None] | None = None,
 ) -> list[Upserted]:
     """Create or update one contact per row, in order; rows must have passed check_identifiers.
 
     `company_traits` (by group key) are set on the rows' companies as they are linked.
-    `prepared`, one a row where given, is each row's `prepare_new_contact` with this source.
+    `prepared`, one a row where given, is each row's `prepare_contact` with this source.
 
     The pipeline's contact steps are done here, by the same functions and rules: resolution,
     with new contacts created holding their profile (one insert instead of an empty row
@@ -114,6 +114,7 @@ def upsert_contacts(
         [CompanyChange(key, (company_traits or {}).get(key, {})) for key in sorted(keys)],
         now=now,
     )
+    ready = prepared if prepared is not None else [None] * len(rows)
     changes = [
         ProfileChange(
             contact_id=0,
@@ -121,14 +122,17 @@ def upsert_contacts(
             user_id=row.user_id,
             company_id=companies.ids.get(row.company_key) if row.company_key else None,
             source=source,
-            prepared=prepared[number] if prepared is not None else None,
+            prepared=None if contact is None else contact.profile,
         )
-        for number, (row, event) in enumerate(zip(rows, events, strict=True))
+        for row, event, contact in zip(rows, events, ready, strict=True)
     ]
     resolution = resolve_identities(
         session,
         workspace_id,
-        [_claim(row, event.traits) for row, event in zip(rows, events, strict=True)],
+        [
+            _claim(row, event.traits) if contact is None else contact.claim
+            for row, event, contact in zip(rows, events, ready, strict=True)
+        ],
         now=now,
         source=source,
         profiles=changes,
@@ -287,7 +291,19 @@ def _identify_traits(row: ContactData) -> dict[str, Any]:
     return traits
 
 
-def prepare_new_contact(row: ContactData, *, source: str) -> PreparedProfile:
-    """The profile the row's contact is created with, should an upsert with this source create
-    it; worked out ahead of the upsert (`upsert_contacts`' `prepared`), without a database."""
-    return prepare_profile(_identify_traits(row), user_id=row.user_id, source=source)
+class PreparedContact(NamedTuple):
+    """What an upsert with a source makes of a row without the database (`prepare_contact`)."""
+
+    claim: IdentityClaim
+    profile: PreparedProfile
+    """The profile the row's contact is created with, if the upsert creates it."""
+
+
+def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:
+    """The row's identity claim and new profile, as an upsert with this source works them out;
+    worked out ahead of the upsert (`upsert_contacts`' `prepared`), in an import's parsing
+    process, while the writer writes."""
+    traits = _identify_traits(row)
+    return PreparedContact(
+        _claim(row, traits), prepare_profile(traits, user_id=row.user_id, source=source)
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from sodate.contacts import writes
-from sodate.contacts.identifiers import remember_normalized
 from sodate.events import service as event_log
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.events.schemas import MessageType
@@ -44,7 +43,6 @@ def apply_contacts(
     context: dict[str, Any],
 ) -> Applied:
     """Create or update the rows' contacts, and the companies they name."""
-    _remember_normalized(rows)
     names = {
         row.contact.company_key: {"name": row.company_name}
         for row in rows
@@ -61,17 +59,6 @@ def apply_contacts(
         prepared=[row.prepared for row in rows],
     )
     return _count(results)
-
-
-def _remember_normalized(rows: Iterable[ParsedRow]) -> None:
-    """Hand the parser's normalized emails and phones to the writer's resolution."""
-    emails, phones = {}, {}
-    for row in rows:
-        if row.normalized_email is not None and row.contact.email is not None:
-            emails[row.contact.email] = row.normalized_email
-        if row.normalized_phone is not None and row.contact.phone is not None:
-            phones[row.contact.phone] = row.normalized_phone
-    remember_normalized(emails, phones)
 
 
 def _count(results: Sequence[writes.Upserted]) -> Applied:
@@ -110,7 +97,6 @@ def apply_events(
     applied = Applied(skipped=len(rows) - len(fresh))
     if not fresh:
         return applied
-    _remember_normalized(fresh.values())
     found = writes.upsert_contacts(
         session,
         workspace_id,
@@ -118,6 +104,7 @@ def apply_events(
         now=now,
         source=source,
         context=context,
+        prepared=[row.prepared for row in fresh.values()],
     )
     events = [
         BatchEvent(

@@ -15,9 +15,8 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from sodate.contacts.identifiers import is_placeholder, normalize_email, normalize_phone
-from sodate.contacts.profiles import PreparedProfile
 from sodate.contacts.schemas import ContactUpsert
-from sodate.contacts.writes import prepare_new_contact
+from sodate.contacts.writes import PreparedContact, prepare_contact
 from sodate.imports.csvfile import Record, undecoded
 from sodate.imports.mapping import (
     EMPTY_MARKERS,
@@ -68,21 +67,15 @@ class ParsedRow(NamedTuple):
     event: str | None
     timestamp: datetime | None
     properties: dict[str, Any]
-    normalized_email: str | None = None
-    """What `normalize_email` makes of `contact.email`: the writer need not work it out again."""
-    normalized_phone: str | None = None
-    """What `normalize_phone` makes of `contact.phone`."""
-    prepared: PreparedProfile | None = None
-    """The profile the contact is created with if it is new (`prepare_new_contact`): worked
-    out here, in the parsing process, not by the writer."""
+    prepared: PreparedContact | None = None
+    """A contact row's identity claim and new profile (`prepare_contact`): worked out here,
+    in the parsing process, not by the writer."""
 
 
 @dataclass
 class _Values:
     email: str | None = None
     phone: str | None = None
-    normalized_email: str | None = None
-    normalized_phone: str | None = None
     user_id: str | None = None
     external_ids: dict[str, str] = field(default_factory=dict)
     company: str | None = None
@@ -147,7 +140,7 @@ class RowParser:
         self.zone = zone
         self.fixed_event = fixed_event
         self.source = source
-        """The import's source, which contact rows' prepared profiles hold; None: none made."""
+        """The import's source, which contact rows are prepared with; None: none are."""
 
     def parse(self, record: Record) -> ParsedRow | list[RowError]:
         line = record.line
@@ -228,11 +221,7 @@ class RowParser:
             event=event,
             timestamp=values.timestamp,
             properties=values.named if self.events else {},
-            normalized_email=values.normalized_email,
-            normalized_phone=values.normalized_phone,
-            prepared=None
-            if self.events or self.source is None
-            else prepare_new_contact(contact, source=self.source),
+            prepared=None if self.source is None else prepare_contact(contact, source=self.source),
         )
 
     def _name_of(self, target: Target) -> str | None:
@@ -267,7 +256,7 @@ def _take_email(values: _Values, column: Field, raw: str) -> str | None:
     normalized = normalize_email(text)
     if normalized is None:
         return "not an email address"
-    values.email, values.normalized_email = text, normalized
+    values.email = text
     return None
 
 
@@ -276,10 +265,7 @@ def _take_phone(values: _Values, column: Field, raw: str) -> str | None:
     normalized = normalize_phone(text)
     if normalized is None:
         return "not a valid phone number"
-    if len(text) <= MAX_PHONE:
-        values.phone, values.normalized_phone = text, normalized
-    else:
-        values.phone = normalized
+    values.phone = text if len(text) <= MAX_PHONE else normalized
     return None
 
 
