@@ -37,8 +37,19 @@ def message_key(message_id: str) -> int:
     Two ids may share a key; lookups compare the ids themselves. SHA-256 because PostgreSQL
     computes it too (migration 0014 fills the keys of stored events in SQL).
     """
-    key = int.from_bytes(sha256(message_id.encode()).digest()[:8], "big", signed=True)
-    return key or 1
+    key = _KEYS.get(message_id)
+    if key is None:
+        if len(_KEYS) >= _KEPT_KEYS:
+            _KEYS.clear()
+        hashed = int.from_bytes(sha256(message_id.encode()).digest()[:8], "big", signed=True)
+        key = _KEYS[message_id] = hashed or 1
+    return key
+
+
+# A batch asks for each message's key twice (its look-up of stored messages, then its insert):
+# the second is a look-up (0.02 µs) instead of a hash (0.5 µs).
+_KEYS: dict[str, int] = {}
+_KEPT_KEYS = 65_536
 
 
 def _message_key_default(context: Any) -> int:
