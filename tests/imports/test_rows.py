@@ -43,7 +43,7 @@ ROWS = st.tuples(
 ).map(list)
 
 
-def _parser(header: list[str], mapping: dict[str, str], source: str | None = None) -> RowParser:
+def _parser(header: list[str], mapping: dict[str, str], source: str = "import") -> RowParser:
     fields = resolve_mapping(ImportKind.CONTACTS, header, mapping)
     return RowParser(
         ImportKind.CONTACTS, header, fields, encoding="utf-8", zone=TOKYO, source=source
@@ -73,7 +73,6 @@ def test_a_row_carries_its_contacts_claim_and_profile_prepared_with_the_source(
     result = _parse(_parser(HEADER, {"年齢": "age:int"}, source="展示会2026"), cells)
     if isinstance(result, ParsedRow):
         assert result.prepared == prepare_contact(result.contact, source="展示会2026")
-        assert result.prepared is not None
         keys = dict(result.prepared.claim.keys)
         assert keys.get(IdentityKind.EMAIL) == normalize_email(result.contact.email)
         assert keys.get(IdentityKind.PHONE) == normalize_phone(result.contact.phone)

@@ -33,8 +33,9 @@ class ProfileChange:
     source: str | None = None
     clear: Sequence[str] = ()
     prepared: PreparedProfile | None = None
-    """This change's `prepare_profile`, worked out ahead (an import's parsing process does it
-    while the writer writes): the row of a contact created by this change alone."""
+    """`prepare_profile` of this change's traits, user id and source, worked out ahead (an
+    import's parsing process does it while the writer writes): the profile of a contact
+    created by this change alone. It must be of this change; nothing checks its traits."""
 
 
 def filled(value: Any) -> bool:
@@ -291,10 +292,17 @@ def new_contact_row(
     It holds what the changes, in order, make of a contact that holds only the source: the
     profile it would have after `apply_profile_changes`, written in one insert instead of an
     empty row filled afterwards (SQLite pays most of a row's cost again to grow it in place).
+    A contact created by one change that carries its profile prepared (`prepare_profile`,
+    with this source) takes that profile as it is.
     """
     if len(changes) == 1 and (ready := changes[0].prepared) is not None:
         change = changes[0]
-        if ready.source == change.source == source and change.seen_at is None and not change.clear:
+        if (
+            ready.source == change.source == source
+            and ready.user_id == (change.user_id or None)
+            and change.seen_at is None
+            and not change.clear
+        ):
             return (
                 contact_id,
                 workspace_id,
@@ -318,7 +326,7 @@ def new_contact_row(
 
 class PreparedProfile(NamedTuple):
     """The profile columns of a contact created by one change with a source and no time seen:
-    `new_contact_row`'s columns from traits to search_text, but the company and the times."""
+    `new_contact_row`'s columns from traits to search_text, except the company and the times."""
 
     traits: str
     user_id: str | None
@@ -338,14 +346,15 @@ def prepare_profile(
     needs no database, so it can be worked out before the write, and in another process."""
     profile = _Profile({}, None, None, None, None, [source])
     _apply(profile, ProfileChange(0, traits=traits, user_id=user_id, source=source))
-    traits_text, user, email, phone, _, sources, _, _, searched = _profile_columns(
-        profile, _COLUMN_VALUES
+    return PreparedProfile(
+        traits=DriverValues.json(profile.traits),
+        user_id=profile.user_id,
+        email=profile.email,
+        phone=profile.phone,
+        sources=DriverValues.json(profile.sources),
+        search_text=_search_text_of(profile),
+        source=source,
     )
-    return PreparedProfile(traits_text, user, email, phone, sources, searched, source)
-
-
-_COLUMN_VALUES = DriverValues("sqlite")
-"""A prepared profile has no times: its columns are the same for every database."""
 
 
 def _profile_columns(profile: _Profile, values: DriverValues) -> tuple[Any, ...]:
@@ -361,9 +370,13 @@ def _profile_columns(profile: _Profile, values: DriverValues) -> tuple[Any, ...]
         values.json(profile.sources),
         None if first is None else values.time(first),
         None if last is None else values.time(last),
-        search_text(
-            profile.traits, email=profile.email, phone=profile.phone, user_id=profile.user_id
-        ),
+        _search_text_of(profile),
+    )
+
+
+def _search_text_of(profile: _Profile) -> str:
+    return search_text(
+        profile.traits, email=profile.email, phone=profile.phone, user_id=profile.user_id
     )
 
 

@@ -114,7 +114,7 @@ def upsert_contacts(
         [CompanyChange(key, (company_traits or {}).get(key, {})) for key in sorted(keys)],
         now=now,
     )
-    ready = prepared if prepared is not None else [None] * len(rows)
+    prepared_rows = prepared if prepared is not None else [None] * len(rows)
     changes = [
         ProfileChange(
             contact_id=0,
@@ -122,16 +122,16 @@ def upsert_contacts(
             user_id=row.user_id,
             company_id=companies.ids.get(row.company_key) if row.company_key else None,
             source=source,
-            prepared=None if contact is None else contact.profile,
+            prepared=None if prepared_row is None else prepared_row.profile,
         )
-        for row, event, contact in zip(rows, events, ready, strict=True)
+        for row, event, prepared_row in zip(rows, events, prepared_rows, strict=True)
     ]
     resolution = resolve_identities(
         session,
         workspace_id,
         [
-            _claim(row, event.traits) if contact is None else contact.claim
-            for row, event, contact in zip(rows, events, ready, strict=True)
+            _claim(row, event.traits) if prepared_row is None else prepared_row.claim
+            for row, event, prepared_row in zip(rows, events, prepared_rows, strict=True)
         ],
         now=now,
         source=source,
@@ -296,7 +296,7 @@ class PreparedContact(NamedTuple):
 
     claim: IdentityClaim
     profile: PreparedProfile
-    """The profile the row's contact is created with, if the upsert creates it."""
+    """The profile the row's contact is created with, when this row alone creates it."""
 
 
 def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:

@@ -67,9 +67,9 @@ class ParsedRow(NamedTuple):
     event: str | None
     timestamp: datetime | None
     properties: dict[str, Any]
-    prepared: PreparedContact | None = None
-    """A contact row's identity claim and new profile (`prepare_contact`): worked out here,
-    in the parsing process, not by the writer."""
+    prepared: PreparedContact
+    """The identity claim and new profile of the row's contact (`prepare_contact`): worked
+    out here, in the parsing process, not by the writer."""
 
 
 @dataclass
@@ -105,8 +105,8 @@ class RowParser:
         *,
         encoding: str,
         zone: tzinfo,
+        source: str,
         fixed_event: str | None = None,
-        source: str | None = None,
     ) -> None:
         self.header = list(header)
         handlers: dict[Target, Take] = {
@@ -140,7 +140,7 @@ class RowParser:
         self.zone = zone
         self.fixed_event = fixed_event
         self.source = source
-        """The import's source, which contact rows are prepared with; None: none are."""
+        """The import's source, which rows' contacts are prepared with."""
 
     def parse(self, record: Record) -> ParsedRow | list[RowError]:
         line = record.line
@@ -221,7 +221,7 @@ class RowParser:
             event=event,
             timestamp=values.timestamp,
             properties=values.named if self.events else {},
-            prepared=None if self.source is None else prepare_contact(contact, source=self.source),
+            prepared=prepare_contact(contact, source=self.source),
         )
 
     def _name_of(self, target: Target) -> str | None:
@@ -253,8 +253,7 @@ def _take_text(values: _Values, column: Field, raw: str) -> str | None:
 
 def _take_email(values: _Values, column: Field, raw: str) -> str | None:
     text = _nfkc(raw)
-    normalized = normalize_email(text)
-    if normalized is None:
+    if normalize_email(text) is None:
         return "not an email address"
     values.email = text
     return None
