@@ -13,7 +13,9 @@ from sodate.db.base import NaiveDatetimeError
 from sodate.runtime import Runtime
 
 
-def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(runtime: Runtime) -> None:
+def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_a_larger_cache(
+    runtime: Runtime,
+) -> None:
     if runtime.db.dialect != "sqlite":
         pytest.skip("SQLite pragmas")
     with runtime.db.read() as session:
@@ -21,6 +23,7 @@ def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(runtime: Runti
         assert session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(sa.text("PRAGMA busy_timeout")).scalar() == 30_000
         assert session.execute(sa.text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
+        assert session.execute(sa.text("PRAGMA cache_size")).scalar() == -65_536
 
 
 def test_checkpoint_copies_the_log_into_the_database(runtime: Runtime) -> None:
