@@ -13,8 +13,9 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sodate.contacts.prepared import PreparedContact, identify_traits, prepare_contact
 from sodate.contacts.profiles import ProfileChange, new_contact_row
-from sodate.contacts.writes import PreparedContact, prepare_contact, upsert_contacts
+from sodate.contacts.writes import upsert_contacts
 from sodate.db.bulk import DriverValues
 from sodate.runtime import Runtime
 from tests.conftest import new_workspace
@@ -44,13 +45,12 @@ class Row(NamedTuple):
 
 def _change_of(row: Row, *, source: str, company_id: int | None = None) -> ProfileChange:
     """The change `upsert_contacts` makes of a row: its identify event's traits."""
-    traits = dict(row.traits)
-    if row.email is not None:
-        traits["email"] = row.email
-    if row.phone is not None:
-        traits["phone"] = row.phone
     return ProfileChange(
-        contact_id=0, traits=traits, user_id=row.user_id, company_id=company_id, source=source
+        contact_id=0,
+        traits=identify_traits(row),
+        user_id=row.user_id,
+        company_id=company_id,
+        source=source,
     )
 
 

@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sodate.contacts.identifiers import IdentityKind, normalize_email, normalize_phone
+from sodate.contacts.prepared import prepare_contact
 from sodate.contacts.schemas import ContactUpsert
-from sodate.contacts.writes import prepare_contact
 from sodate.imports.csvfile import Record
 from sodate.imports.mapping import resolve_mapping
 from sodate.imports.models import ImportKind

@@ -10,27 +10,24 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from sodate.contacts.companies import CompanyChange, contacts_of_companies, upsert_companies
 from sodate.contacts.identifiers import (
-    IdentityKey,
-    IdentityKind,
-    external_kind,
     normalize_email,
     normalize_phone,
     usable_id,
 )
 from sodate.contacts.identity import resolve_identities
-from sodate.contacts.profiles import (
-    PreparedProfile,
-    ProfileChange,
-    apply_profile_changes,
-    prepare_profile,
+from sodate.contacts.prepared import (
+    ContactData,
+    PreparedContact,
+    identify_traits,
+    row_claim,
 )
-from sodate.contacts.resolution import IdentityClaim
+from sodate.contacts.profiles import ProfileChange, apply_profile_changes
 from sodate.contacts.schemas import ContactPatch, ContactUpsert
 from sodate.contacts.service import live_contact_id
 from sodate.db.locks import lock_workspace
@@ -40,23 +37,6 @@ from sodate.events.schemas import MessageType
 from sodate.pipeline import process_batch
 
 API_SOURCE = "api"
-
-
-class ContactData(Protocol):
-    """What an upsert says of a contact: a validated ContactUpsert, or an import's checked row."""
-
-    @property
-    def email(self) -> str | None: ...
-    @property
-    def phone(self) -> str | None: ...
-    @property
-    def user_id(self) -> str | None: ...
-    @property
-    def external_ids(self) -> Mapping[str, str]: ...
-    @property
-    def traits(self) -> Mapping[str, Any]: ...
-    @property
-    def company_key(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -130,7 +110,7 @@ def upsert_contacts(
         session,
         workspace_id,
         [
-            _claim(row, event.traits) if prepared_row is None else prepared_row.claim
+            row_claim(row, event.traits) if prepared_row is None else prepared_row.claim
             for row, event, prepared_row in zip(rows, events, prepared_rows, strict=True)
         ],
         now=now,
@@ -191,21 +171,6 @@ def put_company(
     return companies.ids[group_key]
 
 
-def _claim(row: ContactData, traits: Mapping[str, Any]) -> IdentityClaim:
-    """The identifiers the pipeline reads from the row's identify event, strongest first."""
-    keys: list[IdentityKey] = []
-    if row.user_id:
-        keys.append(IdentityKey(IdentityKind.USER_ID, row.user_id))
-    for id_type, external_id in row.external_ids.items():
-        if value := usable_id(str(external_id)):
-            keys.append(IdentityKey(external_kind(id_type), value))
-    if email := normalize_email(traits.get("email")):
-        keys.append(IdentityKey(IdentityKind.EMAIL, email))
-    if phone := normalize_phone(traits.get("phone")):
-        keys.append(IdentityKey(IdentityKind.PHONE, phone))
-    return IdentityClaim(keys=tuple(keys))
-
-
 def upsert_contact(
     session: Session, workspace_id: str, data: ContactUpsert, *, now: datetime
 ) -> Upserted:
@@ -254,7 +219,7 @@ def _identify_events(
     no_external_ids = {**shared_context, "externalIds": []}
     events = []
     for number, row in enumerate(rows):
-        traits = _identify_traits(row)
+        traits = identify_traits(row)
         external_ids = row.external_ids
         events.append(
             BatchEvent(
@@ -279,31 +244,3 @@ def _identify_events(
             )
         )
     return events
-
-
-def _identify_traits(row: ContactData) -> dict[str, Any]:
-    """The traits of a row's identify event: its traits, with its email and phone."""
-    traits = dict(row.traits)
-    if row.email is not None:
-        traits["email"] = row.email
-    if row.phone is not None:
-        traits["phone"] = row.phone
-    return traits
-
-
-class PreparedContact(NamedTuple):
-    """What an upsert with a source makes of a row without the database (`prepare_contact`)."""
-
-    claim: IdentityClaim
-    profile: PreparedProfile
-    """The profile the row's contact is created with, when this row alone creates it."""
-
-
-def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:
-    """The row's identity claim and new profile, as an upsert with this source works them out;
-    worked out ahead of the upsert (`upsert_contacts`' `prepared`), in an import's parsing
-    process, while the writer writes."""
-    traits = _identify_traits(row)
-    return PreparedContact(
-        _claim(row, traits), prepare_profile(traits, user_id=row.user_id, source=source)
-    )

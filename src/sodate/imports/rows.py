@@ -15,8 +15,8 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from sodate.contacts.identifiers import is_placeholder, normalize_email, normalize_phone
+from sodate.contacts.prepared import PreparedContact, prepare_contact
 from sodate.contacts.schemas import ContactUpsert
-from sodate.contacts.writes import PreparedContact, prepare_contact
 from sodate.imports.csvfile import Record, undecoded
 from sodate.imports.mapping import (
     EMPTY_MARKERS,

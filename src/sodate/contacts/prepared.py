@@ -1,0 +1,82 @@
+"""What an upsert makes of a row without the database: its identify event's traits, its
+identity claim, and the profile its contact is created with if it is new.
+
+Apart from `sodate.contacts.writes` (which runs the pipeline), so that an import's parsing
+process can prepare rows (`prepare_contact`) without importing the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Protocol
+
+from sodate.contacts.identifiers import (
+    IdentityKey,
+    IdentityKind,
+    external_kind,
+    normalize_email,
+    normalize_phone,
+    usable_id,
+)
+from sodate.contacts.profiles import PreparedProfile, prepare_profile
+from sodate.contacts.resolution import IdentityClaim
+
+
+class ContactData(Protocol):
+    """What an upsert says of a contact: a validated ContactUpsert, or an import's checked row."""
+
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def external_ids(self) -> Mapping[str, str]: ...
+    @property
+    def traits(self) -> Mapping[str, Any]: ...
+    @property
+    def company_key(self) -> str | None: ...
+
+
+def row_claim(row: ContactData, traits: Mapping[str, Any]) -> IdentityClaim:
+    """The identifiers the pipeline reads from the row's identify event, strongest first."""
+    keys: list[IdentityKey] = []
+    if row.user_id:
+        keys.append(IdentityKey(IdentityKind.USER_ID, row.user_id))
+    for id_type, external_id in row.external_ids.items():
+        if value := usable_id(str(external_id)):
+            keys.append(IdentityKey(external_kind(id_type), value))
+    if email := normalize_email(traits.get("email")):
+        keys.append(IdentityKey(IdentityKind.EMAIL, email))
+    if phone := normalize_phone(traits.get("phone")):
+        keys.append(IdentityKey(IdentityKind.PHONE, phone))
+    return IdentityClaim(keys=tuple(keys))
+
+
+def identify_traits(row: ContactData) -> dict[str, Any]:
+    """The traits of a row's identify event: its traits, with its email and phone."""
+    traits = dict(row.traits)
+    if row.email is not None:
+        traits["email"] = row.email
+    if row.phone is not None:
+        traits["phone"] = row.phone
+    return traits
+
+
+class PreparedContact(NamedTuple):
+    """What an upsert with a source makes of a row without the database (`prepare_contact`)."""
+
+    claim: IdentityClaim
+    profile: PreparedProfile
+    """The profile the row's contact is created with, when this row alone creates it."""
+
+
+def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:
+    """The row's identity claim and new profile, as an upsert with this source works them out;
+    worked out ahead of the upsert (`upsert_contacts`' `prepared`), in an import's parsing
+    process, while the writer writes."""
+    traits = identify_traits(row)
+    return PreparedContact(
+        row_claim(row, traits), prepare_profile(traits, user_id=row.user_id, source=source)
+    )
