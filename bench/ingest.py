@@ -51,6 +51,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import ROOT, SECRET, SODATE, reset  # the root is on the path now
+from sodate.db.bulk import DriverValues
 from sodate.db.engine import Database
 from sodate.events.inbox import open_inbox
 from sodate.events.models import Event, InboxRequest
@@ -866,8 +867,8 @@ def raw_insert_rate(db: Database, batch: int) -> float:
                 message_id="raw-" + r.message_id,
                 type=r.type,
                 name=r.name,
-                properties=r.properties,
-                context=r.context,
+                properties=DriverValues.json(r.properties),
+                context=DriverValues.json(r.context),
                 timestamp=r.timestamp,
                 received_at=r.received_at,
             ),

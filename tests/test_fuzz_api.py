@@ -539,11 +539,14 @@ def test_check_message_accepts_or_rejects_and_nothing_else(
         errors = rejected.errors
         assert errors
         return
-    # What is accepted can be stored on both databases, and read back as strict JSON.
+    # What is accepted can be stored on both databases, and read back as strict JSON, with
+    # the parts it carries as JSON texts of their own (which the processor stores as they are).
     accepted.payload.encode()
-    assert "\\u0000" not in accepted.payload.replace("\\\\", "")
     document = json.loads(accepted.payload, parse_constant=_not_json)
     assert document["messageId"] == accepted.message_id
+    for text in (accepted.payload, document["properties"], document["context"]):
+        assert "\\u0000" not in text.replace("\\\\", "")
+        assert isinstance(json.loads(text, parse_constant=_not_json), dict)
 
 
 def _not_json(constant: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from datetime import UTC, datetime
@@ -363,3 +364,47 @@ def test_a_batch_reads_its_own_events_not_the_workspaces_history(
         assert "ix_events_workspace_id_name_timestamp" not in plan, (statement, plan)
         if "message_key" in statement:  # the index holds keys of messages sent, not 0s
             assert "INDEX ix_events_message_key (message_key=?)" in plan, (statement, plan)
+
+
+def test_requests_accepted_before_parts_were_kept_as_text_are_processed_as_before(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: Created,
+    write_key: str,
+    admin_headers: dict[str, str],
+) -> None:
+    """A Sodate upgraded with requests waiting: their messages carry properties and context as
+    objects, and a view's name beside its properties."""
+    line = {"externalIds": [{"id": "U4af4980629", "type": "line"}]}
+    earlier = {
+        "type": "page",
+        "messageId": "m-earlier",
+        "anonymousId": "a-1",
+        "name": "料金",
+        "category": "docs",
+        "properties": {"path": "/pricing"},
+        "traits": {},
+        "context": {**line, "locale": "ja-JP"},
+        "timestamp": "2026-03-30T10:00:00+00:00",
+        "receivedAt": "2026-03-30T10:00:01+00:00",
+    }
+    with runtime.inbox.transaction() as session:
+        event_log.add_to_inbox(
+            session,
+            workspace.workspace.id,
+            [json.dumps(earlier, ensure_ascii=False)],
+            received_at=datetime(2026, 3, 30, 10, 0, 1, tzinfo=UTC),
+        )
+    # The same page view accepted now, from a device that the LINE id ties to the same person.
+    now = {**earlier, "messageId": "m-now", "anonymousId": "a-2", "context": line}
+    send(client, write_key, "page", {k: v for k, v in now.items() if k != "receivedAt"})
+    process_all(runtime)
+
+    contact = only_contact(client, admin_headers, external_id="line:U4af4980629")
+    views = {item["message_id"]: item for item in timeline(client, admin_headers, contact["id"])}
+    assert sorted(views) == ["m-earlier", "m-now"]
+    for view in views.values():
+        assert view["name"] == "Page Viewed"
+        assert view["properties"] == {"path": "/pricing", "name": "料金", "category": "docs"}
+    assert views["m-earlier"]["context"] == {**line, "locale": "ja-JP"}
+    assert views["m-now"]["context"]["externalIds"] == line["externalIds"]

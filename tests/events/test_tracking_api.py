@@ -291,6 +291,20 @@ def test_a_message_over_32_kb_is_rejected(
     assert inbox_count(runtime) == 1
 
 
+def test_the_32_kb_limit_is_of_the_message_as_json(
+    client: TestClient, runtime: Runtime, write_key: str
+) -> None:
+    """Its properties and context are kept as JSON texts inside the stored message, where every
+    quote is escaped again: the limit does not count those escapes."""
+    quotes = {**TRACK, "properties": {"text": '"' * 12_000}}  # 24 KB as JSON, 48 KB escaped
+    response = post(client, "track", quotes, basic(write_key))
+    assert response.status_code == 200, response.text
+    more = {**TRACK, "properties": {"text": '"' * 16_500}}  # 33 KB as JSON
+    response = post(client, "track", more, basic(write_key))
+    assert response.status_code == 413, response.text
+    assert inbox_count(runtime) == 1
+
+
 def test_a_batch_over_500_kb_is_413_and_nothing_is_stored(
     client: TestClient, runtime: Runtime, write_key: str
 ) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy.orm import Session
 
 from sodate.contacts import service as contacts
@@ -24,6 +25,7 @@ from sodate.contacts.identifiers import (
     usable_id,
 )
 from sodate.contacts.resolution import IdentityClaim, PlannedMerge
+from sodate.db.bulk import DriverValues
 from sodate.events import latest, service
 from sodate.events.schemas import MessageType
 
@@ -35,45 +37,134 @@ _TRACK, _IDENTIFY, _GROUP = MessageType.TRACK, MessageType.IDENTIFY, MessageType
 _VIEWS = frozenset((MessageType.PAGE, MessageType.SCREEN))
 
 
-@dataclass(slots=True)
-class BatchEvent:
-    """One accepted message on its way through the pipeline."""
+JsonObject = dict[str, Any] | str
+"""A JSON object, or its text: messages from the inbox carry their properties and context as
+text (`sodate.events.tracking`), which is stored as it is and parsed only where read."""
 
-    message_id: str
-    type: MessageType
-    name: str | None
-    user_id: str | None
-    anonymous_id: str | None
-    properties: dict[str, Any]
-    traits: dict[str, Any]
-    context: dict[str, Any]
-    timestamp: datetime
-    received_at: datetime
-    group_id: str | None = None
-    previous_id: str | None = None
-    clear_traits: tuple[str, ...] = ()
-    activity: bool = True
-    """False for profile edits (API, import), which do not make a contact "seen"."""
-    keyed: bool = True
-    """False when Sodate made the message id up (profile edits): nobody can send it again, so
-    it is never looked up, and its event stays out of the index of message keys."""
-    contact_id: int = 0
-    """Set by identity resolution; set beforehand when the contact is already known."""
-    event_id: int = 0
+
+class BatchEvent:
+    """One accepted message on its way through the pipeline.
+
+    A class with slots rather than a dataclass: `properties` and `context` are read from their
+    JSON texts when first asked for, and each text is made only when the event is stored.
+    """
+
+    __slots__ = (
+        "_context",
+        "_context_text",
+        "_properties",
+        "_properties_text",
+        "activity",
+        "anonymous_id",
+        "clear_traits",
+        "contact_id",
+        "event_id",
+        "group_id",
+        "keyed",
+        "message_id",
+        "name",
+        "previous_id",
+        "received_at",
+        "timestamp",
+        "traits",
+        "type",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        message_id: str,
+        type: MessageType,
+        name: str | None,
+        user_id: str | None,
+        anonymous_id: str | None,
+        properties: JsonObject,
+        traits: dict[str, Any],
+        context: JsonObject,
+        timestamp: datetime,
+        received_at: datetime,
+        group_id: str | None = None,
+        previous_id: str | None = None,
+        clear_traits: tuple[str, ...] = (),
+        activity: bool = True,
+        keyed: bool = True,
+        contact_id: int = 0,
+    ) -> None:
+        self.message_id = message_id
+        self.type = type
+        self.name = name
+        self.user_id = user_id
+        self.anonymous_id = anonymous_id
+        self._properties = properties
+        self._properties_text: str | None = None
+        self.traits = traits
+        self._context = context
+        self._context_text: str | None = None
+        self.timestamp = timestamp
+        self.received_at = received_at
+        self.group_id = group_id
+        self.previous_id = previous_id
+        self.clear_traits = clear_traits
+        self.activity = activity
+        """False for profile edits (API, import), which do not make a contact "seen"."""
+        self.keyed = keyed
+        """False when Sodate made the message id up (profile edits): nobody can send it again,
+        so it is never looked up, and its event stays out of the index of message keys."""
+        self.contact_id = contact_id
+        """Set by identity resolution; set beforehand when the contact is already known."""
+        self.event_id = 0
+        """Set when the event is stored."""
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        value = self._properties
+        if isinstance(value, str):
+            self._properties_text, value = value, orjson.loads(value)
+            self._properties = value
+        return value
+
+    @property
+    def context(self) -> dict[str, Any]:
+        value = self._context
+        if isinstance(value, str):
+            self._context_text, value = value, orjson.loads(value)
+            self._context = value
+        return value
+
+    @property
+    def properties_text(self) -> str:
+        if self._properties_text is None:
+            self._properties_text = _text(self._properties)
+        return self._properties_text
+
+    @property
+    def context_text(self) -> str:
+        if self._context_text is None:
+            self._context_text = _text(self._context)
+        return self._context_text
+
+    @property
+    def external_ids(self) -> list[Any]:
+        """`context.externalIds`, without parsing a context that has none."""
+        if isinstance(self._context, str) and '"externalIds"' not in self._context:
+            return []
+        return self.context.get("externalIds") or []
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> BatchEvent:
         """The event of an accepted message, as `sodate.events.tracking` normalized it."""
         kind = _TYPE_OF[document["type"]]
-        properties = document.get("properties") or {}
+        properties: JsonObject = document.get("properties") or {}
         traits = document.get("traits") or {}
-        if kind in _VIEWS:
+        if kind is _IDENTIFY or kind is _GROUP:
+            properties = traits
+        elif kind in _VIEWS and isinstance(properties, dict):
+            # Accepted by a Sodate before views' names were put in their properties on receipt.
             properties = {
                 **properties,
                 **{k: document[k] for k in ("name", "category") if document.get(k)},
             }
-        elif kind is _IDENTIFY or kind is _GROUP:
-            properties = traits
         return cls(
             message_id=document["messageId"],
             type=kind,
@@ -88,6 +179,10 @@ class BatchEvent:
             group_id=document.get("groupId"),
             previous_id=document.get("previousId"),
         )
+
+
+def _text(value: JsonObject) -> str:
+    return value if isinstance(value, str) else DriverValues.json(value)
 
 
 @dataclass
@@ -131,7 +226,7 @@ def _claim(event: BatchEvent) -> IdentityClaim:
     keys: list[IdentityKey] = []
     if event.user_id:
         keys.append(IdentityKey(IdentityKind.USER_ID, event.user_id))
-    for external in event.context.get("externalIds") or ():
+    for external in event.external_ids:
         value = usable_id(str(external.get("id", "")))
         if value and isinstance(external.get("type"), str):
             keys.append(IdentityKey(external_kind(external["type"]), value))
@@ -162,8 +257,8 @@ def store_events(session: Session, batch: EventBatch) -> None:
                 message_id=event.message_id,
                 type=event.type.value,
                 name=event.name,
-                properties=event.properties,
-                context=event.context,
+                properties=event.properties_text,
+                context=event.context_text,
                 timestamp=event.timestamp,
                 received_at=event.received_at,
                 keyed=event.keyed,

@@ -118,8 +118,10 @@ class EventRow(NamedTuple):
     message_id: str
     type: str
     name: str | None
-    properties: dict[str, Any]
-    context: dict[str, Any]
+    properties: str
+    """JSON text, as `DriverValues.json` writes it."""
+    context: str
+    """JSON text, likewise."""
     timestamp: datetime
     received_at: datetime
     keyed: bool = True
@@ -160,8 +162,8 @@ def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow])
                 message_key(row.message_id) if row.keyed else NO_MESSAGE_KEY,
                 row.type,
                 row.name,
-                values.json(row.properties),
-                values.json(row.context),
+                row.properties,
+                row.context,
                 values.time(row.timestamp),
                 values.time(row.received_at),
             )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import pydantic_core
 from pydantic import ValidationError
 
@@ -41,6 +42,12 @@ class MessageRejected(Exception):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = errors
+
+
+_VIEWS = frozenset((MessageType.PAGE, MessageType.SCREEN))
+_AS_TEXT = ("properties", "context")
+"""The parts of a normalized message that it carries as JSON texts of their own: the event
+processor stores them as they are, and parses them only where a step reads them."""
 
 
 def check_message(
@@ -90,33 +97,50 @@ def check_message(
             [FieldError(field="timestamp", message="the message's times are out of range")]
         ) from None
     payload = _payload(document)
-    if len(payload) > MAX_MESSAGE_BYTES:
+    if len(payload) > MAX_MESSAGE_BYTES and _size(payload, document) > MAX_MESSAGE_BYTES:
         raise MessageRejected(
             [FieldError(field="", message=f"a message may be at most {MAX_MESSAGE_BYTES} bytes")]
         )
     return AcceptedMessage(message_id=document["messageId"], payload=payload.decode())
 
 
+def _size(payload: bytes, document: dict[str, Any]) -> int:
+    """The message's size as JSON: its payload without the escapes that its JSON texts took on
+    inside it (a quote and a backslash each)."""
+    texts: list[str] = [document[key] for key in _AS_TEXT]
+    return len(payload) - sum(2 + text.count('"') + text.count("\\") for text in texts)
+
+
 # A NUL character, as JSON escapes it: `\u0000` after an even number of backslashes.
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _payload(document: dict[str, Any]) -> bytes:
-    """The message as JSON text that every database stores and every reader parses back.
+def _payload(value: Any) -> bytes:
+    """The value as JSON text that every database stores and every reader parses back.
 
     NaN and infinities (which Python's JSON reader accepts) become null, as in JavaScript. Text
     that is not valid Unicode (an unpaired surrogate), nesting too deep to serialize again, and
     NUL characters (which PostgreSQL's text and JSONB cannot hold) are refused.
     """
     try:
-        payload = pydantic_core.to_json(document, inf_nan_mode="null")
-    except pydantic_core.PydanticSerializationError as exc:
-        raise MessageRejected([FieldError(field="", message=str(exc))]) from None
+        payload = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        # What orjson refuses: an integer beyond 64 bits, which the slower serializer writes,
+        # and what the rules above refuse, which it refuses with a precise reason.
+        try:
+            payload = pydantic_core.to_json(value, inf_nan_mode="null")
+        except pydantic_core.PydanticSerializationError as exc:
+            raise MessageRejected([FieldError(field="", message=str(exc))]) from None
     if b"\\u0000" in payload and _ESCAPED_NUL.search(payload):
         raise MessageRejected(
             [FieldError(field="", message="text may not contain NUL characters (\\u0000)")]
         )
     return payload
+
+
+def _text(value: Any) -> str:
+    """A part of the message as JSON text of its own (`_normalized`), by `_payload`'s rules."""
+    return _payload(value).decode()
 
 
 _TYPES = ", ".join(t.value for t in MessageType)
@@ -150,14 +174,23 @@ def _normalized(
         "category": message.category,
         "groupId": message.groupId,
         "previousId": message.previousId,
-        "properties": message.properties or {},
+        "properties": _text(_properties(kind, message)),
         "traits": _traits(kind, message.traits, context),
-        "context": context,
+        "context": _text(context),
         "timestamp": _iso(timestamp),
         "originalTimestamp": _iso(original) if original else None,
         "sentAt": _iso(sent_at) if sent_at else None,
         "receivedAt": _iso(received_at),
     }
+
+
+def _properties(kind: MessageType, message: TrackingMessage) -> dict[str, Any]:
+    """A page or screen view's properties hold its name and category too, as Segment's do."""
+    properties = message.properties or {}
+    if kind in _VIEWS and (message.name or message.category):
+        named = (("name", message.name), ("category", message.category))
+        return {**properties, **{key: value for key, value in named if value}}
+    return properties
 
 
 def _traits(
