@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.exc import StatementError
 
 from sodate.clock import ClockState
 from sodate.db.base import NaiveDatetimeError
+from sodate.db.engine import Database
 from sodate.runtime import Runtime
 
 
@@ -24,6 +26,27 @@ def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_a_larger_cache
         assert session.execute(sa.text("PRAGMA busy_timeout")).scalar() == 30_000
         assert session.execute(sa.text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
         assert session.execute(sa.text("PRAGMA cache_size")).scalar() == -65_536
+
+
+def test_new_sqlite_databases_have_pages_of_8_kb(runtime: Runtime, tmp_path: Path) -> None:
+    if runtime.db.dialect != "sqlite":
+        pytest.skip("SQLite pragmas")
+    for db in (runtime.db, runtime.inbox):
+        with db.read() as session:
+            assert session.execute(sa.text("PRAGMA page_size")).scalar() == 8192
+    # A database made with SQLite's default keeps its pages.
+    older = tmp_path / "older.db"
+    with closing(sqlite3.connect(older)) as connection:
+        connection.execute("CREATE TABLE t (x)")
+    db = Database.from_url(f"sqlite:///{older}")
+    try:
+        with db.transaction() as session:
+            session.execute(sa.text("INSERT INTO t VALUES (1)"))
+        with db.read() as session:
+            assert session.execute(sa.text("PRAGMA page_size")).scalar() == 4096
+            assert session.execute(sa.text("SELECT x FROM t")).scalar() == 1
+    finally:
+        db.engine.dispose()
 
 
 def test_checkpoint_copies_the_log_into_the_database(runtime: Runtime) -> None:

@@ -28,6 +28,11 @@ SQLITE_CACHE_KIB = 65_536
 batch touches index pages all over the database, and with 2 MB it read most of them again,
 and wrote dirty ones out before its commit: with 64 MB it processes 9 % more events a second
 (`BENCHMARKS.md`). The cache fills only as pages are read."""
+SQLITE_PAGE_BYTES = 8192
+"""The page size of a new SQLite database (SQLite's default is 4 KB; an existing database keeps
+its own). A batch of events dirties pages of every index at random places, and its commit
+writes each dirty page to the log as a frame: with pages of 8 KB it writes half as many
+frames, and processes 6–8 % more events a second (`BENCHMARKS.md`)."""
 _BEGIN_OPTION = "sodate_sqlite_begin"
 
 
@@ -73,6 +78,8 @@ def _create_sqlite_engine(url: str) -> Engine:
         # Take transaction control from the driver so BEGIN is ours to issue.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Before the log mode: a database's first write fixes its page size.
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         # Checkpoints are the `wal-checkpointer` service's, on its own connection and thread,
@@ -167,19 +174,21 @@ class Database:
             return 0
         return int(row[1] - row[2])
 
-    def release_free_pages(self, *, keep: int, most: int) -> int:
-        """Give the file system back the file's free pages beyond `keep`, at most `most` of
-        them, since moving the pages in use that lie past the new end holds the writer; return
-        how many. Only a SQLite file made with incremental auto-vacuum has any to give
-        (`sodate.events.inbox`)."""
+    def release_free_pages(self, *, keep_bytes: int, most_bytes: int) -> int:
+        """Give the file system back the file's free pages beyond `keep_bytes` of them, at most
+        `most_bytes` at once, since moving the pages in use that lie past the new end holds the
+        writer; return how many pages. Only a SQLite file made with incremental auto-vacuum has
+        any to give (`sodate.events.inbox`)."""
         if self._write_lock is None:
             return 0
         with self.driver() as driver:
             free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])
             incremental = driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
+            page = int(driver.execute("PRAGMA page_size").fetchone()[0])
+            keep = keep_bytes // page
             if not incremental or free <= keep:
                 return 0
-            released = min(free - keep, most)
+            released = min(free - keep, most_bytes // page)
             # This process's writers queue on the lock, as for a transaction, rather than in
             # SQLite's busy handler, whose sleeps grow to 100 ms.
             if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):

@@ -26,10 +26,10 @@ heartbeat_pruner = Service(
 )
 
 
-INBOX_KEPT_FREE_PAGES = 2_560
-"""Free pages (4 KB each) SQLite's inbox file keeps for the next requests; the checkpointer
-gives the rest back to the file system, `INBOX_RELEASED_AT_ONCE_PAGES` at a pass."""
-INBOX_RELEASED_AT_ONCE_PAGES = 2_560
+INBOX_KEPT_FREE_BYTES = 10 * 2**20
+"""Free pages SQLite's inbox file keeps for the next requests; the checkpointer gives the rest
+back to the file system, `INBOX_RELEASED_AT_ONCE_BYTES` at a pass."""
+INBOX_RELEASED_AT_ONCE_BYTES = 10 * 2**20
 
 
 def _checkpoint(context: ServiceContext) -> int:
@@ -37,7 +37,7 @@ def _checkpoint(context: ServiceContext) -> int:
     runtime.db.checkpoint()
     if runtime.inbox is not runtime.db:
         runtime.inbox.release_free_pages(
-            keep=INBOX_KEPT_FREE_PAGES, most=INBOX_RELEASED_AT_ONCE_PAGES
+            keep_bytes=INBOX_KEPT_FREE_BYTES, most_bytes=INBOX_RELEASED_AT_ONCE_BYTES
         )
         runtime.inbox.checkpoint()
     return 0  # never drains: the next pass comes on the interval
