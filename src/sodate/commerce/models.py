@@ -42,10 +42,8 @@ class Order(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
     order_key: Mapped[str] = mapped_column(sa.String(200))
     status: Mapped[str] = mapped_column(sa.String(32))
     currency: Mapped[str] = mapped_column(sa.String(3))
@@ -100,10 +98,8 @@ class Cart(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
+    contact_id: Mapped[int] = mapped_column(BigId, index=True)
     cart_key: Mapped[str | None] = mapped_column(sa.String(200))
     status: Mapped[str] = mapped_column(sa.String(32))
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)

@@ -58,10 +58,8 @@ class ContactStage(Base):
     __tablename__ = "contact_stages"
     __table_args__ = (sa.Index("ix_contact_stages_workspace_id_stage", "workspace_id", "stage"),)
 
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     stage: Mapped[str] = mapped_column(sa.String(16))
     since: Mapped[datetime]
     resume_stage: Mapped[str | None] = mapped_column(sa.String(16))
@@ -80,8 +78,8 @@ class LifecycleChange(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
+    contact_id: Mapped[int] = mapped_column(BigId)
     from_stage: Mapped[str | None] = mapped_column(sa.String(16))
     to_stage: Mapped[str] = mapped_column(sa.String(16))
     source: Mapped[str] = mapped_column(sa.String(8))

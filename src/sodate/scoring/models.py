@@ -60,10 +60,8 @@ class ContactScore(Base):
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True
     )
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     fit: Mapped[float] = mapped_column(sa.Float)
     engagement_base: Mapped[float] = mapped_column(sa.Float)
     level: Mapped[int]
@@ -80,12 +78,10 @@ class ContactScoreRule(Base):
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True
     )
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
+    contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     rule: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     """`fit.N` or `engagement.N`: the rule's place in the model."""
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     points: Mapped[float] = mapped_column(sa.Float)
     """Points awarded, before decay."""
     base: Mapped[float] = mapped_column(sa.Float)
@@ -100,9 +96,7 @@ class ScoreDailyAward(Base):
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True
     )
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
+    contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     rule: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     points: Mapped[float] = mapped_column(sa.Float)
@@ -117,11 +111,11 @@ class ScoreHistory(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE")
     )
-    contact_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId)
     at: Mapped[datetime]
     fit: Mapped[float] = mapped_column(sa.Float)
     engagement: Mapped[float] = mapped_column(sa.Float)
@@ -138,11 +132,11 @@ class ScoreCrossing(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE")
     )
-    contact_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId)
     threshold: Mapped[str] = mapped_column(sa.String(100))
     value: Mapped[float] = mapped_column(sa.Float)
     """The threshold's value when it was crossed."""
@@ -162,7 +156,5 @@ class ScoreReset(Base):
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True
     )
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
+    contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     at: Mapped[datetime]

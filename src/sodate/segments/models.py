@@ -64,10 +64,8 @@ class SegmentMember(Base):
     segment_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
     )
-    contact_id: Mapped[int] = mapped_column(
-        BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True
-    )
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     since: Mapped[datetime]
 
 
@@ -82,9 +80,9 @@ class SegmentChange(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(32))
     segment_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("segments.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("contacts.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(BigId)
     entered: Mapped[bool]
     """True for an entry, False for an exit."""
     cause: Mapped[str] = mapped_column(sa.String(16))
