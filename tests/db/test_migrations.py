@@ -216,3 +216,48 @@ def test_waiting_requests_move_with_the_inbox_and_back(
         assert waiting(empty_database_url) == requests
     finally:
         engine.dispose()
+
+
+def test_rebuilding_a_table_keeps_the_rows_that_reference_it(empty_database_url: str) -> None:
+    """0020 rebuilds `orders` on SQLite (a copy, then a drop of the old table); with foreign
+    keys on, the drop would take every order's line items with it."""
+    engine = create_db_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0019")
+        with engine.begin() as connection:
+            add_workspace(connection)
+            contact_id = connection.execute(
+                sa.text(
+                    "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
+                    " updated_at) VALUES ('w1', '{}', '', '[]', :at, :at) RETURNING id"
+                ),
+                {"at": "2026-01-01 00:00:00.000000"},
+            ).scalar_one()
+            order_id = connection.execute(
+                sa.text(
+                    "INSERT INTO orders (workspace_id, contact_id, order_key, status, currency,"
+                    " total, refunded_amount, placed_at, properties, created_at, updated_at)"
+                    " VALUES ('w1', :contact, 'o-1', 'completed', 'JPY', 1200, 0, :at, '{}',"
+                    " :at, :at) RETURNING id"
+                ),
+                {"contact": contact_id, "at": "2026-01-01 00:00:00.000000"},
+            ).scalar_one()
+            connection.execute(
+                sa.text(
+                    "INSERT INTO order_items (order_id, name, quantity, properties)"
+                    " VALUES (:order, '抹茶', 2, '{}')"
+                ),
+                {"order": order_id},
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            items = connection.execute(sa.text("SELECT order_id, name FROM order_items")).all()
+            assert [tuple(item) for item in items] == [(order_id, "抹茶")]
+            if connection.dialect.name == "sqlite":
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+        command.downgrade(migrate.alembic_config(engine), "0019")
+        assert migrate.current_revision(engine) == "0019"
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT count(*) FROM order_items")).scalar() == 1
+    finally:
+        engine.dispose()
