@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import schemathesis
 import sqlalchemy as sa
@@ -382,6 +383,9 @@ def hostile(method: str, path: str, body: str | None, status: int, *, auth: bool
     return pytest.param(method, path, body, status, auth, id=f"{method} {path} {body}"[:80])
 
 
+HUGE = "9" * 400
+"""An integer beyond what a double holds."""
+
 HOSTILE_REQUESTS = [
     # Unpaired surrogates (valid JSON escapes, not Unicode) and NUL characters (which PostgreSQL
     # cannot store), in messages, in the write key, in traits and in parameters.
@@ -410,6 +414,15 @@ HOSTILE_REQUESTS = [
         "POST", "/v1/track", '{"userId":"u","event":"x","properties":{"a":NaN,"b":1e400}}', 200
     ),
     hostile("POST", "/v1/track", '{"userId":"u","event":"x","properties":' + DEEP_300 + "}", 400),
+    # An integer beyond a double's range, which the event processor could not read back, and
+    # a batch's context whose external ids are not objects (every message's context).
+    hostile("POST", "/v1/track", '{"userId":"u","event":"x","properties":{"a":' + HUGE + "}}", 400),
+    hostile(
+        "POST",
+        "/v1/batch",
+        '{"batch":[{"type":"track","userId":"u","event":"x"}],"context":{"externalIds":["x"]}}',
+        400,
+    ),
     hostile("POST", "/v1/track", '{"userId":"u","event":"x","properties":' + DEEP_2000 + "}", 400),
     hostile("POST", "/api/v1/contacts", '{"user_id":"u\\u0000"}', 422),
     hostile("POST", "/api/v1/contacts", '{"user_id":"u","traits":{"x":"\\u0000"}}', 422),
@@ -547,6 +560,7 @@ def test_check_message_accepts_or_rejects_and_nothing_else(
     for text in (accepted.payload, document["properties"], document["context"]):
         assert "\\u0000" not in text.replace("\\\\", "")
         assert isinstance(json.loads(text, parse_constant=_not_json), dict)
+        assert isinstance(orjson.loads(text), dict)  # as the event processor reads it
 
 
 def _not_json(constant: str) -> Any:

@@ -302,7 +302,14 @@ def test_the_32_kb_limit_is_of_the_message_as_json(
     more = {**TRACK, "properties": {"text": '"' * 16_500}}  # 33 KB as JSON
     response = post(client, "track", more, basic(write_key))
     assert response.status_code == 413, response.text
-    assert inbox_count(runtime) == 1
+    # A view's name and category go into its properties as well, and count once.
+    named = {"type": "page", "userId": "u-1", "name": "n" * 200, "category": "c" * 200}
+    views = [{**named, "properties": {"text": "x" * size}} for size in (31_900, 32_300)]
+    response = post(client, "batch", {"batch": views}, basic(write_key))
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    assert [r["index"] for r in response.json()["rejected"]] == [1]
+    assert inbox_count(runtime) == 2
 
 
 def test_a_batch_over_500_kb_is_413_and_nothing_is_stored(

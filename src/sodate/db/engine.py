@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-WAL_AUTOCHECKPOINT_PAGES = 10_000  # about 40 MB of log
+WAL_AUTOCHECKPOINT_PAGES = 10_000  # about 80 MB of log, in pages of 8 KB
 SQLITE_CACHE_KIB = 65_536
 """Each connection's page cache, at most (SQLite's default is 2 MB). The event processor's
 batch touches index pages all over the database, and with 2 MB it read most of them again,
@@ -186,9 +186,9 @@ class Database:
             incremental = driver.execute("PRAGMA auto_vacuum").fetchone()[0] == 2
             page = int(driver.execute("PRAGMA page_size").fetchone()[0])
             keep = keep_bytes // page
-            if not incremental or free <= keep:
-                return 0
             released = min(free - keep, most_bytes // page)
+            if not incremental or released <= 0:  # `incremental_vacuum(0)` would free them all
+                return 0
             # This process's writers queue on the lock, as for a transaction, rather than in
             # SQLite's busy handler, whose sleeps grow to 100 ms.
             if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):

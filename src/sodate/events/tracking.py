@@ -15,11 +15,10 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-import pydantic_core
 from pydantic import ValidationError
 
 from sodate.contacts.identifiers import usable_id
-from sodate.events.schemas import FieldError, MessageType, TrackingMessage
+from sodate.events.schemas import FieldError, MessageContext, MessageType, TrackingMessage
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -45,9 +44,6 @@ class MessageRejected(Exception):
 
 
 _VIEWS = frozenset((MessageType.PAGE, MessageType.SCREEN))
-_AS_TEXT = ("properties", "context")
-"""The parts of a normalized message that it carries as JSON texts of their own: the event
-processor stores them as they are, and parses them only where a step reads them."""
 
 
 def check_message(
@@ -68,6 +64,14 @@ def check_message(
         message = TrackingMessage.model_validate(raw)
     except ValidationError as exc:
         raise MessageRejected(field_errors(exc)) from None
+    if batch_context:  # the batch's context is the message's too, where it says nothing
+        try:
+            MessageContext.model_validate({**batch_context, **(raw.get("context") or {})})
+        except ValidationError as exc:
+            errors = [
+                FieldError(field=f"context.{e.field}", message=e.message) for e in field_errors(exc)
+            ]
+            raise MessageRejected(errors) from None
     kind = message_type or message.type
     if kind is None:
         raise MessageRejected([FieldError(field="type", message="required: " + _TYPES)])
@@ -97,18 +101,19 @@ def check_message(
             [FieldError(field="timestamp", message="the message's times are out of range")]
         ) from None
     payload = _payload(document)
-    if len(payload) > MAX_MESSAGE_BYTES and _size(payload, document) > MAX_MESSAGE_BYTES:
+    # Its JSON texts take on escapes inside it, and a view's name and category are in its
+    # properties too: the limit is for the message as the sender's JSON had it.
+    if len(payload) > MAX_MESSAGE_BYTES and _size(document, message) > MAX_MESSAGE_BYTES:
         raise MessageRejected(
             [FieldError(field="", message=f"a message may be at most {MAX_MESSAGE_BYTES} bytes")]
         )
     return AcceptedMessage(message_id=document["messageId"], payload=payload.decode())
 
 
-def _size(payload: bytes, document: dict[str, Any]) -> int:
-    """The message's size as JSON: its payload without the escapes that its JSON texts took on
-    inside it (a quote and a backslash each)."""
-    texts: list[str] = [document[key] for key in _AS_TEXT]
-    return len(payload) - sum(2 + text.count('"') + text.count("\\") for text in texts)
+def _size(document: dict[str, Any], message: TrackingMessage) -> int:
+    """The size of the message with its properties and context as objects, as they came."""
+    context = orjson.loads(document["context"])
+    return len(_payload({**document, "properties": message.properties or {}, "context": context}))
 
 
 # A NUL character, as JSON escapes it: `\u0000` after an even number of backslashes.
@@ -124,13 +129,11 @@ def _payload(value: Any) -> bytes:
     """
     try:
         payload = orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        # What orjson refuses: an integer beyond 64 bits, which the slower serializer writes,
-        # and what the rules above refuse, which it refuses with a precise reason.
-        try:
-            payload = pydantic_core.to_json(value, inf_nan_mode="null")
-        except pydantic_core.PydanticSerializationError as exc:
-            raise MessageRejected([FieldError(field="", message=str(exc))]) from None
+    except orjson.JSONEncodeError as exc:
+        # Text that is not Unicode, nesting too deep, or an integer beyond a double's range,
+        # which the event processor could not read back.
+        error = FieldError(field="", message=f"not storable as JSON: {exc}")
+        raise MessageRejected([error]) from None
     if b"\\u0000" in payload and _ESCAPED_NUL.search(payload):
         raise MessageRejected(
             [FieldError(field="", message="text may not contain NUL characters (\\u0000)")]
@@ -174,6 +177,8 @@ def _normalized(
         "category": message.category,
         "groupId": message.groupId,
         "previousId": message.previousId,
+        # As JSON texts of their own: the event processor stores them as they are, and parses
+        # them only where a step reads them.
         "properties": _text(_properties(kind, message)),
         "traits": _traits(kind, message.traits, context),
         "context": _text(context),
