@@ -51,6 +51,18 @@ def add_workspace(connection: sa.Connection) -> None:
     )
 
 
+def add_contact(connection: sa.Connection) -> int:
+    """A contact of workspace `w1`, inserted as a migration of any revision has the table."""
+    contact_id: int = connection.execute(
+        sa.text(
+            "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
+            " updated_at) VALUES ('w1', '{}', '', '[]', :at, :at) RETURNING id"
+        ),
+        {"at": "2026-01-01 00:00:00.000000"},
+    ).scalar_one()
+    return contact_id
+
+
 def test_upgrade_from_empty_reaches_head_and_matches_the_models(empty_database_url: str) -> None:
     engine = create_db_engine(empty_database_url)
     try:
@@ -124,13 +136,7 @@ def test_stored_events_get_the_key_their_message_id_is_looked_up_by(
         migrate.upgrade(engine, "0013")
         with engine.begin() as connection:
             add_workspace(connection)
-            contact_id = connection.execute(
-                sa.text(
-                    "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
-                    " updated_at) VALUES ('w1', '{}', '', '[]', :at, :at) RETURNING id"
-                ),
-                {"at": "2026-01-01 00:00:00.000000"},
-            ).scalar_one()
+            contact_id = add_contact(connection)
             for message_id in message_ids:
                 connection.execute(
                     sa.text(
@@ -226,13 +232,7 @@ def test_rebuilding_a_table_keeps_the_rows_that_reference_it(empty_database_url:
         migrate.upgrade(engine, "0019")
         with engine.begin() as connection:
             add_workspace(connection)
-            contact_id = connection.execute(
-                sa.text(
-                    "INSERT INTO contacts (workspace_id, traits, search_text, sources, created_at,"
-                    " updated_at) VALUES ('w1', '{}', '', '[]', :at, :at) RETURNING id"
-                ),
-                {"at": "2026-01-01 00:00:00.000000"},
-            ).scalar_one()
+            contact_id = add_contact(connection)
             order_id = connection.execute(
                 sa.text(
                     "INSERT INTO orders (workspace_id, contact_id, order_key, status, currency,"
