@@ -27,14 +27,13 @@ from sodate.contacts.identifiers import (
 from sodate.contacts.resolution import IdentityClaim, PlannedMerge
 from sodate.db.bulk import DriverValues
 from sodate.events import latest, service
-from sodate.events.schemas import MessageType
+from sodate.events.schemas import VIEW_TYPES, MessageType, view_properties
 
 TRACKING_SOURCE = "tracking"
 EVENT_NAMES = {MessageType.PAGE: "Page Viewed", MessageType.SCREEN: "Screen Viewed"}
 # Looked up once: the pipeline touches these for every event, and enum lookups are slow.
 _TYPE_OF = {kind.value: kind for kind in MessageType}
 _TRACK, _IDENTIFY, _GROUP = MessageType.TRACK, MessageType.IDENTIFY, MessageType.GROUP
-_VIEWS = frozenset((MessageType.PAGE, MessageType.SCREEN))
 
 
 JsonObject = dict[str, Any] | str
@@ -159,12 +158,9 @@ class BatchEvent:
         traits = document.get("traits") or {}
         if kind is _IDENTIFY or kind is _GROUP:
             properties = traits
-        elif kind in _VIEWS and isinstance(properties, dict):
+        elif kind in VIEW_TYPES and isinstance(properties, dict):
             # Accepted by a Sodate before views' names were put in their properties on receipt.
-            properties = {
-                **properties,
-                **{k: document[k] for k in ("name", "category") if document.get(k)},
-            }
+            properties = view_properties(properties, document.get("name"), document.get("category"))
         return cls(
             message_id=document["messageId"],
             type=kind,

@@ -28,6 +28,19 @@ class MessageType(StrEnum):
     ALIAS = "alias"
 
 
+VIEW_TYPES = frozenset((MessageType.PAGE, MessageType.SCREEN))
+
+
+def view_properties(
+    properties: dict[str, Any], name: str | None, category: str | None
+) -> dict[str, Any]:
+    """A page or screen view's properties, holding its name and category too, as Segment's do."""
+    if not (name or category):
+        return properties
+    named = (("name", name), ("category", category))
+    return {**properties, **{key: value for key, value in named if value}}
+
+
 def _id_to_text(value: object) -> object:
     # SDKs send numeric ids as numbers; booleans are never ids.
     if isinstance(value, int) and not isinstance(value, bool):

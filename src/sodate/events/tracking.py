@@ -18,7 +18,14 @@ import orjson
 from pydantic import ValidationError
 
 from sodate.contacts.identifiers import usable_id
-from sodate.events.schemas import FieldError, MessageContext, MessageType, TrackingMessage
+from sodate.events.schemas import (
+    VIEW_TYPES,
+    FieldError,
+    MessageContext,
+    MessageType,
+    TrackingMessage,
+    view_properties,
+)
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -41,9 +48,6 @@ class MessageRejected(Exception):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
         self.errors = errors
-
-
-_VIEWS = frozenset((MessageType.PAGE, MessageType.SCREEN))
 
 
 def check_message(
@@ -124,14 +128,13 @@ def _payload(value: Any) -> bytes:
     """The value as JSON text that every database stores and every reader parses back.
 
     NaN and infinities (which Python's JSON reader accepts) become null, as in JavaScript. Text
-    that is not valid Unicode (an unpaired surrogate), nesting too deep to serialize again, and
-    NUL characters (which PostgreSQL's text and JSONB cannot hold) are refused.
+    that is not valid Unicode (an unpaired surrogate), nesting too deep to serialize again, an
+    integer beyond a double's range (which the event processor could not read back) and NUL
+    characters (which PostgreSQL's text and JSONB cannot hold) are refused.
     """
     try:
         payload = orjson.dumps(value)
     except orjson.JSONEncodeError as exc:
-        # Text that is not Unicode, nesting too deep, or an integer beyond a double's range,
-        # which the event processor could not read back.
         error = FieldError(field="", message=f"not storable as JSON: {exc}")
         raise MessageRejected([error]) from None
     if b"\\u0000" in payload and _ESCAPED_NUL.search(payload):
@@ -190,11 +193,9 @@ def _normalized(
 
 
 def _properties(kind: MessageType, message: TrackingMessage) -> dict[str, Any]:
-    """A page or screen view's properties hold its name and category too, as Segment's do."""
     properties = message.properties or {}
-    if kind in _VIEWS and (message.name or message.category):
-        named = (("name", message.name), ("category", message.category))
-        return {**properties, **{key: value for key, value in named if value}}
+    if kind in VIEW_TYPES:
+        return view_properties(properties, message.name, message.category)
     return properties
 
 
