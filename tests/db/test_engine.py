@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -69,6 +71,36 @@ def test_checkpoint_copies_the_log_into_the_database(runtime: Runtime) -> None:
     assert rows_in_file() == before  # the rows are in the log only
     assert runtime.db.checkpoint() == 0  # nothing left to copy
     assert rows_in_file() == before + 300
+
+
+def test_checkpointing_copies_the_log_while_a_long_write_goes_on(runtime: Runtime) -> None:
+    if runtime.db.dialect != "sqlite":
+        with runtime.db.checkpointing(0.01):
+            pass
+        return
+    file_only = f"file:{runtime.db.engine.url.database}?immutable=1"
+
+    def rows_in_file() -> int:
+        with closing(sqlite3.connect(file_only, uri=True)) as connection:
+            return int(connection.execute("SELECT count(*) FROM clock_state").fetchone()[0])
+
+    runtime.db.checkpoint()
+    before = rows_in_file()
+    threads = threading.active_count()
+    with runtime.db.checkpointing(0.01):
+        with runtime.db.transaction() as session:
+            session.add_all(
+                ClockState(id=n, now=datetime(2026, 4, 1, tzinfo=UTC)) for n in range(3, 303)
+            )
+        deadline = time.monotonic() + 10
+        while rows_in_file() == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert rows_in_file() == before + 300  # copied with no checkpoint called here
+    assert threading.active_count() == threads  # its thread ended with the block
+    with runtime.db.transaction() as session:
+        session.add(ClockState(id=303, now=datetime(2026, 4, 1, tzinfo=UTC)))
+    time.sleep(0.05)
+    assert rows_in_file() == before + 300  # and no longer copies
 
 
 def test_naive_datetimes_are_refused(runtime: Runtime) -> None:

@@ -174,6 +174,32 @@ class Database:
             return 0
         return int(row[1] - row[2])
 
+    @contextmanager
+    def checkpointing(self, interval_seconds: float) -> Iterator[None]:
+        """While the block runs, checkpoint the log every `interval_seconds` on a thread of
+        its own (nothing on PostgreSQL).
+
+        For long writes outside `sodate up`, whose `wal-checkpointer` does this: otherwise a
+        commit that takes the log past `WAL_AUTOCHECKPOINT_PAGES` copies it all into the
+        database first, holding up the writer for a tenth of a second or more each time.
+        """
+        if self._write_lock is None:
+            yield
+            return
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval_seconds):
+                self.checkpoint()
+
+        thread = threading.Thread(target=run, name="sodate-checkpointer", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
     def release_free_pages(self, *, keep_bytes: int, most_bytes: int) -> int:
         """Give the file system back the file's free pages beyond `keep_bytes` of them, at most
         `most_bytes` at once, since moving the pages in use that lie past the new end holds the

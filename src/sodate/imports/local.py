@@ -48,23 +48,25 @@ def import_file(
         )
         import_id, make_parser = record.id, service.row_parser(session, record)
     chunks = parsed_chunks(path, layout, make_parser, limit=chunk)
+    interval = runtime.settings.sqlite_checkpoint_interval_seconds
     try:
-        for parsed in chunks:
-            with runtime.db.transaction() as session:
-                result = service.import_out(
-                    service.write_chunk(
-                        session,
-                        workspace_id,
-                        import_id,
-                        parsed,
-                        now=runtime.clock.now(),
-                        limit=chunk,
+        with runtime.db.checkpointing(interval):
+            for parsed in chunks:
+                with runtime.db.transaction() as session:
+                    result = service.import_out(
+                        service.write_chunk(
+                            session,
+                            workspace_id,
+                            import_id,
+                            parsed,
+                            now=runtime.clock.now(),
+                            limit=chunk,
+                        )
                     )
-                )
-            if on_chunk is not None:
-                on_chunk(result)
-            if result.status is ImportStatus.DONE:
-                return result
+                if on_chunk is not None:
+                    on_chunk(result)
+                if result.status is ImportStatus.DONE:
+                    return result
         raise ParserStopped("the file ended before its last chunk")
     except BaseException as exc:
         # Best effort: if the database itself failed, the original error matters more.
