@@ -108,6 +108,27 @@ def test_bad_rows_are_reported_and_every_good_row_is_imported(
     assert {c["traits"].get("age") for c in imported} == {30, 50, None}
 
 
+def test_a_quote_left_open_rejects_its_row_and_every_row_after_it_is_imported(
+    tmp_path: Path,
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    path = tmp_path / "quote.csv"
+    lines = ["メールアドレス,氏名,メモ", "q0@example.jp,零,普通", 'q1@example.jp,一郎,"27インチ']
+    lines += [f"q{n}@example.jp,名前{n},普通" for n in range(2, 9)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # Chunks of 3: the rows after the broken one are read by the parsing process too.
+    result = import_file(runtime, workspace.workspace.id, path, chunk=3)
+    assert (result.total, result.created, result.rejected) == (9, 8, 1)
+    [error] = errors_of(runtime, workspace.workspace.id, result.id)
+    assert (error.line, error.column) == (3, None)
+    assert error.reason == 'bad CSV: a value in quotes is not closed (a " opens it on this line)'
+    emails = {c["email"] for c in contacts(client, admin_headers)}
+    assert emails == {f"q{n}@example.jp" for n in range(9) if n != 1}
+
+
 def test_undecodable_bytes_reject_their_row_only(
     tmp_path: Path, runtime: Runtime, workspace: Created
 ) -> None:

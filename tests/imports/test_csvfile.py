@@ -7,6 +7,7 @@ import io
 import pytest
 
 from sodate.imports.csvfile import (
+    MAX_RECORD_LINES,
     BlockStream,
     Encoding,
     FileFormatError,
@@ -100,6 +101,61 @@ def test_records_know_their_line_and_where_the_next_one_starts() -> None:
         )
     )
     assert [(r.line, r.fields) for r in resumed[:1]] == [(4, ["3", "4"])]
+
+
+def _records(data: bytes) -> list[tuple[int, list[str] | None, str]]:
+    layout = read_layout(io.BytesIO(data))
+    return [
+        (record.line, record.fields, record.problem)
+        for record in iter_records(
+            io.BytesIO(data), "utf-8", ",", start=layout.data_start, line=layout.data_line
+        )
+    ]
+
+
+def test_a_quote_left_open_loses_no_line_after_it() -> None:
+    data = 'メール,メモ\nq1@example.jp,"27インチ\nq2@example.jp,普通\nq3@example.jp,普通\n'.encode()
+    assert _records(data) == [
+        (2, None, 'bad CSV: a value in quotes is not closed (a " opens it on this line)'),
+        (3, ["q2@example.jp", "普通"], ""),
+        (4, ["q3@example.jp", "普通"], ""),
+    ]
+
+
+def test_a_quote_closed_by_a_later_stray_quote_loses_no_line_either() -> None:
+    data = b'email,note\na@x.jp,"open\nb@x.jp,fine\nc@x.jp,"oops\nd@x.jp,fine\n'
+    assert _records(data) == [
+        (2, None, 'bad CSV: text follows a closing " (a " inside a value is written "")'),
+        (3, ["b@x.jp", "fine"], ""),
+        (4, None, 'bad CSV: a value in quotes is not closed (a " opens it on this line)'),
+        (5, ["d@x.jp", "fine"], ""),
+    ]
+
+
+def test_a_value_in_quotes_may_span_lines_but_not_hundreds() -> None:
+    note = "\n".join(f"line {n}" for n in range(MAX_RECORD_LINES))
+    long_note = "\n".join(f"line {n}" for n in range(MAX_RECORD_LINES + 1))
+    data = f'email,note\na@x.jp,"{note}"\nb@x.jp,"{long_note}"\nc@x.jp,ok\n'.encode()
+    records = _records(data)
+    assert records[0] == (2, ["a@x.jp", note], "")
+    bad = 2 + MAX_RECORD_LINES
+    assert records[1] == (
+        bad,
+        None,
+        f"bad CSV: a value in quotes runs over more than {MAX_RECORD_LINES} lines"
+        ' (is a closing " missing?)',
+    )
+    # Reading goes on at the next line: the lines of the long value come as records of their
+    # own (reported, since they have one value), and the row after it is read.
+    assert records[2] == (bad + 1, ["line 1"], "")
+    assert records[-1] == (bad + MAX_RECORD_LINES + 1, ["c@x.jp", "ok"], "")
+
+
+def test_blank_lines_before_the_header_are_skipped() -> None:
+    data = "\ufeff\n\r\nemail,氏名\na@example.jp,山田\n".encode()
+    layout = read_layout(io.BytesIO(data))
+    assert (layout.header, layout.data_line) == (["email", "氏名"], 4)
+    assert _records(data) == [(4, ["a@example.jp", "山田"], "")]
 
 
 def test_block_stream_reads_across_blocks_from_any_offset() -> None:

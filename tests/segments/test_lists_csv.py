@@ -232,7 +232,7 @@ def test_cells_that_cannot_be_identifiers_are_reported(
         (5, "user_id", "longer than 200 characters"),
         (6, "id", "no contact has this id"),
         (7, None, "2 values, but the header has 3 columns"),
-        (9, None, "1 values, but the header has 3 columns"),  # an unclosed quote takes the rest
+        (9, None, 'bad CSV: a value in quotes is not closed (a " opens it on this line)'),
     ]
     assert (result["rows"], result["matched"], result["changed"]) == (8, 1, 1)
     assert member_ids(client, admin_headers, "booth") == [visitors["tanaka"]]

@@ -13,7 +13,7 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO, NamedTuple
@@ -79,12 +79,15 @@ def read_layout(stream: BinaryIO, requested: Encoding = Encoding.AUTO) -> Layout
     else:
         encoding = _detect(stream, offset)
     stream.seek(offset)
-    first = stream.readline()
-    if not first.strip():
+    line = 1
+    while (first := stream.readline()) and not first.strip():  # blank lines before the header
+        offset += len(first)
+        line += 1
+    if not first:
         raise FileFormatError("the file is empty: its first line should be a header")
     text = first.decode(encoding, "surrogateescape")
     delimiter = max(DELIMITERS, key=text.count)
-    records = iter_records(stream, encoding, delimiter, start=offset, line=1)
+    records = iter_records(stream, encoding, delimiter, start=offset, line=line)
     header_record = next(records)
     header_text = "".join(header_record.fields or ())
     if header_record.fields is None or UNDECODED.search(header_text) or "\x00" in header_text:
@@ -121,32 +124,74 @@ def _detect(stream: BinaryIO, offset: int) -> str:
     return Encoding.UTF8.value if good > bad or bad == 0 else Encoding.CP932.value
 
 
+MAX_RECORD_LINES = 100
+"""The most lines one record may span: a value in quotes may hold line breaks (an address, a
+note), but one that runs on longer is taken for a quote left open by mistake."""
+
+
 def iter_records(
     stream: BinaryIO, encoding: str, delimiter: str, *, start: int, line: int
 ) -> Iterator[Record]:
-    """The records from byte offset `start`, which begins line `line`."""
+    """The records from byte offset `start`, which begins line `line`.
+
+    A record whose CSV is broken is given with its problem and no fields, and reading goes on
+    at the line after the one it starts on: a quote left open (`"27インチ`) would otherwise
+    take in every line after it as part of one value, and those rows would be lost unseen.
+    """
+    resume: tuple[int, int] | None = (start, line)
+    while resume is not None:
+        resume = yield from _records_until_broken(stream, encoding, delimiter, *resume)
+
+
+def _records_until_broken(
+    stream: BinaryIO, encoding: str, delimiter: str, start: int, line: int
+) -> Generator[Record, None, tuple[int, int] | None]:
+    """Records from `start` up to the first broken one (included); then where to go on."""
     stream.seek(start)
     consumed = start
-    lines_read = 0
+    ends: list[int] = []
+    """The byte offset after each line of the record being read."""
 
     def decoded() -> Iterator[str]:
-        nonlocal consumed, lines_read
+        nonlocal consumed
         for raw in stream:
             consumed += len(raw)
-            lines_read += 1
+            ends.append(consumed)
             yield raw.decode(encoding, "surrogateescape")
 
-    reader = csv.reader(decoded(), delimiter=delimiter)
+    # Strict: a quote still open at the end of the file is an error, not a value.
+    reader = csv.reader(decoded(), delimiter=delimiter, strict=True)
     while True:
-        first_line = line + lines_read
+        first_line = line
+        ends.clear()
         try:
             fields = next(reader)
         except StopIteration:
-            return
+            return None
         except csv.Error as exc:
-            yield Record(first_line, consumed, line + lines_read, None, f"bad CSV: {exc}")
-            continue
-        yield Record(first_line, consumed, line + lines_read, fields)
+            problem = _broken(str(exc))
+        else:
+            line += len(ends)
+            if len(ends) <= MAX_RECORD_LINES:
+                yield Record(first_line, consumed, line, fields)
+                continue
+            problem = (
+                f"bad CSV: a value in quotes runs over more than {MAX_RECORD_LINES} lines"
+                ' (is a closing " missing?)'
+            )
+        after_first = ends[0] if ends else consumed
+        yield Record(first_line, after_first, first_line + 1, None, problem)
+        return after_first, first_line + 1
+
+
+def _broken(reason: str) -> str:
+    if reason == "unexpected end of data":
+        return 'bad CSV: a value in quotes is not closed (a " opens it on this line)'
+    if reason.startswith("field larger than field limit"):
+        return 'bad CSV: a value is longer than 128 KB (is a closing " missing?)'
+    if reason.endswith("expected after '\"'"):
+        return 'bad CSV: text follows a closing " (a " inside a value is written "")'
+    return f"bad CSV: {reason}"
 
 
 def undecoded(text: str) -> bool:
