@@ -261,3 +261,46 @@ def test_rebuilding_a_table_keeps_the_rows_that_reference_it(empty_database_url:
             assert connection.execute(sa.text("SELECT count(*) FROM order_items")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_stored_addresses_are_width_folded_unless_another_contact_has_the_folded_one(
+    empty_database_url: str,
+) -> None:
+    engine = create_db_engine(empty_database_url)
+    at = "2026-01-01 00:00:00.000000"
+    try:
+        migrate.upgrade(engine, "0021")
+        with engine.begin() as connection:
+            add_workspace(connection)
+            contacts = [add_contact(connection) for _ in range(3)]
+            for contact, address in zip(
+                contacts,
+                ["ｙａｍａｄａ@example.jp", "ｓａｔｏ@example.jp", "sato@example.jp"],
+                strict=True,
+            ):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO contact_identities (workspace_id, kind, value, contact_id,"
+                        " created_at) VALUES ('w1', 'email', :value, :contact, :at)"
+                    ),
+                    {"value": address, "contact": contact, "at": at},
+                )
+                connection.execute(
+                    sa.text("UPDATE contacts SET email = :value WHERE id = :contact"),
+                    {"value": address, "contact": contact},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            identities = connection.execute(
+                sa.text("SELECT contact_id, value FROM contact_identities ORDER BY contact_id")
+            ).all()
+            emails = connection.execute(sa.text("SELECT id, email FROM contacts ORDER BY id")).all()
+        expected = [
+            (contacts[0], "yamada@example.jp"),
+            (contacts[1], "ｓａｔｏ@example.jp"),  # sato@… is another contact's: left for a merge
+            (contacts[2], "sato@example.jp"),
+        ]
+        assert [tuple(row) for row in identities] == expected
+        assert [tuple(row) for row in emails] == expected
+    finally:
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from tests.events.helpers import (
     send,
     timeline,
 )
+from tests.imports.helpers import import_file
 
 
 @pytest.fixture
@@ -164,6 +166,37 @@ def test_an_email_in_identify_traits_joins_a_contact_created_by_email(
     assert again.status_code == 200, again.text
     assert again.json()["contact"]["id"] == contact_id
     assert again.json()["contact"]["traits"]["title"] == "課長"
+
+
+def test_full_width_addresses_and_numbers_are_one_person_whichever_way_they_come(
+    client: TestClient,
+    runtime: Runtime,
+    write_key: str,
+    admin_headers: dict[str, str],
+    workspace: Created,
+    tmp_path: Path,
+) -> None:
+    traits = {"email": "ＹＡＭＡＤＡ@example.jp", "phone": "090ｰ5555ｰ6666"}  # half-width ｰ
+    send(client, write_key, "identify", {"userId": "fw-user", "traits": traits})
+    process_all(runtime)
+    contact = only_contact(client, admin_headers, user_id="fw-user")
+    assert (contact["email"], contact["phone"]) == ("yamada@example.jp", "+819055556666")
+    assert {("email", "yamada@example.jp"), ("phone", "+819055556666")} <= identity_keys(contact)
+    # The API's upsert and a CSV import of the same values reach the same contact.
+    response = client.post(
+        "/api/v1/contacts",
+        json={"email": "ＹＡＭＡＤＡ＠example.jp", "traits": {"plan": "pro"}},
+        headers=admin_headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["contact"]["id"] == contact["id"]
+    path = tmp_path / "名刺.csv"
+    path.write_text(
+        "メールアドレス,電話番号,氏名\nｙａｍａｄａ＠ｅｘａｍｐｌｅ．ｊｐ,090ｰ5555ｰ6666,山田\n"
+    )
+    result = import_file(runtime, workspace.workspace.id, path, source="展示会")
+    assert (result.created, result.updated) == (0, 1)
+    assert live_contact_count(runtime) == 1
 
 
 def test_placeholders_never_link_anyone(

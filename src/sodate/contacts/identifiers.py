@@ -7,6 +7,7 @@ Placeholder values that SDKs and forms emit when nothing is known (`null`, `unde
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -114,7 +115,14 @@ def normalize_email(value: object) -> str | None:
     return normalized
 
 
+def width_folded(text: str) -> str:
+    """Full-width letters, digits and marks as their ASCII forms (NFKC): `ｔａｒｏ＠…` and
+    `０９０…` are what Japanese forms and keyboards often give."""
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def _normalize_email_text(value: str) -> str | None:
+    value = width_folded(value)
     if is_placeholder(value):
         return None
     candidate = value.strip().casefold()
@@ -207,6 +215,7 @@ def normalize_phone(value: object, region: str = DEFAULT_PHONE_REGION) -> str | 
 
 
 def _normalize_phone_text(value: str, region: str) -> str | None:
+    value = width_folded(value)
     if is_placeholder(value):
         return None
     if region == DEFAULT_PHONE_REGION and (common := common_jp_phone(value)):

@@ -6,7 +6,6 @@ is rejected whole: half a row is never imported.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -14,7 +13,12 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from sodate.contacts.identifiers import is_placeholder, normalize_email, normalize_phone
+from sodate.contacts.identifiers import (
+    is_placeholder,
+    normalize_email,
+    normalize_phone,
+    width_folded,
+)
 from sodate.contacts.prepared import PreparedContact, prepare_contact
 from sodate.contacts.schemas import ContactUpsert
 from sodate.imports.csvfile import Record, undecoded
@@ -183,7 +187,7 @@ class RowParser:
 
     def _take_timestamp(self, values: _Values, column: Field, raw: str) -> str | None:
         try:
-            values.timestamp = parse_datetime(_nfkc(raw), self.zone)
+            values.timestamp = parse_datetime(width_folded(raw), self.zone)
         except ValueError as exc:
             return str(exc)
         return None
@@ -228,11 +232,6 @@ class RowParser:
         return next((name for _, name, column, _ in self.columns if column.target is target), None)
 
 
-def _nfkc(text: str) -> str:
-    # Full-width letters and digits (ｔａｒｏ＠…, ０９０…) are what Japanese forms often hold.
-    return text if text.isascii() else unicodedata.normalize("NFKC", text)
-
-
 def _names_fit(fields: Sequence[Field], *, events: bool) -> bool:
     """Whether the file's trait names and external id types are keys ContactUpsert takes."""
     try:
@@ -252,7 +251,7 @@ def _take_text(values: _Values, column: Field, raw: str) -> str | None:
 
 
 def _take_email(values: _Values, column: Field, raw: str) -> str | None:
-    text = _nfkc(raw)
+    text = width_folded(raw)
     if normalize_email(text) is None:
         return "not an email address"
     values.email = text
@@ -260,7 +259,7 @@ def _take_email(values: _Values, column: Field, raw: str) -> str | None:
 
 
 def _take_phone(values: _Values, column: Field, raw: str) -> str | None:
-    text = _nfkc(raw)
+    text = width_folded(raw)
     normalized = normalize_phone(text)
     if normalized is None:
         return "not a valid phone number"
@@ -300,7 +299,7 @@ def _company_key(name: str | None) -> str | None:
     """The group key of a company known by name only: the name, width and spaces evened out."""
     if name is None:
         return None
-    return " ".join(_nfkc(name).split())[:MAX_ID] or None
+    return " ".join(width_folded(name).split())[:MAX_ID] or None
 
 
 def shown(value: str, encoding: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +29,7 @@ from sodate.contacts.identifiers import (
     is_placeholder,
     normalize_email,
     normalize_phone,
+    width_folded,
 )
 from sodate.db.locks import lock_workspace
 from sodate.errors import InvalidInput
@@ -174,8 +174,7 @@ def _normalized(kind: IdColumn, raw: str, encoding: str) -> tuple[str | None, st
         return None, f"holds bytes that are not valid {encoding}"
     if "\x00" in raw:
         return None, "holds a NUL character"
-    # Full-width letters and digits (ｔａｒｏ＠…, ０９０…) are what Japanese forms often hold.
-    text = raw if raw.isascii() else unicodedata.normalize("NFKC", raw)
+    text = width_folded(raw)
     if kind is IdColumn.ID:
         if (
             text.isascii()
