@@ -111,6 +111,13 @@ def test_every_error_is_named_with_its_path() -> None:
         ({"score": {"model": "default", "op": "gte", "value": "60"}}, "gte needs a number"),
         ({"score": {"model": "default", "op": "between", "value": [60, 20]}}, "low <= high"),
         ({"score": {"model": "default", "op": "gte", "value": 1, "part": "x"}}, "Input should be"),
+        # Instants outside the calendar (now + 99999999d) stopped the event processor.
+        ({"event": {"name": "X", "within": "99999999d"}}, "too long: at most 36500d"),
+        ({"attr": "last_seen_at", "op": "within_last", "value": "36501d"}, "too long"),
+        ({"attr": "created_at", "op": "before", "value": "+2912273d"}, "too far from now"),
+        ({"attr": "d", "op": "after", "value": "-999999d"}, "too far from now"),
+        ({"attr": "d", "op": "after", "value": "0001-01-01"}, "a year from 1000 to 9000"),
+        ({"attr": "d", "op": "between", "value": ["2026-01-01", "9999-12-31T23:00"]}, "1000 to"),
     ],
 )
 def test_invalid_conditions_are_refused(document: Any, expected: str) -> None:

@@ -156,30 +156,42 @@ class DateValue:
         return None
 
 
+MAX_SPAN = timedelta(days=36_500)
+"""The longest window or offset from now a condition may name (about a hundred years): with
+absolute dates kept within `YEARS`, no instant a condition names can fall outside the
+calendar, whenever it is evaluated."""
+YEARS = range(1000, 9001)
+
+
 @lru_cache(maxsize=4096)
 def parse_date_value(text: str) -> DateValue:
     """`2026-04-01`, `2026-04-01T09:00:00+09:00`, or a signed offset such as `-30d`, `+2w`."""
-    stripped = text.strip()
-    if _RELATIVE.fullmatch(stripped):
-        sign = -1 if stripped[0] == "-" else 1
-        try:
-            return DateValue(offset=sign * parse_duration(stripped[1:]))
-        except ClockError:
-            pass
-    elif ISO_DATE.fullmatch(stripped):
-        try:
-            return DateValue(day=date.fromisoformat(stripped))
-        except ValueError:
-            pass
-    elif ISO_DATE.match(stripped):
-        try:
-            return DateValue(instant=datetime.fromisoformat(stripped))
-        except ValueError:
-            pass
-    raise ValueError(
-        f"{text!r} is not a date: use an ISO date or time (2026-04-01, 2026-04-01T09:00+09:00)"
-        " or an offset from now (-30d, +2w, -12h)"
-    )
+    value = _date_value(text.strip())
+    if value is None:
+        raise ValueError(
+            f"{text!r} is not a date: use an ISO date or time (2026-04-01,"
+            " 2026-04-01T09:00+09:00) or an offset from now (-30d, +2w, -12h)"
+        )
+    if value.offset is not None and abs(value.offset) > MAX_SPAN:
+        raise ValueError(f"{text!r} is too far from now: at most 36500d (about 100 years)")
+    moment = value.day or value.instant
+    if moment is not None and moment.year not in YEARS:
+        raise ValueError(f"{text!r} is out of range: use a year from 1000 to 9000")
+    return value
+
+
+def _date_value(text: str) -> DateValue | None:
+    try:
+        if _RELATIVE.fullmatch(text):
+            sign = -1 if text[0] == "-" else 1
+            return DateValue(offset=sign * parse_duration(text[1:]))
+        if ISO_DATE.fullmatch(text):
+            return DateValue(day=date.fromisoformat(text))
+        if ISO_DATE.match(text):
+            return DateValue(instant=datetime.fromisoformat(text))
+    except (ClockError, ValueError):
+        pass
+    return None
 
 
 @lru_cache(maxsize=4096)
@@ -190,6 +202,8 @@ def parse_positive_duration(text: str) -> timedelta:
         duration = timedelta(0)
     if duration <= timedelta(0):
         raise ValueError(f"{text!r} is not a duration: use e.g. 30d, 12h, 2w, 90m")
+    if duration > MAX_SPAN:
+        raise ValueError(f"{text!r} is too long: at most 36500d (about 100 years)")
     return duration
 
 
