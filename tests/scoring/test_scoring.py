@@ -393,3 +393,47 @@ def test_moving_the_epoch_changes_no_score(
         recompute.rebase(session, model, now=runtime.clock.now())
     assert scores(client, admin_headers, sato) == before
     assert_exact(runtime, workspace)  # bases stored after the move match a recomputation
+
+
+def test_a_total_shown_as_a_threshold_has_reached_it_in_every_reader(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    """Six inquiries an hour after the model's epoch: 60 points, which decay's arithmetic
+    leaves at 59.99999999999999. Shown as 60, they reach `mql: 60` everywhere."""
+    put_model(client, admin_headers, "default", MODEL)
+    segments = {
+        "mql-60": {"score": {"model": "default", "op": "gte", "value": 60}},
+        "below-60": {"score": {"model": "default", "op": "lt", "value": 60}},
+        "above-60": {"score": {"model": "default", "op": "gt", "value": 60}},
+        "at-most-60": {"score": {"model": "default", "op": "lte", "value": 60}},
+        "60-to-70": {"score": {"model": "default", "op": "between", "value": [60, 70]}},
+    }
+    for key, condition in segments.items():
+        response = client.put(
+            f"/api/v1/segments/{key}",
+            json={"name": key, "condition": condition},
+            headers=admin_headers,
+        )
+        assert response.status_code == 201, response.text
+    advance(runtime, timedelta(minutes=61))
+    for _ in range(6):
+        track(client, workspace, "u5", "Inquiry Submitted")
+    process_all(runtime)
+    contact = only_contact(client, admin_headers, user_id="u5")
+    assert scores(client, admin_headers, contact["id"])["default"]["total"] == 60
+    assert scores(client, admin_headers, contact["id"])["default"]["thresholds_reached"] == [
+        "warm",
+        "mql",
+    ]
+    assert crossings(client, admin_headers, "default") == [
+        (contact["id"], "warm", True, "event"),
+        (contact["id"], "mql", True, "event"),
+    ]
+    expected = ["60-to-70", "at-most-60", "mql-60"]
+    assert sorted(contact["segments"]) == expected  # in memory, in real time
+    for key, condition in segments.items():  # and compiled to SQL
+        response = client.post(
+            "/api/v1/segments/preview", json={"condition": condition}, headers=admin_headers
+        )
+        assert response.json()["count"] == (1 if key in expected else 0), key
+    assert_exact(runtime, workspace)

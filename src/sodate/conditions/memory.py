@@ -25,7 +25,6 @@ from sodate.conditions.comparisons import Local, lookup, time_test, value_test
 from sodate.conditions.reads import reads_zone
 from sodate.conditions.schemas import (
     COUNT_OPERATORS,
-    ORDER_OPERATORS,
     AllCondition,
     AnyCondition,
     AttrCondition,
@@ -40,7 +39,7 @@ from sodate.conditions.schemas import (
     SegmentCondition,
 )
 from sodate.conditions.terms import Source, ValueKind
-from sodate.scoring.decay import decay_factor
+from sodate.scoring.decay import HALF_SHOWN, decay_factor, shown_bound
 
 
 @dataclass(frozen=True)
@@ -174,12 +173,17 @@ class Evaluation:
             return self._attribute(condition)
         if isinstance(condition, ScoreCondition):
             score, now = condition.score, self.now
+            # Compared as shown, to a hundredth of a point (`sodate.scoring.decay`).
             if score.op is Operator.BETWEEN:
                 low, high = score.value
-                in_range: Callable[[float], bool] = lambda value: bool(low <= value <= high)  # noqa: E731
+                low, high = low - HALF_SHOWN, high + HALF_SHOWN
+                in_range: Callable[[float], bool] = lambda value: bool(low <= value < high)  # noqa: E731
             else:
-                order, bound = ORDER_OPERATORS[score.op], score.value
-                in_range = lambda value: bool(order(value, bound))  # noqa: E731
+                at_least, bound = shown_bound(score.op.value, score.value)
+                if at_least:
+                    in_range = lambda value: bool(value >= bound)  # noqa: E731
+                else:
+                    in_range = lambda value: bool(value < bound)  # noqa: E731
 
             def scored(_contact: int, state: ContactState) -> bool:
                 stored = state.scores.get(score.model)

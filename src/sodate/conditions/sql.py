@@ -50,7 +50,7 @@ from sodate.contacts.models import Company, Contact
 from sodate.db.plans import workspace_check
 from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
 from sodate.lifecycle.models import ContactStage
-from sodate.scoring.decay import decay_factor_sql
+from sodate.scoring.decay import HALF_SHOWN, decay_factor_sql, shown_bound
 from sodate.scoring.models import ContactScore, ScoringModel
 from sodate.segments.models import Segment, SegmentMember
 
@@ -188,10 +188,12 @@ class _Compiler:
             .scalar_subquery(),
             0.0,
         )
+        # Compared as shown, to a hundredth of a point (`sodate.scoring.decay`).
         if spec.op is Operator.BETWEEN:
             low, high = spec.value
-            return sa.and_(value >= float(low), value <= float(high))
-        return ORDER_OPERATORS[spec.op](value, float(spec.value))  # type: ignore[no-any-return]
+            return sa.and_(value >= float(low) - HALF_SHOWN, value < float(high) + HALF_SHOWN)
+        at_least, bound = shown_bound(spec.op.value, float(spec.value))
+        return value >= bound if at_least else value < bound
 
     def attribute(self, condition: AttrCondition, contacts: sa.FromClause) -> Boolean:
         path = condition.path

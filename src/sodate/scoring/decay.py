@@ -21,6 +21,27 @@ EXPONENT_BOUND = 1000.0
 moves a model's epoch forward long before real awards come near it."""
 
 
+HALF_SHOWN = 0.005
+"""Half the hundredth of a point scores are shown to (`live.rounded`). Scores are compared with
+thresholds and condition bounds as shown: a total shown as 60.00 has reached 60, though
+decay's arithmetic may leave it at 59.99999999999999. So a comparison moves its bound by half
+a hundredth, which also keeps it off the whole numbers totals land on exactly, where the
+Python and SQL arithmetic could disagree."""
+
+
+def reached(total: float, threshold: float) -> bool:
+    """Whether a score shown as `total` has reached `threshold`."""
+    return total >= threshold - HALF_SHOWN
+
+
+def shown_bound(op: str, bound: float) -> tuple[bool, float]:
+    """A comparison of a score with `bound` as shown (`gt`, `gte`, `lt` or `lte`), as a test of
+    the score itself: (True, b) for "at least b", (False, b) for "less than b"."""
+    if op in ("gte", "lt"):
+        return op == "gte", bound - HALF_SHOWN
+    return op == "gt", bound + HALF_SHOWN
+
+
 def decay_weight(at: datetime, epoch: datetime, half_life_seconds: float | None) -> float:
     """What an award at `at` weighs in the base: 2^((at − epoch) / h)."""
     if half_life_seconds is None:

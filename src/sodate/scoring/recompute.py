@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sodate.conditions.sql import EVENTS, matching_contacts, property_filters
 from sodate.db.base import UTCDateTime
 from sodate.db.bulk import driver_values, insert_rows
-from sodate.scoring.decay import weight_sql
+from sodate.scoring.decay import HALF_SHOWN, weight_sql
 from sodate.scoring.live import MODELS, EngagementPoints, LiveModel
 from sodate.scoring.models import (
     ContactScore,
@@ -403,10 +403,12 @@ def sync_levels(
     if not record:
         passes = []
     for rank, value, name, reached in passes:
+        # As shown (`decay.HALF_SHOWN`), as LiveModel.level compares.
+        bound = value - HALF_SHOWN
         crossed = (
-            sa.and_(SCORES.c.level < rank, total >= value)
+            sa.and_(SCORES.c.level < rank, total >= bound)
             if reached
-            else sa.and_(SCORES.c.level >= rank, total < value)
+            else sa.and_(SCORES.c.level >= rank, total < bound)
         )
         inserted = session.execute(
             sa.insert(CROSSINGS)
@@ -430,7 +432,7 @@ def sync_levels(
         ).all()
         counts[0 if reached else 1] += len(inserted)
     level = sum(
-        (sa.case((total >= value, 1), else_=0) for value, _name in model.thresholds),
+        (sa.case((total >= value - HALF_SHOWN, 1), else_=0) for value, _name in model.thresholds),
         start=sa.literal(0),
     )
     session.execute(sa.update(SCORES).where(*where, SCORES.c.level != level).values(level=level))

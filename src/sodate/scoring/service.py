@@ -15,6 +15,7 @@ from sodate.conditions.schemas import Condition, dump_condition
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
 from sodate.errors import NotFound
+from sodate.scoring.decay import reached
 from sodate.scoring.live import LiveModel, live_models, rounded
 from sodate.scoring.models import ScoreCause, ScoringModel
 from sodate.scoring.recompute import (
@@ -212,7 +213,7 @@ def contact_scores(
             fit=rounded(fit),
             engagement=rounded(engagement),
             total=rounded(total),
-            thresholds_reached=[name for value, name in model.thresholds if total >= value],
+            thresholds_reached=[name for value, name in model.thresholds if reached(total, value)],
             reasons=sorted(reasons[model_id], key=lambda reason: _rule_order(reason.rule)),
         )
     return shown
