@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from sodate.runtime import Runtime
-from sodate.scoring import live, recompute
+from sodate.scoring import live, recompute, service
 from sodate.scoring.jobs import score_sweeper
 from sodate.scoring.models import ScoreCause
 from sodate.worker_types import ServiceContext
@@ -437,3 +437,30 @@ def test_a_total_shown_as_a_threshold_has_reached_it_in_every_reader(
         )
         assert response.json()["count"] == (1 if key in expected else 0), key
     assert_exact(runtime, workspace)
+
+
+def test_events_up_to_an_engagement_reset_give_no_points_even_when_they_arrive_late(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    put_model(client, admin_headers, "default", MODEL)
+    track(client, workspace, "u1", "Inquiry Submitted")
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    advance(runtime, timedelta(hours=1))
+    reset_at = runtime.clock.now()
+    with runtime.db.transaction() as session:
+        service.reset_engagement(session, workspace.workspace.id, "default", sato, now=reset_at)
+    assert scores(client, admin_headers, sato)["default"]["engagement"] == 0
+    # A seminar half an hour before the reset, sent late by an app that was offline, and an
+    # inquiry at the reset's instant: neither gives points. One a minute later does.
+    late = (reset_at - timedelta(minutes=30)).isoformat()
+    body = {"userId": "u1", "event": "Seminar Attended", "timestamp": late}
+    send(client, workspace.write_key.key, "track", body)
+    track(client, workspace, "u1", "Inquiry Submitted")
+    process_all(runtime)
+    assert scores(client, admin_headers, sato)["default"]["engagement"] == 0
+    advance(runtime, timedelta(minutes=1))
+    track(client, workspace, "u1", "Inquiry Submitted")
+    process_all(runtime)
+    assert round(scores(client, admin_headers, sato)["default"]["engagement"]) == 10
+    assert_exact(runtime, workspace)  # as a recomputation (a model save) scores them

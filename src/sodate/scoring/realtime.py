@@ -21,7 +21,14 @@ from sqlalchemy.orm import Session
 from sodate.conditions.comparisons import property_matcher
 from sodate.conditions.state import LoadedStates, load_states
 from sodate.contacts.resolution import PlannedMerge
-from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in, insert_rows
+from sodate.db.bulk import (
+    DriverValues,
+    driver_values,
+    execute_many,
+    fetch_all,
+    fetch_in,
+    insert_rows,
+)
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.scoring.live import EngagementPoints, LiveModel, live_models
 from sodate.scoring.models import ScoreCause
@@ -73,7 +80,7 @@ class _Scoring:
     added_daily: dict[tuple[int, str, date], float] = field(default_factory=dict)
 
     def run(self, events: Sequence[BatchEvent], loaded: LoadedStates) -> set[int]:
-        hits = self._hits(events)
+        hits = self._after_resets(self._hits(events))
         refit = sorted(loaded.states) if self.model.fit else []
         touched = sorted({event.contact_id for event, _rule in hits} | set(refit))
         if not touched:
@@ -115,6 +122,32 @@ class _Scoring:
             for event in events
             for rule in by_name.get(event.name or "", ())
             if not rule.where or holds(rule.where, event.properties)
+        ]
+
+    def _after_resets(
+        self, hits: list[tuple[BatchEvent, EngagementPoints]]
+    ) -> list[tuple[BatchEvent, EngagementPoints]]:
+        """The hits whose events came after their contact's engagement reset in the model, if
+        it had one: events up to a reset give no points, as in every recomputation (an event
+        may arrive late, from an app that was offline)."""
+        if not hits or not fetch_all(
+            self.session, "SELECT 1 FROM score_resets WHERE model_id = ? LIMIT 1", (self.model.id,)
+        ):
+            return hits
+        stored_time = DriverValues.stored_time
+        resets = {
+            contact: stored_time(at)
+            for contact, at in fetch_in(
+                self.session,
+                "SELECT contact_id, at FROM score_resets WHERE model_id = ? AND contact_id IN",
+                sorted({event.contact_id for event, _rule in hits}),
+                (self.model.id,),
+            )
+        }
+        return [
+            (event, rule)
+            for event, rule in hits
+            if (at := resets.get(event.contact_id)) is None or event.timestamp > at
         ]
 
     def _award(self, event: BatchEvent, rule: EngagementPoints) -> float:
