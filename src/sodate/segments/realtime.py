@@ -138,11 +138,18 @@ def refresh(
 
 
 def refresh_readers(
-    session: Session, workspace_id: str, key: str, contacts: set[int], *, now: datetime
+    session: Session,
+    workspace_id: str,
+    key: str,
+    contacts: set[int],
+    *,
+    now: datetime,
+    cause: ChangeCause,
 ) -> None:
-    """Pass a change of a segment's members (a static list's) on to the segments that read it."""
+    """Pass a change of a segment's members (a static list's) on to the segments that read it,
+    with the change's own cause."""
     _refresh_readers(
-        session, workspace_id, contacts, lambda found: key in found.segments, now, ChangeCause.EVENT
+        session, workspace_id, contacts, lambda found: key in found.segments, now, cause
     )
 
 

@@ -434,7 +434,9 @@ def change_members(
         now=now,
         cause=ChangeCause.API,
     )
-    realtime.refresh_readers(session, workspace_id, key, {*entered, *exited}, now=now)
+    realtime.refresh_readers(
+        session, workspace_id, key, {*entered, *exited}, now=now, cause=ChangeCause.API
+    )
     return len(entered) + len(exited)
 
 
