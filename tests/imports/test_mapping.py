@@ -85,6 +85,15 @@ def test_given_mapping_wins_and_is_checked() -> None:
         resolve_mapping(CONTACTS, ["氏名", "会社名"], {})
     with pytest.raises(MappingError, match="not a field of a contacts import"):
         resolve_mapping(CONTACTS, header, {"来場日": "timestamp"})
+    # A given spec that ends in `:word` names a type, in any case; a mistyped one is refused
+    # rather than taken for a trait named `visited:weird`.
+    typed = resolve_mapping(CONTACTS, header, {"来場日": "visited:Date"})
+    assert mapping_specs(typed)[2] == "trait:visited:date"
+    for spec in ("visited:weird", "trait:visited:number"):
+        with pytest.raises(MappingError, match="is not a type: use one of text, int, float"):
+            resolve_mapping(CONTACTS, header, {"来場日": spec})
+    named = resolve_mapping(CONTACTS, header, {"来場日": "utm:source:text"})
+    assert mapping_specs(named)[2] == "trait:utm:source"
 
 
 def test_events_need_an_event_name() -> None:

@@ -79,7 +79,10 @@ class Field:
         return (self.target, self.name)
 
 
-def parse_field(spec: str, kind: ImportKind) -> Field:
+def parse_field(spec: str, kind: ImportKind, *, given: bool = False) -> Field:
+    """The field a spec names. A spec the user `given` (`--map`, `mapping=`) that ends in
+    `:word` must name a type (in any case): `amount:number` is a mistake to point out, not a
+    trait of that name. A header, or a spec stored with an import, keeps such a name whole."""
     text = spec.strip()
     if text in ("", "-"):
         return Field(Target.IGNORE)
@@ -98,6 +101,14 @@ def parse_field(spec: str, kind: ImportKind) -> Field:
     head, _, last = text.rpartition(":")
     if head and last in ValueType.__members__.values():
         name, value_type = head, ValueType(last)
+    elif head and given:
+        if last.strip().casefold() not in ValueType.__members__.values():
+            types = ", ".join(ValueType.__members__.values())
+            raise MappingError(
+                f"{spec!r}: {last!r} is not a type: use one of {types}"
+                f" (a name with ':' in it ends with its type: {text}:text)"
+            )
+        name, value_type = head, ValueType(last.strip().casefold())
     return _allowed(Field(target, _checked_name(name.strip(), spec), value_type), kind, spec)
 
 
@@ -182,7 +193,7 @@ def resolve_mapping(
         raise MappingError(
             f"the file has no column {unknown[0]!r}; its columns are: {', '.join(header)}"
         )
-    explicit = {name: parse_field(spec, kind) for name, spec in given.items()}
+    explicit = {name: parse_field(spec, kind, given=True) for name, spec in given.items()}
     fields: list[Field | None] = [explicit.get(name) for name in header]
     taken: dict[tuple[Target, str], int] = {}
     for index, field in enumerate(fields):
