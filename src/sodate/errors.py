@@ -30,6 +30,11 @@ class Conflict(SodateError):
     code = "conflict"
 
 
+class UnsupportedMediaType(SodateError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class Unauthorized(SodateError):
     status_code = 401
     code = "unauthorized"

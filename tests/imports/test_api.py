@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -113,3 +115,24 @@ def test_files_that_cannot_be_imported_are_refused_at_once(
 def test_unknown_import(client: TestClient, admin_headers: dict[str, str]) -> None:
     assert client.get("/api/v1/imports/999", headers=admin_headers).status_code == 404
     assert client.get("/api/v1/imports/999/errors", headers=admin_headers).status_code == 404
+
+
+def test_a_gzip_upload_is_read_and_a_form_upload_is_told_what_to_send(
+    client: TestClient, runtime: Runtime, admin_headers: dict[str, str]
+) -> None:
+    compressed = gzip.compress(FILE)
+    headers = {**admin_headers, "Content-Type": "text/csv", "Content-Encoding": "gzip"}
+    response = client.post("/api/v1/imports", content=compressed, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["encoding"] == "cp932"
+    assert run_jobs(runtime) == 1
+    assert sorted(c["name"] for c in contacts(client, admin_headers)) == ["山田 太郎", "山田 次郎"]
+
+    form = client.post("/api/v1/imports", files={"file": ("名刺.csv", FILE)}, headers=admin_headers)
+    assert form.status_code == 415, form.text
+    assert "not as a form upload" in error_of(form)["message"]
+    for encoding, data, status in (("br", FILE, 415), ("gzip", FILE, 422)):
+        headers = {**admin_headers, "Content-Type": "text/csv", "Content-Encoding": encoding}
+        response = client.post("/api/v1/imports", content=data, headers=headers)
+        assert response.status_code == status, response.text
+    assert len(client.get("/api/v1/imports", headers=admin_headers).json()["items"]) == 1

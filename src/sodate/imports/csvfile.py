@@ -13,10 +13,13 @@ import codecs
 import csv
 import io
 import re
+import zlib
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO, NamedTuple
+
+from sodate.errors import InvalidInput, UnsupportedMediaType
 
 SCAN_BLOCK = 1 << 20
 UTF8_BOM = codecs.BOM_UTF8
@@ -192,6 +195,33 @@ def _broken(reason: str) -> str:
     if reason.endswith("expected after '\"'"):
         return 'bad CSV: text follows a closing " (a " inside a value is written "")'
     return f"bad CSV: {reason}"
+
+
+def uploaded_csv(
+    body: bytes, *, content_type: str | None, content_encoding: str | None, limit: int
+) -> bytes:
+    """A CSV file sent as a request body, uncompressed when it came gzip-compressed (within
+    `limit` bytes); a form upload or another compression is refused with what to send."""
+    if content_type and content_type.split(";")[0].strip().lower().startswith("multipart/"):
+        raise UnsupportedMediaType(
+            "send the CSV file itself as the request body (Content-Type: text/csv), not as a"
+            " form upload: curl -H 'Content-Type: text/csv' --data-binary @file.csv …"
+        )
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise UnsupportedMediaType(
+            f"unsupported Content-Encoding {content_encoding!r}: send gzip or none"
+        )
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInput(f"the body is not valid gzip: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise InvalidInput(f"the uncompressed file exceeds {limit} bytes")
+    return data
 
 
 def undecoded(text: str) -> bool:

@@ -14,7 +14,7 @@ from sodate.deps import Caller, allowed
 from sodate.errors import InvalidInput
 from sodate.imports import jobs as _jobs  # noqa: F401 - registers the job that runs uploads
 from sodate.imports import service
-from sodate.imports.csvfile import Encoding
+from sodate.imports.csvfile import Encoding, uploaded_csv
 from sodate.imports.export import MEDIA_TYPES, ExportFormat, export_contacts
 from sodate.imports.models import ImportKind
 from sodate.imports.schemas import (
@@ -81,7 +81,12 @@ async def submit_import(
             "event": event,
         }
     )
-    data = await request.body()
+    data = uploaded_csv(
+        await request.body(),
+        content_type=request.headers.get("content-type"),
+        content_encoding=request.headers.get("content-encoding"),
+        limit=caller.runtime.settings.max_request_bytes,
+    )
     return await run_in_threadpool(_submit, caller, data, options, file_name)
 
 

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sodate import definitions
 from sodate.deps import Caller, allowed
-from sodate.imports.csvfile import Encoding
+from sodate.imports.csvfile import Encoding, uploaded_csv
 from sodate.segments import lists, service
 from sodate.segments.schemas import (
     ChangePage,
@@ -156,7 +156,12 @@ async def change_members_from_csv(
     `id`, `email`, `phone`, `user_id`. Each row names one existing contact by its first
     non-empty identifying cell; rows that name nobody are reported, every other is applied.
     """
-    data = await request.body()
+    data = uploaded_csv(
+        await request.body(),
+        content_type=request.headers.get("content-type"),
+        content_encoding=request.headers.get("content-encoding"),
+        limit=caller.runtime.settings.max_request_bytes,
+    )
     return await run_in_threadpool(_change_from_csv, caller, key, data, not remove, encoding)
 
 
