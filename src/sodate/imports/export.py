@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -142,7 +143,24 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+FORMULA_QUOTE = "'"
+"""Put before a cell a spreadsheet would run as a formula: traits come from anyone with a
+site's write key, and `=HYPERLINK(…)` or `+cmd|…` in a profile would run when the export is
+opened in Excel. Imports take the quote off again (`rows.formula_unquoted`)."""
+_NUMBER_LIKE = re.compile(r"[+-][0-9 ().,/-]*")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell, quoted if a spreadsheet would read it as a formula: it starts with `=`, `@`, a
+    tab or a carriage return, or with `+` or `-` and is not a number or phone number."""
+    if cell and (cell[0] in "=@\t\r" or (cell[0] in "+-" and not _NUMBER_LIKE.fullmatch(cell))):
+        return FORMULA_QUOTE + cell
+    return cell
+
+
 def _csv_text(rows: list[list[str]]) -> str:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\r\n").writerows(
+        [spreadsheet_safe(cell) for cell in row] for row in rows
+    )
     return buffer.getvalue()

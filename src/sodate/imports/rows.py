@@ -40,6 +40,10 @@ MAX_EVENT_NAME = 200
 MAX_SHOWN = 200
 
 
+QUOTED_FORMULAS = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+"""Cells an export quoted so that a spreadsheet shows them as text, not run them."""
+
+
 class RowError(NamedTuple):
     line: int
     column: str | None
@@ -164,6 +168,8 @@ class RowParser:
             raw = cells[index].strip()
             if raw in EMPTY_MARKERS:
                 continue
+            if raw.startswith(QUOTED_FORMULAS):  # as an export wrote it (`spreadsheet_safe`)
+                raw = raw[1:]
             problem = (suspect and self._check_text(raw)) or take(values, column, raw)
             if problem:
                 errors.append(RowError(line, name, shown(raw, self.encoding), problem))
