@@ -553,6 +553,45 @@ def test_without_sent_at_the_time_is_the_senders_or_the_arrival(
     )
 
 
+def test_times_a_clock_far_off_would_give_are_refused_unless_sent_at_corrects_them(
+    client: TestClient, runtime: Runtime, write_key: str, admin_headers: dict[str, str]
+) -> None:
+    batch = {
+        "batch": [
+            {"type": "track", "userId": "u-1", "event": "A", "timestamp": "2099-01-01T00:00:00Z"},
+            {"type": "track", "userId": "u-2", "event": "B", "timestamp": "0001-01-01T00:00:00Z"},
+            {"type": "track", "userId": "u-3", "event": "C", "originalTimestamp": "1970-01-01"},
+            # Up to a day ahead is taken as it is (a clock a little fast, zones confused).
+            {"type": "track", "userId": "u-4", "event": "D", "timestamp": "2026-04-01T23:00Z"},
+            # A device a year fast that says so in sentAt is corrected, not refused.
+            {
+                "type": "track",
+                "userId": "u-5",
+                "event": "E",
+                "timestamp": "2027-04-01T00:00:00Z",
+                "sentAt": "2027-04-01T00:00:10Z",
+            },
+        ]
+    }
+    response = post(client, "batch", batch, basic(write_key))
+    assert response.status_code == 200, response.text
+    rejected = {r["index"]: r["errors"] for r in response.json()["rejected"]}
+    assert {i: [e["field"] for e in errors] for i, errors in rejected.items()} == {
+        0: ["timestamp"],
+        1: ["timestamp"],
+        2: ["originalTimestamp"],
+    }
+    assert rejected[0][0]["message"].startswith("in the future (2099-01-01T00:00:00")
+    assert rejected[1][0]["message"].startswith("before 1970-01-02")
+    process_all(runtime)
+    assert event_time(client, admin_headers, "u-4") == datetime.fromisoformat(
+        "2026-04-01T23:00:00+00:00"
+    )
+    assert event_time(client, admin_headers, "u-5") == datetime.fromisoformat(
+        "2026-03-31T23:59:50+00:00"
+    )
+
+
 # --- rate limit --------------------------------------------------------------------------------
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +30,10 @@ from sodate.events.schemas import (
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_MESSAGES = 2500
+EARLIEST_EVENT = datetime(1970, 1, 2, tzinfo=UTC)
+"""A time before this is a clock at zero (or a date typed wrong), not an event."""
+LATEST_EVENT_AHEAD = timedelta(days=1)
+"""How far after its receipt an event's time may be, once corrected by `sentAt`."""
 
 REQUIRED_BY_TYPE: dict[MessageType, tuple[str, ...]] = {
     MessageType.TRACK: ("event",),
@@ -168,6 +172,19 @@ def _normalized(
         timestamp = received_at - (sent_at - original)
     else:
         timestamp = original or received_at
+    if not EARLIEST_EVENT <= timestamp <= received_at + LATEST_EVENT_AHEAD:
+        # A device's clock years off would set the contact's first or last seen for good.
+        field = "originalTimestamp" if message.originalTimestamp else "timestamp"
+        when = "in the future" if timestamp > received_at else "before 1970-01-02"
+        raise MessageRejected(
+            [
+                FieldError(
+                    field=field,
+                    message=f"{when} ({_iso(timestamp)}, received {_iso(received_at)}): check"
+                    " the device's clock, or send sentAt so that Sodate can correct it",
+                )
+            ]
+        )
     context = dict(batch_context or {})
     context.update(raw.get("context") or {})
     return {
