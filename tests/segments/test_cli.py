@@ -75,6 +75,36 @@ def test_an_invalid_file_names_every_error_and_saves_nothing(run: Run, tmp_path:
     assert json.loads(run("segments", "list", "--json")[1]) == []
 
 
+def test_every_segment_of_a_file_is_checked_and_cycles_within_it_are_named(
+    run: Run, tmp_path: Path
+) -> None:
+    run("workspace", "create", "Acme")
+    path = tmp_path / "segments.json"
+    documents = [
+        {"key": "d1", "name": "D1", "condition": {"segment": "nosuch"}},
+        {
+            "key": "e1",
+            "name": "E1",
+            "condition": {"score": {"model": "no", "op": "gte", "value": 1}},
+        },
+        {"key": "ok", "name": "fine", "condition": {"attr": "plan", "op": "exists"}},
+        {"key": "a1", "name": "A1", "condition": {"segment": "b1"}},
+        {"key": "b1", "name": "B1", "condition": {"all": [{"segment": "a1"}, {"segment": "ok"}]}},
+        {"key": "c1", "name": "C1", "condition": {"segment": "a1"}},
+    ]
+    path.write_text(json.dumps(documents), encoding="utf-8")
+    code, _, err = run("segments", "apply", str(path))
+    assert code == 1
+    text = " ".join(err.split())
+    assert "d1.condition.segment: no segment 'nosuch'" in text
+    assert "e1.condition.score.model:" in text
+    assert "a1.condition: segments read each other in a cycle: a1 → b1 → a1" in text
+    assert "b1.condition: segments read each other in a cycle: a1 → b1 → a1" in text
+    assert "c1.condition: reads 'a1', which cannot be saved" in text
+    assert "nothing was saved" in text
+    assert json.loads(run("segments", "list", "--json")[1]) == []
+
+
 def test_unreadable_or_malformed_files_are_one_line(run: Run, tmp_path: Path) -> None:
     run("workspace", "create", "Acme")
     code, _, err = run("segments", "apply", str(tmp_path / "missing.yaml"))

@@ -110,18 +110,22 @@ def apply_documents(
     in the order their references need; every error of every segment is named, and nothing is
     saved unless all are valid (the caller's transaction)."""
     parsed = parse_documents(documents, SegmentDocument, plural="segments")
+    ordered, refused = _file_order(parsed)
+    errors = [
+        {"loc": [key, "condition"], "msg": reason, "type": "segment"}
+        for key, reason in refused.items()
+    ]
     applied = []
-    for key in _file_order(parsed):
-        document = parsed[key]
+    for key in ordered:
         try:
-            saved, created = put_segment(session, workspace_id, key, document, now=now)
+            # Each in a savepoint: a refused segment leaves nothing, and the rest are checked.
+            with session.begin_nested():
+                saved, created = put_segment(session, workspace_id, key, parsed[key], now=now)
         except InvalidInput as exc:
-            raise InvalidInput(
-                f"segment {key!r}: {exc.message}",
-                details=[
-                    {**detail, "loc": [key, *detail.get("loc", [])]} for detail in exc.details
-                ],
-            ) from None
+            errors += [
+                {**detail, "loc": [key, *detail.get("loc", [])]} for detail in exc.details
+            ] or [{"loc": [key], "msg": exc.message, "type": "segment"}]
+            continue
         applied.append(
             SegmentApplied(
                 key=key,
@@ -131,26 +135,42 @@ def apply_documents(
                 member_count=saved.segment.member_count,
             )
         )
+    if errors:
+        raise InvalidInput(
+            "some segments of the file are not valid; nothing was saved", details=errors
+        )
     return applied
 
 
-def _file_order(segments: dict[str, SegmentDocument]) -> list[str]:
-    """Keys so that a segment comes after the segments of the file it reads."""
+def _file_order(segments: dict[str, SegmentDocument]) -> tuple[list[str], dict[str, str]]:
+    """Keys so that a segment comes after the segments of the file it reads; and, by key, why
+    the others cannot be saved: they read each other in a cycle, or read one that does."""
     ordered: list[str] = []
     placed: set[str] = set()
+    refused: dict[str, str] = {}
 
     def place(key: str, path: tuple[str, ...]) -> None:
-        if key in placed or key not in segments or key in path:
-            return  # a cycle is refused when it is saved, with its path
+        if key in path:
+            cycle = (*path[path.index(key) :], key)
+            for member in cycle[:-1]:
+                refused.setdefault(
+                    member, f"segments read each other in a cycle: {' → '.join(cycle)}"
+                )
+            return
+        if key in placed or key in refused or key not in segments:
+            return
         condition = segments[key].condition
         for name in sorted(reads(condition).segments if condition else ()):
             place(name, (*path, key))
-        placed.add(key)
-        ordered.append(key)
+            if name in refused and key not in refused:
+                refused[key] = f"reads {name!r}, which cannot be saved"
+        if key not in refused:
+            placed.add(key)
+            ordered.append(key)
 
     for key in segments:
         place(key, ())
-    return ordered
+    return ordered, refused
 
 
 def _with_dependents(session: Session, workspace_id: str, key: str) -> list[LiveSegment]:
