@@ -311,9 +311,16 @@ def test_invalid_rules_are_refused_with_every_error(
     }
     response = client.put("/api/v1/lifecycle", json=body, headers=admin_headers)
     assert response.status_code == 422, response.text
-    messages = " | ".join(detail["msg"] for detail in error_of(response)["details"])
-    assert "set `mql`" in messages
-    assert "ordered stages only" in messages
+    details = {tuple(d["loc"]): d["msg"] for d in error_of(response)["details"]}
+    # Each error named by its path, every one of them.
+    assert "set `mql`" in details[("body", "rules", "mql", "[key]")]
+    assert "cannot read the lifecycle stage" in details[("body", "rules", "lead")]
+    assert ("body", "rules", "vip", "[key]") in details
+    assert "ordered stages only" in details[("body", "churned")]
+    body["churned"] = {"after_days": 30}
+    response = client.put("/api/v1/lifecycle", json=body, headers=admin_headers)
+    details = {tuple(d["loc"]): d["msg"] for d in error_of(response)["details"]}
+    assert "more than dormant's (90)" in details[("body", "churned")]
 
     unknown = {
         "rules": {

@@ -6,10 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -51,6 +54,35 @@ class InactivityRule(_Strict):
         return self
 
 
+def _rule_stage(stage: Stage) -> Stage:
+    if stage is Stage.MQL:
+        raise ValueError("MQL comes from a score threshold: set `mql` instead of a rule")
+    if stage in (Stage.DORMANT, Stage.CHURNED):
+        raise ValueError(f"{stage.value} comes from inactivity: set `{stage.value}` instead")
+    return stage
+
+
+def _depth_checked(condition: Any) -> Any:
+    try:
+        check_depth(condition)
+    except ConditionError as exc:
+        raise ValueError(exc.message) from None
+    return condition
+
+
+def _reads_no_stage(condition: Condition) -> Condition:
+    if reads(condition).lifecycle:
+        raise ValueError("a rule cannot read the lifecycle stage")
+    return condition
+
+
+# As types of the rules' keys and values, so that each error is named by its rule's path.
+RuleStage = Annotated[Stage, AfterValidator(_rule_stage)]
+RuleCondition = Annotated[
+    Condition, BeforeValidator(_depth_checked), AfterValidator(_reads_no_stage)
+]
+
+
 class LifecycleRulesIn(_Strict):
     """`PUT /api/v1/lifecycle`: how contacts move along the stages without anyone moving them.
 
@@ -58,40 +90,23 @@ class LifecycleRulesIn(_Strict):
     that stage (never back). MQL comes from a score threshold instead (`mql`).
     """
 
-    rules: dict[Stage, Condition] = {}
+    rules: dict[RuleStage, RuleCondition] = {}
     mql: MqlRule | None = None
     dormant: InactivityRule | None = None
     churned: InactivityRule | None = None
 
-    @field_validator("rules", mode="before")
+    @field_validator("churned")
     @classmethod
-    def _rule_stages(cls, rules: Any) -> Any:
-        if not isinstance(rules, dict):
-            return rules
-        for stage, condition in rules.items():
-            if stage == Stage.MQL.value:
-                raise ValueError("MQL comes from a score threshold: set `mql` instead of a rule")
-            if stage in (Stage.DORMANT.value, Stage.CHURNED.value):
-                raise ValueError(f"{stage} comes from inactivity: set `{stage}` instead of a rule")
-            try:
-                check_depth(condition)
-            except ConditionError as exc:
-                raise ValueError(f"{stage}: {exc.message}") from None
-        return rules
-
-    @field_validator("rules")
-    @classmethod
-    def _no_stage_reads(cls, rules: dict[Stage, Condition]) -> dict[Stage, Condition]:
-        for stage, condition in rules.items():
-            if reads(condition).lifecycle:
-                raise ValueError(f"{stage.value}: a rule cannot read the lifecycle stage")
-        return rules
-
-    @model_validator(mode="after")
-    def _inactivity_order(self) -> LifecycleRulesIn:
-        if self.dormant and self.churned and self.churned.after_days <= self.dormant.after_days:
-            raise ValueError("churned.after_days must be more than dormant.after_days")
-        return self
+    def _after_dormant(
+        cls, churned: InactivityRule | None, info: ValidationInfo
+    ) -> InactivityRule | None:
+        dormant = info.data.get("dormant")
+        if churned and dormant and churned.after_days <= dormant.after_days:
+            raise ValueError(
+                f"after_days must be more than dormant's ({dormant.after_days}): a contact is"
+                " dormant before it is churned"
+            )
+        return churned
 
     def ordered_rules(self) -> list[tuple[Stage, Condition]]:
         """The rules from the furthest stage back, so a contact jumps to the furthest it meets."""
