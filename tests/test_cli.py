@@ -81,6 +81,19 @@ def test_errors_are_one_line_and_a_non_zero_exit(run: Run) -> None:
     assert "time zone" in _error_line(err)
 
 
+def test_a_group_without_a_command_shows_its_help_once_and_usage_errors_say_what(
+    run: Run,
+) -> None:
+    for group in ("clock", "segments", "scoring"):
+        code, out, err = run(group)
+        assert code == 2
+        assert (out + err).count("Usage:") == 1, out + err
+        assert "error:" not in out + err
+    code, _, err = run("clock", "frob")
+    assert code == 2
+    assert "No such command 'frob'" in err
+
+
 def test_user_create_and_api_keys(run: Run, runtime: Runtime) -> None:
     run("workspace", "create", "Acme")
     code, out, _ = run(

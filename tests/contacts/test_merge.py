@@ -271,18 +271,22 @@ def test_impossible_merges_are_refused(
         f"/api/v1/contacts/{a['id']}/merge", json={"contact_id": a["id"]}, headers=admin_headers
     )
     assert response.status_code == 422
-    assert error_of(response)["details"][0]["field"] == "contact_id"
+    assert error_of(response)["details"][0]["loc"] == ["contact_id"]
+    assert error_of(response)["message"] == "a contact cannot be merged into itself"
     for survivor, merged in ((a["id"], 999_999), (999_999, a["id"])):
         response = client.post(
             f"/api/v1/contacts/{survivor}/merge", json={"contact_id": merged}, headers=admin_headers
         )
         assert response.status_code == 404, response.text
     merge(client, admin_headers, a["id"], b["id"])
-    # b is a already: merging them again is merging a contact into itself.
+    # b is a already: merging them again says so.
     response = client.post(
         f"/api/v1/contacts/{b['id']}/merge", json={"contact_id": a["id"]}, headers=admin_headers
     )
     assert response.status_code == 422
+    assert error_of(response)["message"] == (
+        f"contacts {b['id']} and {a['id']} are one already: both lead to contact {a['id']}"
+    )
     for body in ({}, {"contact_id": 0}, {"contact_id": b["id"], "extra": 1}):
         response = client.post(
             f"/api/v1/contacts/{a['id']}/merge", json=body, headers=admin_headers

@@ -190,9 +190,14 @@ def merge_into(
         survivor = service.live_contact_id(session, caller.workspace_id, contact_id)
         merged = service.live_contact_id(session, caller.workspace_id, data.contact_id)
         if survivor == merged:
+            reason = (
+                "a contact cannot be merged into itself"
+                if contact_id == data.contact_id
+                else f"contacts {contact_id} and {data.contact_id} are one already: both lead"
+                f" to contact {survivor}"
+            )
             raise InvalidInput(
-                "a contact cannot be merged into itself",
-                details=[{"field": "contact_id", "message": str(data.contact_id)}],
+                reason, details=[{"loc": ["contact_id"], "msg": reason, "type": "merge"}]
             )
         merge_contacts(
             session, caller.workspace_id, survivor, merged, reason=data.reason, now=caller.now()

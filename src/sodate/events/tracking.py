@@ -84,7 +84,7 @@ def check_message(
     if kind is None:
         raise MessageRejected([FieldError(field="type", message="required: " + _TYPES)])
     errors = [
-        FieldError(field=name, message=f"required for a {kind.value} message")
+        FieldError(field=name, message=f"required for {_article(kind.value)} {kind.value} message")
         for name in REQUIRED_BY_TYPE.get(kind, ())
         if getattr(message, name) in (None, "")
     ]
@@ -239,3 +239,7 @@ def field_errors(exc: ValidationError) -> list[FieldError]:
             field += f"[{part}]" if isinstance(part, int) else (f".{part}" if field else str(part))
         errors.append(FieldError(field=field, message=error["msg"]))
     return errors
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
