@@ -93,6 +93,11 @@ def test_a_saved_segment_is_computed_then_kept_in_real_time(
     assert saved.status_code == 201, saved.text
     assert saved.json()["entered"] == 1
     assert saved.json()["segment"]["member_count"] == 1
+    computed = saved.json()["segment"]["computed_at"]
+    assert computed is not None  # the members were computed before the answer
+    assert client.get("/api/v1/segments/hot", headers=admin_headers).json()["computed_at"] == (
+        computed
+    )
     assert member_ids(client, admin_headers, "hot") == [sato]
     assert changes(client, admin_headers, "hot") == [(sato, True, "saved")]
 

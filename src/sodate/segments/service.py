@@ -100,6 +100,7 @@ def put_segment(
             )
             if live.key == key:
                 entered, exited = counts
+        session.refresh(segment, ["computed_at"])  # set by the recomputation's own statement
     return SegmentSaved(segment=_out(session, segment), entered=entered, exited=exited), created
 
 
