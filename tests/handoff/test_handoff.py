@@ -258,6 +258,10 @@ def test_sales_accepts_or_rejects_and_the_kpis_follow(
     assert kpis["mql_to_sql_rate"] == 0.5
     assert kpis["lead_time_hours_median"] == 3.0
     assert kpis["within_sla_rate"] == 1.0
+    backwards = {"since": "2026-05-01T00:00:00+09:00", "until": "2026-04-01T00:00:00+09:00"}
+    response = client.get("/api/v1/reports/leads", params=backwards, headers=admin_headers)
+    assert response.status_code == 422, response.text
+    assert error_of(response)["message"] == "since is after until"
 
     # Nurtured again, Kato reaches the threshold anew: a second handoff.
     advance(runtime, timedelta(hours=1))

@@ -124,5 +124,10 @@ def lead_kpis(
                 f"{name} needs a time zone (e.g. +09:00 or Z)",
                 details=[{"loc": ["query", name], "msg": "a time without a zone"}],
             )
+    if until is not None and start > until:
+        raise InvalidInput(
+            "since is after until",
+            details=[{"loc": ["query", "since"], "msg": "after until", "type": "period"}],
+        )
     with caller.runtime.db.read() as session:
         return service.lead_kpis(session, caller.workspace_id, since=start, until=until)
