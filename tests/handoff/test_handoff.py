@@ -126,6 +126,9 @@ def test_a_new_mql_is_assigned_and_its_owner_told_why_it_is_hot(
     assert "Inquiry Submitted" in body
     assert "アクメ" in body
     assert "industry: 製造業" in body
+    # A link the owner can follow from the mail, on SODATE_BASE_URL.
+    contact_id = only_contact(client, admin_headers, user_id="u1")["id"]
+    assert f"contact: {runtime.settings.base_url}/api/v1/contacts/{contact_id}" in body
     (slack,) = receiver.at("/slack")
     assert "佐藤 一郎" in slack.json()["text"]
     (crm,) = receiver.at("/crm")

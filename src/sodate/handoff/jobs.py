@@ -54,7 +54,13 @@ def _lead(
         handoff = service.get_handoff(context.session, job.workspace_id, job.payload["handoff_id"])
     except NotFound:
         return None
-    lead = notify.brief(context.session, job.workspace_id, handoff, now=context.now)
+    lead = notify.brief(
+        context.session,
+        job.workspace_id,
+        handoff,
+        now=context.now,
+        base_url=context.runtime.settings.base_url,
+    )
     return job.workspace_id, rules, lead
 
 

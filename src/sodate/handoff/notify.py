@@ -50,13 +50,17 @@ class LeadBrief:
     zone: ZoneInfo
     locale: str
     sender: str
+    base_url: str
+    """Where Sodate is reached (`SODATE_BASE_URL`), for links a reader can follow."""
 
     @property
     def who(self) -> str:
         return self.contact.name or self.contact.email or f"#{self.contact.id}"
 
 
-def brief(session: Session, workspace_id: str, handoff: HandoffOut, *, now: datetime) -> LeadBrief:
+def brief(
+    session: Session, workspace_id: str, handoff: HandoffOut, *, now: datetime, base_url: str
+) -> LeadBrief:
     workspace = workspaces.get_workspace(session, workspace_id)
     contact_id = contacts.live_contact_id(session, workspace_id, handoff.contact_id)
     contact = profile.complete_one(
@@ -74,6 +78,7 @@ def brief(session: Session, workspace_id: str, handoff: HandoffOut, *, now: date
         sender=formataddr(
             (workspace.sender_name or "Sodate", workspace.sender_email or "sodate@localhost")
         ),
+        base_url=base_url,
     )
 
 
@@ -109,7 +114,7 @@ def render(lead: LeadBrief, purpose: str) -> tuple[str, str]:
     subject = text[purpose].format(who=lead.who)
     lines = [text[f"intro_{purpose}"].format(who=lead.who), ""]
     contact = lead.contact
-    lines += [f"{label}: {value}" for label, value in _identity(contact) if value]
+    lines += [f"{label}: {value}" for label, value in _identity(contact, lead.base_url) if value]
     if lead.handoff.due_at is not None:
         lines.append(f"{text['due']}: {_local(lead.handoff.due_at, lead.zone)}")
     lines += ["", f"■ {text['scores']}"]
@@ -132,13 +137,13 @@ def render(lead: LeadBrief, purpose: str) -> tuple[str, str]:
     return subject, "\n".join(lines) + "\n"
 
 
-def _identity(contact: ContactOut) -> list[tuple[str, Any]]:
+def _identity(contact: ContactOut, base_url: str) -> list[tuple[str, Any]]:
     return [
         ("name", contact.name),
         ("email", contact.email),
         ("phone", contact.phone),
         ("stage", contact.stage),
-        ("contact", f"/api/v1/contacts/{contact.id}"),
+        ("contact", f"{base_url.rstrip('/')}/api/v1/contacts/{contact.id}"),
     ]
 
 
