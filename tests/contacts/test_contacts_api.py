@@ -232,6 +232,12 @@ def test_contacts_are_searched_by_name_email_and_phone(
     assert found("example.jp") == {people["taro"]["id"]}
     assert found("@example") == {people["taro"]["id"], people["hanako"]["id"]}
     assert found("+8190111") == {people["taro"]["id"]}
+    # Width and spaces aside, and a phone number as people write it.
+    assert found("山田太郎") == {people["taro"]["id"]}
+    assert found("山田　太郎") == {people["taro"]["id"]}
+    assert found("ＪＯＨＮ") == {people["john"]["id"]}
+    assert found("090-1111-2222") == {people["taro"]["id"]}
+    assert found("０９０１１１１２２２２") == {people["taro"]["id"]}
     # LIKE wildcards are plain characters.
     assert found("_100%") == {people["john"]["id"]}
     assert found("%") == {people["john"]["id"]}

@@ -304,3 +304,31 @@ def test_stored_addresses_are_width_folded_unless_another_contact_has_the_folded
         assert [tuple(row) for row in emails] == expected
     finally:
         engine.dispose()
+
+
+def test_search_texts_are_made_again_width_folded_and_without_spaces(
+    empty_database_url: str,
+) -> None:
+    engine = create_db_engine(empty_database_url)
+    try:
+        migrate.upgrade(engine, "0022")
+        with engine.begin() as connection:
+            add_workspace(connection)
+            connection.execute(
+                sa.text(
+                    "INSERT INTO contacts (workspace_id, traits, email, search_text, sources,"
+                    " created_at, updated_at) VALUES ('w1', :traits, 'hanako@example.jp',"
+                    " :old, '[]', :at, :at)"
+                ),
+                {
+                    "traits": json.dumps({"name": "山田　花子", "title": "ＣＥＯ"}),
+                    "old": "hanako@example.jp 山田　花子 ｃｅｏ",
+                    "at": "2026-01-01 00:00:00.000000",
+                },
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            found = connection.execute(sa.text("SELECT search_text FROM contacts")).scalar_one()
+        assert found == "hanako@example.jp 山田花子 ceo"
+    finally:
+        engine.dispose()

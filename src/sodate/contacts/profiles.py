@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from sodate.contacts.identifiers import normalize_email, normalize_phone
+from sodate.contacts.identifiers import normalize_email, normalize_phone, width_folded
 from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in
 
 SEARCHED_TRAITS = ("name", "firstName", "lastName", "firstNameKana", "lastNameKana", "title")
@@ -63,12 +63,21 @@ def display_name(traits: Mapping[str, Any]) -> str | None:
 _CJK = re.compile("[\u3040-\u9fff\uff66-\uff9f]")
 
 
+def search_key(text: str) -> str:
+    """Text as contact search compares it: full-width folded (NFKC), case folded, and without
+    spaces, so `山田　太郎`, `山田 太郎` and `山田太郎` are one, as are `ＨＡＮＡＫＯ` and
+    `hanako`."""
+    return "".join(width_folded(text).casefold().split())
+
+
 def search_text(
     traits: Mapping[str, Any], *, email: str | None, phone: str | None, user_id: str | None
 ) -> str:
+    """The fields a contact is found by (`search_key` each), a space between two: a search,
+    which has no spaces, never matches across two fields."""
     parts = [email, phone, user_id, display_name(traits)]
     parts.extend([value for key in SEARCHED_TRAITS if isinstance(value := traits.get(key), str)])
-    return " ".join([part for part in dict.fromkeys(parts) if part]).casefold()
+    return " ".join(dict.fromkeys(key for part in parts if part and (key := search_key(part))))
 
 
 def apply_profile_changes(

@@ -24,7 +24,12 @@ from sodate.contacts.identifiers import (
 )
 from sodate.contacts.identity import Resolution, merge_contact_rows, resolve_identities
 from sodate.contacts.models import Company, Contact, ContactIdentity, ContactMerge
-from sodate.contacts.profiles import ProfileChange, apply_profile_changes, display_name
+from sodate.contacts.profiles import (
+    ProfileChange,
+    apply_profile_changes,
+    display_name,
+    search_key,
+)
 from sodate.contacts.schemas import (
     CompanyOut,
     CompanyPage,
@@ -182,9 +187,12 @@ def list_contacts(
             )
             .scalar_subquery()
         )
-    if where.q:
-        pattern = "%" + _escape_like(where.q.strip().casefold()) + "%"
-        statement = statement.where(Contact.search_text.like(pattern, escape="\\"))
+    if where.q and (key := search_key(where.q)):
+        # A phone number as people write it (090-1234-5678) is found as it is stored.
+        keys = {key, normalize_phone(where.q) or key}
+        statement = statement.where(
+            sa.or_(*(Contact.search_text.like(f"%{_escape_like(k)}%", escape="\\") for k in keys))
+        )
     if where.company_id is not None:
         statement = statement.where(Contact.company_id == where.company_id)
     for key, value in where.traits:
