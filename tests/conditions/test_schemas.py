@@ -53,6 +53,12 @@ def test_the_design_example_parses_and_dumps_back() -> None:
     }
 
 
+def test_a_condition_is_shown_as_written_defaults_included_when_given() -> None:
+    written = {"event": {"name": "Page Viewed", "count": {"op": "gte", "value": 2}}}
+    assert dump_condition(parse_condition(written)) == written
+    assert dump_condition(parse_condition({"event": {"name": "X"}})) == {"event": {"name": "X"}}
+
+
 def test_every_error_is_named_with_its_path() -> None:
     errors = _errors(
         {

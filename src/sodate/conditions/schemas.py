@@ -584,4 +584,4 @@ def _depth(document: Any) -> int:
 
 def dump_condition(condition: Condition) -> dict[str, Any]:
     """The JSON document of a condition, as it was written (`not` included)."""
-    return _ADAPTER.dump_python(condition, by_alias=True, exclude_defaults=True, mode="json")  # type: ignore[no-any-return]
+    return _ADAPTER.dump_python(condition, by_alias=True, exclude_unset=True, mode="json")  # type: ignore[no-any-return]
