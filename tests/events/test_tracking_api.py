@@ -252,6 +252,11 @@ def test_an_invalid_message_is_400_naming_each_bad_field(
     for path, body, fields in INVALID_MESSAGES:
         response = post(client, path, body, basic(write_key))
         assert sorted(rejected_fields(response)) == sorted(fields), (path, body, response.text)
+    empty_id = {"userId": "u-1", "context": {"externalIds": [{"id": "", "type": "crm"}]}}
+    response = post(client, "identify", empty_id, basic(write_key))
+    [error] = error_of(response)["details"]
+    assert error["field"] == "context.externalIds[0].id"
+    assert error["message"] == "String should have at least 1 character"
     assert inbox_count(runtime) == 0
 
 

@@ -50,13 +50,14 @@ def _id_to_text(value: object) -> object:
     return value
 
 
+# The constraints before the validator, so that their errors speak of characters, not items.
 MessageId = Annotated[
     str,
-    BeforeValidator(_id_to_text),
     StringConstraints(min_length=1, max_length=MAX_ID_CHARS),
+    BeforeValidator(_id_to_text),
 ]
 OptionalId = (
-    Annotated[str, BeforeValidator(_id_to_text), StringConstraints(max_length=MAX_ID_CHARS)] | None
+    Annotated[str, StringConstraints(max_length=MAX_ID_CHARS), BeforeValidator(_id_to_text)] | None
 )
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
