@@ -21,6 +21,7 @@ PURCHASES = [
     ["taro@example.jp", "2026/03/07 10:00", "マウス", "3000", "はい"],  # 4
     ["taro@example.jp", "三月", "マウス", "3000", "はい"],  # 5: bad date
     ["bad-address", "2026/03/07", "マウス", "3000", "はい"],  # 6: bad email
+    ["taro@example.jp", "2062/03/07", "マウス", "3000", "はい"],  # 7: a year typed wrong
 ]
 MAPPING = {"金額": "amount:int", "会員": "member:bool", "商品名": "product"}
 
@@ -48,12 +49,14 @@ def test_purchases_land_on_the_timeline_once(
     path = write_csv(tmp_path / "purchases.csv", PURCHASES, "cp932")
     options: dict[str, Any] = {"kind": "events", "source": STORE, "mapping": MAPPING}
     result = import_file(runtime, workspace.workspace.id, path, event="Offline Purchase", **options)
-    assert (result.total, result.created, result.skipped, result.rejected) == (5, 3, 0, 2)
+    assert (result.total, result.created, result.skipped, result.rejected) == (6, 3, 0, 3)
     assert [
         (e.line, e.column, e.reason) for e in errors_of(runtime, workspace.workspace.id, result.id)
     ] == [
         (5, "購入日", "not a date and time (YYYY-MM-DD HH:MM)"),
         (6, "メールアドレス", "not an email address"),
+        # It would have made the buyer "seen" until 2062: dormancy would never see them go.
+        (7, "購入日", "not a time from 1970-01-02 to a day after the import (check the year)"),
     ]
     events = _timeline(client, admin_headers, taro.contact_id)
     assert [(e["name"], e["timestamp"], e["properties"]) for e in events] == [
@@ -76,7 +79,7 @@ def test_purchases_land_on_the_timeline_once(
     assert len(_timeline(client, admin_headers, new["id"])) == 1
 
     again = import_file(runtime, workspace.workspace.id, path, event="Offline Purchase", **options)
-    assert (again.created, again.skipped, again.rejected) == (0, 3, 2)
+    assert (again.created, again.skipped, again.rejected) == (0, 3, 3)
     assert len(_timeline(client, admin_headers, taro.contact_id)) == 2
     assert len(contacts(client, admin_headers)) == 2
 

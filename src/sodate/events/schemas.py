@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -29,6 +29,11 @@ class MessageType(StrEnum):
 
 
 VIEW_TYPES = frozenset((MessageType.PAGE, MessageType.SCREEN))
+EARLIEST_EVENT = datetime(1970, 1, 2, tzinfo=UTC)
+"""A time before this is a clock at zero (or a date typed wrong), not an event."""
+LATEST_EVENT_AHEAD = timedelta(days=1)
+"""How far after its receipt (or its import) an event's time may be: a clock years off, or a
+year typed wrong, would otherwise set its contact's last seen for good."""
 
 
 def view_properties(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -19,6 +19,8 @@ from pydantic import ValidationError
 
 from sodate.contacts.identifiers import usable_id
 from sodate.events.schemas import (
+    EARLIEST_EVENT,
+    LATEST_EVENT_AHEAD,
     VIEW_TYPES,
     FieldError,
     MessageContext,
@@ -30,10 +32,6 @@ from sodate.events.schemas import (
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_MESSAGES = 2500
-EARLIEST_EVENT = datetime(1970, 1, 2, tzinfo=UTC)
-"""A time before this is a clock at zero (or a date typed wrong), not an event."""
-LATEST_EVENT_AHEAD = timedelta(days=1)
-"""How far after its receipt an event's time may be, once corrected by `sentAt`."""
 
 REQUIRED_BY_TYPE: dict[MessageType, tuple[str, ...]] = {
     MessageType.TRACK: ("event",),

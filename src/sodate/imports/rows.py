@@ -21,6 +21,7 @@ from sodate.contacts.identifiers import (
 )
 from sodate.contacts.prepared import PreparedContact, prepare_contact
 from sodate.contacts.schemas import ContactUpsert
+from sodate.events.schemas import EARLIEST_EVENT, LATEST_EVENT_AHEAD
 from sodate.imports.csvfile import Record, undecoded
 from sodate.imports.mapping import (
     EMPTY_MARKERS,
@@ -115,8 +116,11 @@ class RowParser:
         zone: tzinfo,
         source: str,
         fixed_event: str | None = None,
+        submitted_at: datetime | None = None,
     ) -> None:
         self.header = list(header)
+        self.latest = None if submitted_at is None else submitted_at + LATEST_EVENT_AHEAD
+        """The latest time an event row may give: a day after the import was submitted."""
         handlers: dict[Target, Take] = {
             Target.TRAIT: self._take_named,
             Target.PROPERTY: self._take_named,
@@ -193,9 +197,12 @@ class RowParser:
 
     def _take_timestamp(self, values: _Values, column: Field, raw: str) -> str | None:
         try:
-            values.timestamp = parse_datetime(width_folded(raw), self.zone)
+            timestamp = parse_datetime(width_folded(raw), self.zone)
         except ValueError as exc:
             return str(exc)
+        if timestamp < EARLIEST_EVENT or (self.latest is not None and timestamp > self.latest):
+            return "not a time from 1970-01-02 to a day after the import (check the year)"
+        values.timestamp = timestamp
         return None
 
     def _build(self, line: int, values: _Values) -> ParsedRow | list[RowError]:

@@ -239,6 +239,7 @@ def row_parser(session: Session, record: Import) -> Callable[[], RowParser]:
         zone=workspaces.workspace_zone(session, record.workspace_id),
         fixed_event=record.options.get("event"),
         source=record.source,
+        submitted_at=record.created_at,
     )
 
 
