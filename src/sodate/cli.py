@@ -16,7 +16,6 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from typer.exceptions import TyperException
 
 from sodate.clock import ClockError, parse_instant
 from sodate.db import migrate as migrations
@@ -481,12 +480,13 @@ def main() -> None:
         _fail_quietly(str(getattr(exc, "message", exc)))
     except (typer.Abort, KeyboardInterrupt):
         _fail_quietly("aborted")
-    except TyperException as exc:  # typer's own copy of click's errors: usage, bad options
-        show = getattr(exc, "show", None)
-        if show is not None and type(exc).__name__ != "NoArgsIsHelpError":  # help shown already
-            show()
-        sys.exit(getattr(exc, "exit_code", 2))
     except Exception as exc:
+        # Usage errors and bad options: click's, or the copy of click that newer typer ships.
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            if type(exc).__name__ != "NoArgsIsHelpError":  # its help is shown already
+                show()
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         _fail_quietly(_describe_unexpected(exc))
     if isinstance(result, int):
         sys.exit(result)

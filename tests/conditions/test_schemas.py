@@ -119,6 +119,8 @@ def test_every_error_is_named_with_its_path() -> None:
         ({"score": {"model": "default", "op": "gte", "value": 1, "part": "x"}}, "Input should be"),
         # Instants outside the calendar (now + 99999999d) stopped the event processor.
         ({"event": {"name": "X", "within": "99999999d"}}, "too long: at most 36500d"),
+        ({"event": {"name": "X", "within": "9999999999d"}}, "too long"),  # beyond timedelta
+        ({"attr": "d", "op": "after", "value": "-9999999999d"}, "too far from now"),
         ({"attr": "last_seen_at", "op": "within_last", "value": "36501d"}, "too long"),
         ({"attr": "created_at", "op": "before", "value": "+2912273d"}, "too far from now"),
         ({"attr": "d", "op": "after", "value": "-999999d"}, "too far from now"),

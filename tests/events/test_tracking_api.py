@@ -568,6 +568,14 @@ def test_times_a_clock_far_off_would_give_are_refused_unless_sent_at_corrects_th
             {"type": "track", "userId": "u-3", "event": "C", "originalTimestamp": "1970-01-01"},
             # Up to a day ahead is taken as it is (a clock a little fast, zones confused).
             {"type": "track", "userId": "u-4", "event": "D", "timestamp": "2026-04-01T23:00Z"},
+            # A plausible time, made implausible by a sentAt years behind: sentAt is at fault.
+            {
+                "type": "track",
+                "userId": "u-6",
+                "event": "F",
+                "timestamp": "2026-03-31T00:00:00Z",
+                "sentAt": "2020-01-01T00:00:00Z",
+            },
             # A device a year fast that says so in sentAt is corrected, not refused.
             {
                 "type": "track",
@@ -585,6 +593,7 @@ def test_times_a_clock_far_off_would_give_are_refused_unless_sent_at_corrects_th
         0: ["timestamp"],
         1: ["timestamp"],
         2: ["originalTimestamp"],
+        4: ["sentAt"],
     }
     assert rejected[0][0]["message"].startswith("in the future (2099-01-01T00:00:00")
     assert rejected[1][0]["message"].startswith("before 1970-01-02")

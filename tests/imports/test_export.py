@@ -139,6 +139,10 @@ def test_formulas_in_profiles_are_quoted_for_spreadsheets_and_import_back_as_the
         "minus": "-2+3",
         "negative": "-5",
         "phone_text": "+81 90-1234-5678",
+        "quoted": "'=already quoted",
+        "apostrophe": "'tis",
+        "@type": "Person",
+        "-x": "y",
     }
     created = client.post(
         "/api/v1/contacts",
@@ -153,6 +157,8 @@ def test_formulas_in_profiles_are_quoted_for_spreadsheets_and_import_back_as_the
     assert row["at"] == "'@SUM(1+1)"
     assert row["minus"] == "'-2+3"
     assert (row["negative"], row["phone_text"]) == ("-5", "+81 90-1234-5678")  # not formulas
+    assert (row["quoted"], row["apostrophe"]) == ("''=already quoted", "'tis")
+    assert (row["trait:@type"], row["trait:-x"]) == ("Person", "y")  # safe headers too
 
     before = contacts(client, admin_headers)
     path = tmp_path / "export.csv"

@@ -93,7 +93,11 @@ def test_given_mapping_wins_and_is_checked() -> None:
         with pytest.raises(MappingError, match="is not a type: use one of text, int, float"):
             resolve_mapping(CONTACTS, header, {"来場日": spec})
     named = resolve_mapping(CONTACTS, header, {"来場日": "utm:source:text"})
-    assert mapping_specs(named)[2] == "trait:utm:source"
+    assert mapping_specs(named)[2] == "trait:utm:source:text"
+    # Which reads back as the same field, given again or stored with the import.
+    assert parse_field("trait:utm:source:text", CONTACTS, given=True) == named[2]
+    visit = resolve_mapping(CONTACTS, header, {"来場日": "visit:date:text"})[2]
+    assert parse_field(visit.spec, CONTACTS) == visit == Field(Target.TRAIT, "visit:date")
 
 
 def test_events_need_an_event_name() -> None:

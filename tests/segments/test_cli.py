@@ -80,7 +80,10 @@ def test_every_segment_of_a_file_is_checked_and_cycles_within_it_are_named(
 ) -> None:
     run("workspace", "create", "Acme")
     path = tmp_path / "segments.json"
+    path.write_text(json.dumps([{"key": "s", "name": "S", "kind": "static"}]), encoding="utf-8")
+    assert run("segments", "apply", str(path))[0] == 0
     documents = [
+        {"key": "s", "name": "S", "condition": {"attr": "plan", "op": "exists"}},  # was static
         {"key": "d1", "name": "D1", "condition": {"segment": "nosuch"}},
         {
             "key": "e1",
@@ -101,8 +104,9 @@ def test_every_segment_of_a_file_is_checked_and_cycles_within_it_are_named(
     assert "a1.condition: segments read each other in a cycle: a1 → b1 → a1" in text
     assert "b1.condition: segments read each other in a cycle: a1 → b1 → a1" in text
     assert "c1.condition: reads 'a1', which cannot be saved" in text
+    assert "s: segment 's' is static" in text
     assert "nothing was saved" in text
-    assert json.loads(run("segments", "list", "--json")[1]) == []
+    assert [s["key"] for s in json.loads(run("segments", "list", "--json")[1])] == ["s"]
 
 
 def test_unreadable_or_malformed_files_are_one_line(run: Run, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from sodate.conditions.schemas import (
     SegmentCondition,
 )
 from sodate.conditions.terms import Source, ValueKind
-from sodate.scoring.decay import HALF_SHOWN, decay_factor, shown_bound
+from sodate.scoring.decay import decay_factor, shown_bound, shown_range
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,7 @@ class Evaluation:
             score, now = condition.score, self.now
             # Compared as shown, to a hundredth of a point (`sodate.scoring.decay`).
             if score.op is Operator.BETWEEN:
-                low, high = score.value
-                low, high = low - HALF_SHOWN, high + HALF_SHOWN
+                low, high = shown_range(*score.value)
                 in_range: Callable[[float], bool] = lambda value: bool(low <= value < high)  # noqa: E731
             else:
                 at_least, bound = shown_bound(score.op.value, score.value)

@@ -50,7 +50,7 @@ from sodate.contacts.models import Company, Contact
 from sodate.db.plans import workspace_check
 from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
 from sodate.lifecycle.models import ContactStage
-from sodate.scoring.decay import HALF_SHOWN, decay_factor_sql, shown_bound
+from sodate.scoring.decay import decay_factor_sql, shown_bound, shown_range
 from sodate.scoring.models import ContactScore, ScoringModel
 from sodate.segments.models import Segment, SegmentMember
 
@@ -190,8 +190,8 @@ class _Compiler:
         )
         # Compared as shown, to a hundredth of a point (`sodate.scoring.decay`).
         if spec.op is Operator.BETWEEN:
-            low, high = spec.value
-            return sa.and_(value >= float(low) - HALF_SHOWN, value < float(high) + HALF_SHOWN)
+            low, high = shown_range(float(spec.value[0]), float(spec.value[1]))
+            return sa.and_(value >= low, value < high)
         at_least, bound = shown_bound(spec.op.value, float(spec.value))
         return value >= bound if at_least else value < bound
 

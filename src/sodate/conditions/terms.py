@@ -184,7 +184,10 @@ def _date_value(text: str) -> DateValue | None:
     try:
         if _RELATIVE.fullmatch(text):
             sign = -1 if text[0] == "-" else 1
-            return DateValue(offset=sign * parse_duration(text[1:]))
+            try:
+                return DateValue(offset=sign * parse_duration(text[1:]))
+            except OverflowError:  # beyond what a timedelta holds: refused as too far
+                return DateValue(offset=sign * MAX_SPAN * 2)
         if ISO_DATE.fullmatch(text):
             return DateValue(day=date.fromisoformat(text))
         if ISO_DATE.match(text):
@@ -200,6 +203,8 @@ def parse_positive_duration(text: str) -> timedelta:
         duration = parse_duration(text)
     except ClockError:
         duration = timedelta(0)
+    except OverflowError:  # beyond what a timedelta holds
+        duration = MAX_SPAN * 2
     if duration <= timedelta(0):
         raise ValueError(f"{text!r} is not a duration: use e.g. 30d, 12h, 2w, 90m")
     if duration > MAX_SPAN:

@@ -170,19 +170,16 @@ def _normalized(
         timestamp = received_at - (sent_at - original)
     else:
         timestamp = original or received_at
-    if not EARLIEST_EVENT <= timestamp <= received_at + LATEST_EVENT_AHEAD:
+    if not _plausible(timestamp, received_at):
         # A device's clock years off would set the contact's first or last seen for good.
-        field = "originalTimestamp" if message.originalTimestamp else "timestamp"
         when = "in the future" if timestamp > received_at else "before 1970-01-02"
-        raise MessageRejected(
-            [
-                FieldError(
-                    field=field,
-                    message=f"{when} ({_iso(timestamp)}, received {_iso(received_at)}): check"
-                    " the device's clock, or send sentAt so that Sodate can correct it",
-                )
-            ]
-        )
+        when = f"{when} ({_iso(timestamp)}, received {_iso(received_at)})"
+        if sent_at is not None and original is not None and _plausible(original, received_at):
+            field, advice = "sentAt", "the correction by sentAt puts it so: check sentAt"
+        else:
+            field = "originalTimestamp" if message.originalTimestamp else "timestamp"
+            advice = "check the device's clock, or send sentAt so that Sodate can correct it"
+        raise MessageRejected([FieldError(field=field, message=f"{when}: {advice}")])
     context = dict(batch_context or {})
     context.update(raw.get("context") or {})
     return {
@@ -205,6 +202,10 @@ def _normalized(
         "sentAt": _iso(sent_at) if sent_at else None,
         "receivedAt": _iso(received_at),
     }
+
+
+def _plausible(moment: datetime, received_at: datetime) -> bool:
+    return EARLIEST_EVENT <= moment <= received_at + LATEST_EVENT_AHEAD
 
 
 def _properties(kind: MessageType, message: TrackingMessage) -> dict[str, Any]:

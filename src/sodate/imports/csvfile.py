@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import re
 import zlib
@@ -214,14 +215,35 @@ def uploaded_csv(
         raise UnsupportedMediaType(
             f"unsupported Content-Encoding {content_encoding!r}: send gzip or none"
         )
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    # Every member (`cat a.gz b.gz` is one file), within the limit; a stream cut short is an
+    # error, not a shorter file.
     try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
+        with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
+            data = stream.read(limit + 1)
+    except (OSError, EOFError, zlib.error) as exc:
         raise InvalidInput(f"the body is not valid gzip: {exc}") from None
-    if len(data) > limit or inflater.unconsumed_tail:
+    if len(data) > limit:
         raise InvalidInput(f"the uncompressed file exceeds {limit} bytes")
     return data
+
+
+FORMULA_QUOTE = "'"
+_NUMBER_LIKE = re.compile(r"[+-][0-9 ().,/-]*")
+
+
+def quoted_for_spreadsheets(cell: str) -> bool:
+    """Whether an export puts `FORMULA_QUOTE` before the cell, so that a spreadsheet shows it
+    as text rather than running it: it starts with `=`, `@`, a tab or a carriage return, or
+    with `+` or `-` and is not a number or phone number; or it is such a cell quoted already,
+    so that an import, which takes one quote off such cells, gives back exactly the cell."""
+    if not cell:
+        return False
+    first = cell[0]
+    if first in "=@\t\r":
+        return True
+    if first in "+-":
+        return not _NUMBER_LIKE.fullmatch(cell)
+    return first == FORMULA_QUOTE and quoted_for_spreadsheets(cell[1:])
 
 
 def undecoded(text: str) -> bool:

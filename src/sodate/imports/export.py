@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Any
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from sodate.contacts import service as contacts
 from sodate.contacts.identifiers import EXTERNAL_PREFIX
 from sodate.contacts.schemas import ContactOut
+from sodate.imports.csvfile import FORMULA_QUOTE, quoted_for_spreadsheets
 
 PAGE = 1000
 BOM = "\ufeff"
@@ -103,8 +103,10 @@ def _columns(session: Session, workspace_id: str) -> tuple[list[str], list[str]]
 
 def _trait_column(key: str) -> str:
     """A trait's column: its name, unless that would read as another field on import."""
-    if key in FIXED_COLUMNS or ":" in key:
-        return f"trait:{key}"
+    if key in FIXED_COLUMNS or ":" in key or quoted_for_spreadsheets(key):
+        # Also a safe header where a bare `@type` would not be; a name with `:` in it ends
+        # with its type, so that `visit:date` is not read as a date trait `visit`.
+        return f"trait:{key}:text" if ":" in key else f"trait:{key}"
     return key
 
 
@@ -143,24 +145,13 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-FORMULA_QUOTE = "'"
-"""Put before a cell a spreadsheet would run as a formula: traits come from anyone with a
-site's write key, and `=HYPERLINK(…)` or `+cmd|…` in a profile would run when the export is
-opened in Excel. Imports take the quote off again (`rows.formula_unquoted`)."""
-_NUMBER_LIKE = re.compile(r"[+-][0-9 ().,/-]*")
-
-
-def spreadsheet_safe(cell: str) -> str:
-    """The cell, quoted if a spreadsheet would read it as a formula: it starts with `=`, `@`, a
-    tab or a carriage return, or with `+` or `-` and is not a number or phone number."""
-    if cell and (cell[0] in "=@\t\r" or (cell[0] in "+-" and not _NUMBER_LIKE.fullmatch(cell))):
-        return FORMULA_QUOTE + cell
-    return cell
-
-
 def _csv_text(rows: list[list[str]]) -> str:
+    """Rows of contacts: traits come from anyone with a site's write key, and `=HYPERLINK(…)`
+    or `+cmd|…` would run when the export is opened in a spreadsheet, so such cells are
+    quoted (`csvfile.quoted_for_spreadsheets`; imports take the quote off again)."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\r\n").writerows(
-        [spreadsheet_safe(cell) for cell in row] for row in rows
+        [FORMULA_QUOTE + cell if quoted_for_spreadsheets(cell) else cell for cell in row]
+        for row in rows
     )
     return buffer.getvalue()

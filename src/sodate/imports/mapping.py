@@ -69,7 +69,9 @@ class Field:
         if self.target is Target.EXTERNAL:
             return f"external:{self.name}"
         if self.target in (Target.TRAIT, Target.PROPERTY):
-            typed = "" if self.type is ValueType.TEXT else f":{self.type.value}"
+            # A name with a `:` in it always ends with its type, so the spec reads back as is.
+            plain = self.type is ValueType.TEXT and ":" not in self.name
+            typed = "" if plain else f":{self.type.value}"
             return f"{self.target.value}:{self.name}{typed}"
         return self.target.value
 

@@ -22,7 +22,12 @@ from sodate.contacts.identifiers import (
 from sodate.contacts.prepared import PreparedContact, prepare_contact
 from sodate.contacts.schemas import ContactUpsert
 from sodate.events.schemas import EARLIEST_EVENT, LATEST_EVENT_AHEAD
-from sodate.imports.csvfile import Record, undecoded
+from sodate.imports.csvfile import (
+    FORMULA_QUOTE,
+    Record,
+    quoted_for_spreadsheets,
+    undecoded,
+)
 from sodate.imports.mapping import (
     EMPTY_MARKERS,
     IDENTIFIERS,
@@ -39,10 +44,6 @@ MAX_PHONE = 40
 MAX_COMPANY_NAME = 300
 MAX_EVENT_NAME = 200
 MAX_SHOWN = 200
-
-
-QUOTED_FORMULAS = ("'=", "'+", "'-", "'@", "'\t", "'\r")
-"""Cells an export quoted so that a spreadsheet shows them as text, not run them."""
 
 
 class RowError(NamedTuple):
@@ -172,8 +173,8 @@ class RowParser:
             raw = cells[index].strip()
             if raw in EMPTY_MARKERS:
                 continue
-            if raw.startswith(QUOTED_FORMULAS):  # as an export wrote it (`spreadsheet_safe`)
-                raw = raw[1:]
+            if raw[:1] == FORMULA_QUOTE and quoted_for_spreadsheets(raw[1:]):
+                raw = raw[1:]  # as an export quoted it for spreadsheets
             problem = (suspect and self._check_text(raw)) or take(values, column, raw)
             if problem:
                 errors.append(RowError(line, name, shown(raw, self.encoding), problem))

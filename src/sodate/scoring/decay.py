@@ -7,6 +7,7 @@ an award of `a` points at `t` adds a × 2^((t − epoch) / h) to the base, and t
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -24,22 +25,41 @@ moves a model's epoch forward long before real awards come near it."""
 HALF_SHOWN = 0.005
 """Half the hundredth of a point scores are shown to (`live.rounded`). Scores are compared with
 thresholds and condition bounds as shown: a total shown as 60.00 has reached 60, though
-decay's arithmetic may leave it at 59.99999999999999. So a comparison moves its bound by half
-a hundredth, which also keeps it off the whole numbers totals land on exactly, where the
-Python and SQL arithmetic could disagree."""
+decay's arithmetic may leave it at 59.99999999999999. So a comparison tests the score against
+the edge between two hundredths, which also keeps it off the whole numbers totals land on
+exactly, where the Python and SQL arithmetic could disagree."""
+
+
+def _hundredths_up(bound: float) -> float:
+    return math.ceil(round(bound * 100, 6)) / 100
+
+
+def _hundredths_down(bound: float) -> float:
+    return math.floor(round(bound * 100, 6)) / 100
+
+
+def threshold_bound(threshold: float) -> float:
+    """The least score that, as shown, has reached `threshold`."""
+    return _hundredths_up(threshold) - HALF_SHOWN
 
 
 def reached(total: float, threshold: float) -> bool:
-    """Whether a score shown as `total` has reached `threshold`."""
-    return total >= threshold - HALF_SHOWN
+    """Whether a score, as shown, has reached `threshold`."""
+    return total >= threshold_bound(threshold)
 
 
 def shown_bound(op: str, bound: float) -> tuple[bool, float]:
     """A comparison of a score with `bound` as shown (`gt`, `gte`, `lt` or `lte`), as a test of
     the score itself: (True, b) for "at least b", (False, b) for "less than b"."""
     if op in ("gte", "lt"):
-        return op == "gte", bound - HALF_SHOWN
-    return op == "gt", bound + HALF_SHOWN
+        return op == "gte", threshold_bound(bound)
+    return op == "gt", _hundredths_down(bound) + HALF_SHOWN
+
+
+def shown_range(low: float, high: float) -> tuple[float, float]:
+    """`between [low, high]` as shown: the score is at least the first and less than the
+    second."""
+    return threshold_bound(low), _hundredths_down(high) + HALF_SHOWN
 
 
 def decay_weight(at: datetime, epoch: datetime, half_life_seconds: float | None) -> float:

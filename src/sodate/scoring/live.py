@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.schemas import Condition, PropFilter
-from sodate.scoring.decay import HALF_SHOWN, SECONDS_A_DAY, decay_factor, decay_weight
+from sodate.scoring.decay import SECONDS_A_DAY, decay_factor, decay_weight, threshold_bound
 from sodate.scoring.models import ScoringModel
 from sodate.scoring.schemas import ScoringModelIn
 
@@ -94,7 +94,7 @@ class LiveModel:
 
     def level(self, total: float) -> int:
         """How many thresholds `total` has reached."""
-        return bisect_right([value for value, _name in self.thresholds], total + HALF_SHOWN)
+        return bisect_right([threshold_bound(value) for value, _name in self.thresholds], total)
 
     def crossed(self, before: int, after: int) -> list[tuple[float, str]]:
         """The thresholds between two levels, in the order they were passed."""

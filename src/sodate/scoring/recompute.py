@@ -24,7 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sodate.conditions.sql import EVENTS, matching_contacts, property_filters
 from sodate.db.base import UTCDateTime
 from sodate.db.bulk import driver_values, insert_rows
-from sodate.scoring.decay import HALF_SHOWN, weight_sql
+from sodate.scoring.decay import threshold_bound, weight_sql
 from sodate.scoring.live import MODELS, EngagementPoints, LiveModel
 from sodate.scoring.models import (
     ContactScore,
@@ -404,7 +404,7 @@ def sync_levels(
         passes = []
     for rank, value, name, reached in passes:
         # As shown (`decay.HALF_SHOWN`), as LiveModel.level compares.
-        bound = value - HALF_SHOWN
+        bound = threshold_bound(value)
         crossed = (
             sa.and_(SCORES.c.level < rank, total >= bound)
             if reached
@@ -432,7 +432,10 @@ def sync_levels(
         ).all()
         counts[0 if reached else 1] += len(inserted)
     level = sum(
-        (sa.case((total >= value - HALF_SHOWN, 1), else_=0) for value, _name in model.thresholds),
+        (
+            sa.case((total >= threshold_bound(value), 1), else_=0)
+            for value, _name in model.thresholds
+        ),
         start=sa.literal(0),
     )
     session.execute(sa.update(SCORES).where(*where, SCORES.c.level != level).values(level=level))

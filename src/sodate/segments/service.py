@@ -24,7 +24,7 @@ from sodate.contacts import service as contacts
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
 from sodate.documents import parse_documents
-from sodate.errors import Conflict, InvalidInput, NotFound
+from sodate.errors import Conflict, InvalidInput, NotFound, SodateError
 from sodate.scoring import service as scoring
 from sodate.segments import membership, realtime
 from sodate.segments.membership import CHANGES, MEMBERS, SEGMENTS, LiveSegment
@@ -122,7 +122,7 @@ def apply_documents(
             # Each in a savepoint: a refused segment leaves nothing, and the rest are checked.
             with session.begin_nested():
                 saved, created = put_segment(session, workspace_id, key, parsed[key], now=now)
-        except InvalidInput as exc:
+        except SodateError as exc:  # invalid, or a conflict (a kind changed in place)
             errors += [
                 {**detail, "loc": [key, *detail.get("loc", [])]} for detail in exc.details
             ] or [{"loc": [key], "msg": exc.message, "type": "segment"}]
