@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 import time
@@ -51,17 +52,19 @@ def test_new_sqlite_databases_have_pages_of_8_kb(runtime: Runtime, tmp_path: Pat
         db.engine.dispose()
 
 
+def _rows_in_file(runtime: Runtime) -> int:
+    """The clock rows in the database file itself: opened immutable, SQLite reads the file
+    alone, not the log."""
+    file_only = f"file:{runtime.db.engine.url.database}?immutable=1"
+    with closing(sqlite3.connect(file_only, uri=True)) as connection:
+        return int(connection.execute("SELECT count(*) FROM clock_state").fetchone()[0])
+
+
 def test_checkpoint_copies_the_log_into_the_database(runtime: Runtime) -> None:
     if runtime.db.dialect != "sqlite":
         assert runtime.db.checkpoint() == 0
         return
-    # Opened immutable, SQLite reads the database file alone, not the log.
-    file_only = f"file:{runtime.db.engine.url.database}?immutable=1"
-
-    def rows_in_file() -> int:
-        with closing(sqlite3.connect(file_only, uri=True)) as connection:
-            return int(connection.execute("SELECT count(*) FROM clock_state").fetchone()[0])
-
+    rows_in_file = functools.partial(_rows_in_file, runtime)
     runtime.db.checkpoint()
     before = rows_in_file()
     with runtime.db.transaction() as session:
@@ -78,12 +81,7 @@ def test_checkpointing_copies_the_log_while_a_long_write_goes_on(runtime: Runtim
         with runtime.db.checkpointing(0.01):
             pass
         return
-    file_only = f"file:{runtime.db.engine.url.database}?immutable=1"
-
-    def rows_in_file() -> int:
-        with closing(sqlite3.connect(file_only, uri=True)) as connection:
-            return int(connection.execute("SELECT count(*) FROM clock_state").fetchone()[0])
-
+    rows_in_file = functools.partial(_rows_in_file, runtime)
     runtime.db.checkpoint()
     before = rows_in_file()
     threads = threading.active_count()
