@@ -184,10 +184,7 @@ def _date_value(text: str) -> DateValue | None:
     try:
         if _RELATIVE.fullmatch(text):
             sign = -1 if text[0] == "-" else 1
-            try:
-                return DateValue(offset=sign * parse_duration(text[1:]))
-            except OverflowError:  # beyond what a timedelta holds: refused as too far
-                return DateValue(offset=sign * MAX_SPAN * 2)
+            return DateValue(offset=sign * _duration(text[1:]))
         if ISO_DATE.fullmatch(text):
             return DateValue(day=date.fromisoformat(text))
         if ISO_DATE.match(text):
@@ -197,14 +194,21 @@ def _date_value(text: str) -> DateValue | None:
     return None
 
 
+def _duration(text: str) -> timedelta:
+    """`parse_duration`, with one too long for a timedelta taken as twice `MAX_SPAN`: callers
+    refuse it as too long, not with an overflow."""
+    try:
+        return parse_duration(text)
+    except OverflowError:
+        return MAX_SPAN * 2
+
+
 @lru_cache(maxsize=4096)
 def parse_positive_duration(text: str) -> timedelta:
     try:
-        duration = parse_duration(text)
+        duration = _duration(text)
     except ClockError:
         duration = timedelta(0)
-    except OverflowError:  # beyond what a timedelta holds
-        duration = MAX_SPAN * 2
     if duration <= timedelta(0):
         raise ValueError(f"{text!r} is not a duration: use e.g. 30d, 12h, 2w, 90m")
     if duration > MAX_SPAN:

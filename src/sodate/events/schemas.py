@@ -36,6 +36,14 @@ LATEST_EVENT_AHEAD = timedelta(days=1)
 year typed wrong, would otherwise set its contact's last seen for good."""
 
 
+def plausible_event_time(moment: datetime, received_at: datetime | None) -> bool:
+    """Whether an event's time is one to take: from `EARLIEST_EVENT` to `LATEST_EVENT_AHEAD`
+    after it was received (or its import submitted; no upper bound without one)."""
+    if moment < EARLIEST_EVENT:
+        return False
+    return received_at is None or moment <= received_at + LATEST_EVENT_AHEAD
+
+
 def view_properties(
     properties: dict[str, Any], name: str | None, category: str | None
 ) -> dict[str, Any]:

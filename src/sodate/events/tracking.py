@@ -19,13 +19,12 @@ from pydantic import ValidationError
 
 from sodate.contacts.identifiers import usable_id
 from sodate.events.schemas import (
-    EARLIEST_EVENT,
-    LATEST_EVENT_AHEAD,
     VIEW_TYPES,
     FieldError,
     MessageContext,
     MessageType,
     TrackingMessage,
+    plausible_event_time,
     view_properties,
 )
 
@@ -170,11 +169,15 @@ def _normalized(
         timestamp = received_at - (sent_at - original)
     else:
         timestamp = original or received_at
-    if not _plausible(timestamp, received_at):
+    if not plausible_event_time(timestamp, received_at):
         # A device's clock years off would set the contact's first or last seen for good.
         when = "in the future" if timestamp > received_at else "before 1970-01-02"
         when = f"{when} ({_iso(timestamp)}, received {_iso(received_at)})"
-        if sent_at is not None and original is not None and _plausible(original, received_at):
+        if (
+            sent_at is not None
+            and original is not None
+            and plausible_event_time(original, received_at)
+        ):
             field, advice = "sentAt", "the correction by sentAt puts it so: check sentAt"
         else:
             field = "originalTimestamp" if message.originalTimestamp else "timestamp"
@@ -202,10 +205,6 @@ def _normalized(
         "sentAt": _iso(sent_at) if sent_at else None,
         "receivedAt": _iso(received_at),
     }
-
-
-def _plausible(moment: datetime, received_at: datetime) -> bool:
-    return EARLIEST_EVENT <= moment <= received_at + LATEST_EVENT_AHEAD
 
 
 def _properties(kind: MessageType, message: TrackingMessage) -> dict[str, Any]:

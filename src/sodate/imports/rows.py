@@ -21,7 +21,7 @@ from sodate.contacts.identifiers import (
 )
 from sodate.contacts.prepared import PreparedContact, prepare_contact
 from sodate.contacts.schemas import ContactUpsert
-from sodate.events.schemas import EARLIEST_EVENT, LATEST_EVENT_AHEAD
+from sodate.events.schemas import plausible_event_time
 from sodate.imports.csvfile import (
     FORMULA_QUOTE,
     Record,
@@ -120,8 +120,8 @@ class RowParser:
         submitted_at: datetime | None = None,
     ) -> None:
         self.header = list(header)
-        self.latest = None if submitted_at is None else submitted_at + LATEST_EVENT_AHEAD
-        """The latest time an event row may give: a day after the import was submitted."""
+        self.submitted_at = submitted_at
+        """When the import was submitted: event rows dated much later are refused."""
         handlers: dict[Target, Take] = {
             Target.TRAIT: self._take_named,
             Target.PROPERTY: self._take_named,
@@ -201,7 +201,7 @@ class RowParser:
             timestamp = parse_datetime(width_folded(raw), self.zone)
         except ValueError as exc:
             return str(exc)
-        if timestamp < EARLIEST_EVENT or (self.latest is not None and timestamp > self.latest):
+        if not plausible_event_time(timestamp, self.submitted_at):
             return "not a time from 1970-01-02 to a day after the import (check the year)"
         values.timestamp = timestamp
         return None

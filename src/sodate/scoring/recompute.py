@@ -403,7 +403,7 @@ def sync_levels(
     if not record:
         passes = []
     for rank, value, name, reached in passes:
-        # As shown (`decay.HALF_SHOWN`), as LiveModel.level compares.
+        # As shown (`decay.threshold_bound`), as LiveModel.level compares.
         bound = threshold_bound(value)
         crossed = (
             sa.and_(SCORES.c.level < rank, total >= bound)
