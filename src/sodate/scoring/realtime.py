@@ -25,14 +25,18 @@ from sodate.db.bulk import (
     DriverValues,
     driver_values,
     execute_many,
-    fetch_all,
     fetch_in,
     insert_rows,
 )
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.scoring.live import EngagementPoints, LiveModel, live_models
 from sodate.scoring.models import ScoreCause
-from sodate.scoring.recompute import CROSSING_COLUMNS, HISTORY_COLUMNS, recompute_model
+from sodate.scoring.recompute import (
+    CROSSING_COLUMNS,
+    HISTORY_COLUMNS,
+    has_resets,
+    recompute_model,
+)
 from sodate.workspaces import service as workspaces
 
 
@@ -130,9 +134,7 @@ class _Scoring:
         """The hits whose events came after their contact's engagement reset in the model, if
         it had one: events up to a reset give no points, as in every recomputation (an event
         may arrive late, from an app that was offline)."""
-        if not hits or not fetch_all(
-            self.session, "SELECT 1 FROM score_resets WHERE model_id = ? LIMIT 1", (self.model.id,)
-        ):
+        if not hits or not has_resets(self.session, self.model.id):
             return hits
         stored_time = DriverValues.stored_time
         resets = {

@@ -103,16 +103,19 @@ def recompute_model(
     return sync_levels(session, workspace_id, model, now=now, cause=cause, contacts=contacts)
 
 
+def has_resets(session: Session, model_id: int) -> bool:
+    """Whether some contact's engagement in the model was reset (`score_resets`)."""
+    found = session.execute(
+        sa.select(RESETS.c.model_id).where(RESETS.c.model_id == model_id).limit(1)
+    ).first()
+    return found is not None
+
+
 class _Scope:
     def __init__(self, session: Session, model_id: int, contacts: Sequence[int] | None) -> None:
         self.model_id = model_id
         self.contacts = contacts
-        self.has_resets = (
-            session.execute(
-                sa.select(RESETS.c.model_id).where(RESETS.c.model_id == model_id).limit(1)
-            ).first()
-            is not None
-        )
+        self.has_resets = has_resets(session, model_id)
         """Some contact's engagement was reset: events before its reset give no points."""
 
     def of(self, table: sa.Table) -> list[ColumnElement[bool]]:
