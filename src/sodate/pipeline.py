@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy.orm import Session
@@ -119,25 +119,42 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
                 skip.append(workspace_id)
                 continue
             with runtime.inbox.read() if apart else nullcontext(session) as inbox:
-                rows = event_log.take_inbox(inbox, workspace_id, limit=batch_size)
-            if not rows:
+                taken = _take_events(session, inbox, workspace_id, batch_size)
+            if not taken.request_ids:
                 return 0
-            documents = [document for row in rows for document in orjson.loads(row.messages)]
-            batch = events.EventBatch(
-                workspace_id=workspace_id,
-                events=_fresh_events(session, workspace_id, documents),
-                now=now,
-            )
+            batch = events.EventBatch(workspace_id=workspace_id, events=taken.events, now=now)
             if batch.events:
                 process_batch(session, batch)
             if not apart:
-                event_log.delete_inbox(session, [row.id for row in rows])
+                event_log.delete_inbox(session, taken.request_ids)
         if apart:
             # After the commit: should this fail, the requests are read again and their
             # messages dropped as stored (`_fresh_events`).
             with runtime.inbox.transaction() as inbox:
-                event_log.delete_inbox(inbox, [row.id for row in rows])
-        return len(documents)
+                event_log.delete_inbox(inbox, taken.request_ids)
+        return taken.messages
+
+
+class _Taken(NamedTuple):
+    request_ids: list[int]
+    messages: int
+    events: list[events.BatchEvent]
+
+
+def _take_events(session: Session, inbox: Session, workspace_id: str, limit: int) -> _Taken:
+    """The events of the workspace's oldest requests, up to `limit` messages.
+
+    The requests' texts and parsed messages are let go here: the steps read the events alone,
+    and the texts and messages held for a whole batch were most of its memory (4 of 5.6 KB an
+    event), which held the batch size down.
+    """
+    rows = event_log.take_inbox(inbox, workspace_id, limit=limit)
+    documents = [document for row in rows for document in orjson.loads(row.messages)]
+    return _Taken(
+        request_ids=[row.id for row in rows],
+        messages=len(documents),
+        events=_fresh_events(session, workspace_id, documents),
+    )
 
 
 def _fresh_events(
