@@ -128,13 +128,15 @@ class Evaluation:
         """The contacts among `contacts` (each with a state) for which `condition` holds.
 
         `segments` gives each contact's memberships instead of its state's."""
-        return self._matching(condition, set(contacts), segments)
+        among = contacts if isinstance(contacts, set) else set(contacts)
+        return self._matching(condition, among, segments)
 
     def _matching(
         self, condition: Condition, contacts: set[int], segments: Mapping[int, Set[str]] | None
     ) -> set[int]:
+        """A new set, whatever the condition: `contacts` may be the caller's own."""
         if not contacts:
-            return contacts
+            return set()
         if isinstance(condition, AllCondition):
             for child in condition.all:
                 contacts = self._matching(child, contacts, segments)

@@ -63,13 +63,18 @@ def _counted_events(
 ) -> dict[str, _Counted]:
     """The distinct event counts the conditions read, by `event_key`."""
     specs: dict[str, _Counted] = {}
+    # Conditions are often asked about one shared collection (the segments reading the same
+    # changes): each is added to a spec once, by its id, not once per condition.
+    added: set[tuple[str, int]] = set()
     for condition, contacts in zip(conditions, asked, strict=True):
         for _path, node in nodes(condition):
             if isinstance(node, EventCondition):
                 key, ceiling = event_key(node.event), node.event.count.ceiling
                 known = specs.setdefault(key, _Counted(node.event, ceiling, set()))
                 known.ceiling = max(known.ceiling, ceiling)
-                known.contacts.update(contacts)
+                if (key, id(contacts)) not in added:
+                    added.add((key, id(contacts)))
+                    known.contacts.update(contacts)
     return specs
 
 

@@ -11,7 +11,8 @@ passed on to the segments that read that segment.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -27,6 +28,8 @@ from sodate.segments import membership
 from sodate.segments.membership import MEMBERS, LiveSegment, MemberChanges
 from sodate.segments.models import ChangeCause
 from sodate.workspaces.service import workspace_zone
+
+_NONE: frozenset[int] = frozenset()
 
 
 def keep_filtered_times(session: Session, batch: EventBatch) -> None:
@@ -62,18 +65,25 @@ def update_memberships(session: Session, batch: EventBatch) -> None:
         if event.activity:
             seen.add(event.contact_id)
     always = batch.created_contacts | {merge.survivor for merge in batch.merges}
-    candidates: dict[str, set[int]] = {}
+    # Segments that read the same kinds of change share one set of candidates (`refresh` only
+    # reads them): the sets are as large as the batch's contacts, and one each cost as much as
+    # the evaluation.
+    shared: dict[tuple[bool, bool, bool, frozenset[str]], set[int]] = {}
+    candidates: dict[str, AbstractSet[int]] = {}
     for segment in segments:
         found = reads(segment.condition)
-        contacts = set(always)
-        if found.profile:
-            contacts |= batch.changed_profiles
-        if found.seen:
-            contacts |= seen
-        if found.scores:
-            contacts |= batch.changed_scores
-        for name in found.events:
-            contacts |= names.get(name, set())
+        signature = (found.profile, found.seen, bool(found.scores), frozenset(found.events))
+        contacts = shared.get(signature)
+        if contacts is None:
+            contacts = shared[signature] = set(always)
+            if found.profile:
+                contacts |= batch.changed_profiles
+            if found.seen:
+                contacts |= seen
+            if found.scores:
+                contacts |= batch.changed_scores
+            for name in found.events:
+                contacts |= names.get(name, set())
         candidates[segment.key] = contacts
     refresh(
         session, batch.workspace_id, segments, candidates, now=batch.now, cause=ChangeCause.EVENT
@@ -84,22 +94,25 @@ def refresh(
     session: Session,
     workspace_id: str,
     segments: Sequence[LiveSegment],
-    candidates: dict[str, set[int]],
+    candidates: Mapping[str, AbstractSet[int]],
     *,
     now: datetime,
     cause: ChangeCause,
 ) -> None:
-    """Re-check each segment (in dependency order) for its candidate contacts."""
+    """Re-check each segment (in dependency order) for its candidate contacts.
+
+    Several segments may be given one set of candidates: it is read, never changed.
+    """
     everyone = sorted(set().union(*candidates.values()))
     if not everyone:
         return
     zone = workspace_zone(session, workspace_id)
     # A segment reading another is asked about the contacts that may move in that one too.
-    asked: dict[str, set[int]] = {}
+    asked: dict[str, AbstractSet[int]] = {}
     for segment in segments:
-        asked[segment.key] = set(candidates.get(segment.key, ()))
-        for key in reads(segment.condition).segments:
-            asked[segment.key] |= asked.get(key, set())
+        own = candidates.get(segment.key, _NONE)
+        read = reads(segment.condition).segments
+        asked[segment.key] = _joined(own, (asked.get(key, _NONE) for key in read)) if read else own
     loaded = load_states(
         session,
         workspace_id,
@@ -113,13 +126,18 @@ def refresh(
     current = _members(session, [segment.id for segment in segments], everyone)
     keys_of = {contact: set(state.segments) for contact, state in states.items()}
     evaluation = loaded.evaluation(now=now, zone=zone)
+    live = set(states)
+    live_among: dict[int, set[int]] = {}  # by a candidate set's id: a shared one is cut once
     changed: dict[str, set[int]] = {}
     changes: list[MemberChanges] = []
     for segment in segments:
-        contacts = set(candidates.get(segment.key, ()))
-        for key in reads(segment.condition).segments:
-            contacts |= changed.get(key, set())
-        contacts &= states.keys()
+        own = candidates.get(segment.key, _NONE)
+        read = reads(segment.condition).segments
+        if read:
+            contacts = live & _joined(own, (changed.get(key, _NONE) for key in read))
+        else:
+            found = live_among.get(id(own))
+            contacts = live_among[id(own)] = found if found is not None else live & own
         if not contacts:
             continue
         matching = evaluation.matching(segment.condition, contacts, segments=keys_of)
@@ -135,6 +153,13 @@ def refresh(
             if contact in keys_of:
                 keys_of[contact].discard(segment.key)
     membership.apply_changes(session, workspace_id, changes, now=now, cause=cause)
+
+
+def _joined(own: AbstractSet[int], more: Iterable[AbstractSet[int]]) -> set[int]:
+    joined = set(own)
+    for part in more:
+        joined |= part
+    return joined
 
 
 def refresh_readers(
