@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -92,12 +93,19 @@ class LiveModel:
     def engagement_at(self, base: float, now: datetime) -> float:
         return base * self.factor(now)
 
+    @cached_property
+    def _bounds(self) -> list[float]:
+        """The least total that has reached each threshold, as shown (`threshold_bound`)."""
+        return [threshold_bound(value) for value, _name in self.thresholds]
+
     def level(self, total: float) -> int:
         """How many thresholds `total` has reached."""
-        return bisect_right([threshold_bound(value) for value, _name in self.thresholds], total)
+        return bisect_right(self._bounds, total)
 
     def crossed(self, before: int, after: int) -> list[tuple[float, str]]:
         """The thresholds between two levels, in the order they were passed."""
+        if after == before:
+            return []
         if after > before:
             return list(self.thresholds[before:after])
         return list(reversed(self.thresholds[after:before]))

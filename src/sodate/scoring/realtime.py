@@ -82,6 +82,8 @@ class _Scoring:
     added: dict[tuple[int, str], tuple[float, float]] = field(default_factory=dict)
     """(contact, engagement rule) → (points, base) this batch adds."""
     added_daily: dict[tuple[int, str, date], float] = field(default_factory=dict)
+    days: dict[datetime, date] = field(default_factory=dict)
+    """An event's time → its date in the workspace's zone (`_day`)."""
 
     def run(self, events: Sequence[BatchEvent], loaded: LoadedStates) -> set[int]:
         hits = self._after_resets(self._hits(events))
@@ -156,9 +158,10 @@ class _Scoring:
         """The base this event adds through `rule` (0.0 when a cap leaves nothing to give)."""
         contact = event.contact_id
         award = float(abs(rule.points))
-        day = event.timestamp.astimezone(self.zone).date()
+        daily: tuple[int, str, date] | None = None
         if rule.max_per_day is not None:
-            given = abs(self.daily.get((contact, rule.rule, day), 0.0))
+            daily = (contact, rule.rule, self._day(event))
+            given = abs(self.daily.get(daily, 0.0))
             award = min(award, max(0.0, rule.max_per_day - given))
         if rule.max_total is not None:
             award = min(
@@ -172,11 +175,18 @@ class _Scoring:
         self.added[(contact, rule.rule)] = (points + signed, so_far + base)
         if rule.max_total is not None:
             self.capped[(contact, rule.rule)] = self.capped.get((contact, rule.rule), 0.0) + signed
-        if rule.max_per_day is not None:
-            key = (contact, rule.rule, day)
-            self.daily[key] = self.daily.get(key, 0.0) + signed
-            self.added_daily[key] = self.added_daily.get(key, 0.0) + signed
+        if daily is not None:
+            self.daily[daily] = self.daily.get(daily, 0.0) + signed
+            self.added_daily[daily] = self.added_daily.get(daily, 0.0) + signed
         return base
+
+    def _day(self, event: BatchEvent) -> date:
+        """The event's date in the workspace's zone, worked out once per event: the daily caps
+        read it when loading and when awarding."""
+        day = self.days.get(event.timestamp)
+        if day is None:
+            day = self.days[event.timestamp] = event.timestamp.astimezone(self.zone).date()
+        return day
 
     def _load(
         self,
@@ -217,11 +227,7 @@ class _Scoring:
                 (model_id, *rules),
             ):
                 self.capped[(contact, rule)] = points
-        days = [
-            event.timestamp.astimezone(self.zone).date()
-            for event, rule in hits
-            if rule.max_per_day is not None
-        ]
+        days = [self._day(event) for event, rule in hits if rule.max_per_day is not None]
         if days:
             daily = sorted({e.contact_id for e, rule in hits if rule.max_per_day is not None})
             for contact, rule, day, points in fetch_in(
