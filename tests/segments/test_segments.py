@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from sodate.runtime import Runtime
 from sodate.segments import membership
+from sodate.segments import realtime as segment_realtime
 from sodate.segments.jobs import segment_sweeper
 from sodate.segments.models import ChangeCause
 from sodate.worker_types import ServiceContext
@@ -349,3 +351,50 @@ def test_roles_and_validation(client: TestClient, admin_headers: dict[str, str])
     assert bad.status_code == 422
     assert error_of(bad)["details"][0]["loc"] == ["body", "condition", "all", 0, "value"]
     assert client.get("/api/v1/segments/x", headers=admin_headers).status_code == 404
+
+
+def test_a_batch_is_checked_a_few_contacts_at_a_time(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: Created,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch's contacts are checked in parts (`CONTACTS_AT_ONCE`): each part's members, the
+    segments sharing candidates and a segment reading another come out as from one part."""
+    monkeypatch.setattr(segment_realtime, "CONTACTS_AT_ONCE", 2)
+    put(client, admin_headers, "pro", plan_is("pro"))
+    put(client, admin_headers, "hot", {"name": "hot", "condition": HOT})
+    recent = {"event": {"name": "Demo Requested", "within": "30d"}}
+    put(client, admin_headers, "recent", {"name": "recent", "condition": recent})
+    managers = {"all": [{"segment": "hot"}, {"attr": "job_title", "op": "eq", "value": "部長"}]}
+    put(client, admin_headers, "hot-managers", {"name": "hot managers", "condition": managers})
+    people = [(f"u{n}", "pro" if n % 2 else "free", "部長" if n % 3 else "課長") for n in range(7)]
+    send(
+        client,
+        workspace.write_key.key,
+        "batch",
+        {
+            "batch": [
+                message
+                for user_id, plan, title in people
+                for message in (
+                    {"type": "identify", "userId": user_id, "traits": {"plan": plan}},
+                    {"type": "identify", "userId": user_id, "traits": {"job_title": title}},
+                    {"type": "track", "userId": user_id, "event": "Demo Requested"},
+                )
+            ]
+        },
+    )
+    process_all(runtime)
+    ids = {
+        user_id: only_contact(client, admin_headers, user_id=user_id)["id"]
+        for user_id, *_ in people
+    }
+    pro = sorted(ids[u] for u, plan, _ in people if plan == "pro")
+    assert member_ids(client, admin_headers, "pro") == pro
+    assert member_ids(client, admin_headers, "hot") == pro
+    assert member_ids(client, admin_headers, "recent") == sorted(ids.values())
+    hot_managers = sorted(ids[u] for u, plan, title in people if plan == "pro" and title == "部長")
+    assert member_ids(client, admin_headers, "hot-managers") == hot_managers
+    assert_exact(runtime, workspace)
