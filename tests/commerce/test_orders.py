@@ -245,8 +245,14 @@ def test_listing_filters_and_pages(
     ]
     assert [o["order_key"] for o in orders(client, admin_headers, "?order_key=o2")] == ["o2"]
 
-    naive = client.get("/api/v1/orders?placed_after=2026-04-01T00:00:00", headers=admin_headers)
-    assert naive.status_code == 422, naive.text
+    # Without an offset, a time or a date is the workspace's (Asia/Tokyo): the orders were
+    # placed from 09:00 on 1 April there.
+    local = "?placed_after=2026-04-01T09:02&placed_before=2026-04-01T09:04"
+    assert [o["order_key"] for o in orders(client, admin_headers, local)] == ["o3", "o2"]
+    assert len(orders(client, admin_headers, "?placed_after=2026-04-01")) == 5
+    assert orders(client, admin_headers, "?placed_before=2026-04-01") == []
+    not_a_time = client.get("/api/v1/orders?placed_after=1%20April", headers=admin_headers)
+    assert not_a_time.status_code == 422, not_a_time.text
     assert client.get("/api/v1/orders/999999", headers=admin_headers).status_code == 404
     assert client.get("/api/v1/orders?contact_id=999999", headers=admin_headers).status_code == 404
 

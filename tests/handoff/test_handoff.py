@@ -265,6 +265,11 @@ def test_sales_accepts_or_rejects_and_the_kpis_follow(
     response = client.get("/api/v1/reports/leads", params=backwards, headers=admin_headers)
     assert response.status_code == 422, response.text
     assert error_of(response)["message"] == "since is after until"
+    # A date or time without an offset is the workspace's (Asia/Tokyo): the first MQL came at
+    # 09:00 there.
+    for period, mql in (({"since": "2026-04-01"}, 2), ({"until": "2026-04-01T08:59"}, 0)):
+        response = client.get("/api/v1/reports/leads", params=period, headers=admin_headers)
+        assert response.json()["mql"] == mql, period
 
     # Nurtured again, Kato reaches the threshold anew: a second handoff.
     advance(runtime, timedelta(hours=1))

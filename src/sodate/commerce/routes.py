@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
 
 from sodate.commerce import service
 from sodate.commerce.models import CartStatus, OrderStatus
@@ -13,6 +14,7 @@ from sodate.commerce.schemas import CartOut, CartPage, OrderDetail, OrderPage
 from sodate.commerce.service import CartFilter, OrderFilter
 from sodate.deps import Caller, allowed
 from sodate.workspaces.roles import Permission
+from sodate.workspaces.service import LOCAL_TIME, workspace_instant
 
 router = APIRouter(prefix="/api/v1")
 
@@ -22,7 +24,7 @@ ContactFilterId = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[int | None, Query(alias="cursor", ge=0, le=2**62)]
-Instant = Annotated[AwareDatetime | None, Query(description="An instant with a UTC offset")]
+Instant = Annotated[datetime | None, Query(description=LOCAL_TIME)]
 
 
 @router.get("/orders", response_model=OrderPage, tags=["orders"])
@@ -39,14 +41,14 @@ def list_orders(
     cursor: Cursor = None,
 ) -> OrderPage:
     """Orders, newest first. `status` may repeat; `placed_after` includes, `placed_before` not."""
-    where = OrderFilter(
-        contact_id=contact_id,
-        statuses=tuple(status or ()),
-        placed_after=placed_after,
-        placed_before=placed_before,
-        order_key=order_key,
-    )
     with caller.runtime.db.read() as session:
+        where = OrderFilter(
+            contact_id=contact_id,
+            statuses=tuple(status or ()),
+            placed_after=_instant(session, caller, placed_after),
+            placed_before=_instant(session, caller, placed_before),
+            order_key=order_key,
+        )
         return service.list_orders(session, caller.workspace_id, where, limit=limit, before=cursor)
 
 
@@ -63,8 +65,8 @@ def list_carts(
     contact_id: ContactFilterId = None,
     status: Annotated[list[CartStatus] | None, Query()] = None,
     idle_since: Annotated[
-        AwareDatetime | None,
-        Query(description="Only open carts with items and no activity since this instant"),
+        datetime | None,
+        Query(description=f"Only open carts with items and no activity since then. {LOCAL_TIME}"),
     ] = None,
     cart_key: Annotated[
         str | None, Query(min_length=1, max_length=200, description="The shop's cart_id")
@@ -73,13 +75,13 @@ def list_carts(
     cursor: Cursor = None,
 ) -> CartPage:
     """Carts, newest first. `status` may repeat; `idle_since` finds abandoned carts."""
-    where = CartFilter(
-        contact_id=contact_id,
-        statuses=tuple(status or ()),
-        idle_since=idle_since,
-        cart_key=cart_key,
-    )
     with caller.runtime.db.read() as session:
+        where = CartFilter(
+            contact_id=contact_id,
+            statuses=tuple(status or ()),
+            idle_since=_instant(session, caller, idle_since),
+            cart_key=cart_key,
+        )
         return service.list_carts(session, caller.workspace_id, where, limit=limit, before=cursor)
 
 
@@ -87,3 +89,7 @@ def list_carts(
 def get_cart(cart_id: RowId, caller: Caller = Depends(allowed(Permission.READ))) -> CartOut:
     with caller.runtime.db.read() as session:
         return service.get_cart(session, caller.workspace_id, cart_id)
+
+
+def _instant(session: Session, caller: Caller, value: datetime | None) -> datetime | None:
+    return None if value is None else workspace_instant(session, caller.workspace_id, value)

@@ -21,6 +21,7 @@ from sodate.handoff.schemas import (
 )
 from sodate.handoff.service import Decider
 from sodate.workspaces.roles import Permission
+from sodate.workspaces.service import LOCAL_TIME, workspace_instant
 
 router = APIRouter(prefix="/api/v1")
 
@@ -112,22 +113,20 @@ def reject(
 @router.get("/reports/leads", response_model=LeadKpis, tags=["handoff"])
 def lead_kpis(
     caller: Caller = Depends(allowed(Permission.READ)),
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[datetime | None, Query(description=LOCAL_TIME)] = None,
+    until: Annotated[datetime | None, Query(description=LOCAL_TIME)] = None,
 ) -> LeadKpis:
     """MQLs, handoffs, MQL→SQL conversion and lead time from `since` (default: 30 days ago)
     until `until` (default: no end)."""
-    start = since or (until or caller.now()) - timedelta(days=30)
-    for name, moment in (("since", start), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidInput(
-                f"{name} needs a time zone (e.g. +09:00 or Z)",
-                details=[{"loc": ["query", name], "msg": "a time without a zone"}],
-            )
-    if until is not None and start > until:
-        raise InvalidInput(
-            "since is after until",
-            details=[{"loc": ["query", "since"], "msg": "after until", "type": "period"}],
-        )
     with caller.runtime.db.read() as session:
+        if until is not None:
+            until = workspace_instant(session, caller.workspace_id, until)
+        if since is not None:
+            since = workspace_instant(session, caller.workspace_id, since)
+        start = since or (until or caller.now()) - timedelta(days=30)
+        if until is not None and start > until:
+            raise InvalidInput(
+                "since is after until",
+                details=[{"loc": ["query", "since"], "msg": "after until", "type": "period"}],
+            )
         return service.lead_kpis(session, caller.workspace_id, since=start, until=until)

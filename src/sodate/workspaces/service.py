@@ -83,6 +83,21 @@ def workspace_zone(session: Session, workspace_id: str) -> ZoneInfo:
     return ZoneInfo(get_workspace(session, workspace_id).timezone)
 
 
+LOCAL_TIME = (
+    "A time with its UTC offset (2026-11-01T09:00:00+09:00), or without one (2026-11-01T09:00,"
+    " or 2026-11-01 for its midnight) in the workspace's time zone"
+)
+"""How an API's query parameters that `workspace_instant` reads are described."""
+
+
+def workspace_instant(session: Session, workspace_id: str, value: datetime) -> datetime:
+    """A time a user gave, as an instant: without an offset (a date alone, `2026-11-01`, is
+    its midnight) it is read in the workspace's time zone, as the person who typed it meant."""
+    if value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=workspace_zone(session, workspace_id))
+
+
 def resolve_workspace(session: Session, reference: str | None) -> Workspace:
     """Find a workspace by id or name; with no reference, the only workspace there is."""
     if reference is None:
