@@ -9,8 +9,9 @@ as deployed, SQLite's `wal-checkpointer` among them) and sends the events as
 runs from the first request until the `event_inbox` table is empty: "accept" is events per
 second until the last 200, "processed" is events per second until the inbox is empty.
 `inprocess` mode calls `sodate.events.ingest.ingest` for every batch, then `process_pending`
-until nothing is left, in this process and one thread, so the HTTP layer and thread hand-offs
-are out of the picture (`--profile` runs it under cProfile and prints the top functions).
+until nothing is left, in this process and one thread (beside the log's checkpointer, as
+deployed), so the HTTP layer and thread hand-offs are out of the picture (`--profile` runs it
+under cProfile and prints the top functions).
 "Raw insert" is the same rows (read back from `events`, new message ids) inserted into the
 same `events` table by the pipeline's own event insert alone (`insert_events`: one executemany
 on SQLite, COPY on PostgreSQL), one transaction per batch of `--batch`.
@@ -671,92 +672,96 @@ def run_inprocess(
         Settings(database_url=url, secret_key=SECRET, data_dir=data_dir, **overrides)
     )
     reports: list[str] = []
+    # As `sodate up` (its `wal-checkpointer`) and `sodate import` do: the log is copied into
+    # the database on a thread of its own, not by the commit that takes it past its limit.
+    interval = runtime.settings.sqlite_checkpoint_interval_seconds
     try:
-        with runtime.db.transaction() as session:
-            created = workspaces.create_workspace_with_keys(
-                session, WorkspaceCreate(name="Bench"), now=runtime.clock.now()
+        with runtime.db.checkpointing(interval):
+            with runtime.db.transaction() as session:
+                created = workspaces.create_workspace_with_keys(
+                    session, WorkspaceCreate(name="Bench"), now=runtime.clock.now()
+                )
+            auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
+            limiter = MessageRateLimiter(0, 1)
+            size = runtime.settings.event_batch_size
+            stored = 0
+            if history is not None:  # processed before the segments and rules exist, not timed
+                for body, _count in history.bodies:
+                    ingest(runtime, limiter, _request(body, auth))
+                while process_pending(runtime, batch_size=size):
+                    pass
+                stored = history.events
+            with runtime.db.transaction() as session:
+                for key, condition in segment_definitions(segments):
+                    segment_service.put_segment(
+                        session,
+                        created.workspace.id,
+                        key,
+                        SegmentIn.model_validate({"name": key, "condition": condition}),
+                        now=runtime.clock.now(),
+                    )
+                if scoring:
+                    put_scoring_model(
+                        session,
+                        created.workspace.id,
+                        "bench",
+                        ScoringModelIn.model_validate(SCORING_MODEL),
+                        now=runtime.clock.now(),
+                    )
+                if lifecycle:
+                    lifecycle_service.put_rules(
+                        session,
+                        created.workspace.id,
+                        LifecycleRulesIn.model_validate(lifecycle_rules(scoring)),
+                        now=runtime.clock.now(),
+                    )
+            requests = [_request(body, auth) for body, _count in workload.bodies]
+
+            deadline = time.monotonic() + timeout
+
+            def in_time() -> None:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"not done after {timeout:.0f} s (--timeout)")
+
+            def accept_all() -> None:
+                for request in requests:
+                    ingest(runtime, limiter, request)
+                    in_time()
+
+            def process_all() -> None:
+                while process_pending(runtime, batch_size=size):
+                    in_time()
+
+            cpu_before = time.process_time()
+            accept_seconds = _timed(accept_all, "accept (ingest)", profile, top, reports)
+            accept_cpu = time.process_time() - cpu_before
+            with _step_timer() as steps:
+                process_seconds = _timed(
+                    process_all, "process (process_pending)", profile, top, reports
+                )
+            cpu = time.process_time() - cpu_before
+            processed = scalar(runtime.db, EVENTS_COUNT) - stored
+            if processed != workload.events:
+                raise SystemExit(f"{processed} events stored, {workload.events} sent")
+            result = Result(
+                database=dialect_of(url),
+                mode="inprocess",
+                events=workload.events,
+                batch=batch,
+                clients=1,
+                accept_seconds=accept_seconds,
+                processed_seconds=accept_seconds + process_seconds,
+                process_seconds=process_seconds,
+                cpu_seconds=cpu,
+                accept_cpu_seconds=accept_cpu,
+                backlog_at_accept_end=workload.events,
+                peak_backlog=workload.events,
+                profiled=profile,
+                steps=dict(steps),
             )
-        auth = "Basic " + base64.b64encode(f"{created.write_key.key}:".encode()).decode()
-        limiter = MessageRateLimiter(0, 1)
-        size = runtime.settings.event_batch_size
-        stored = 0
-        if history is not None:  # processed before the segments and rules exist, not timed
-            for body, _count in history.bodies:
-                ingest(runtime, limiter, _request(body, auth))
-            while process_pending(runtime, batch_size=size):
-                pass
-            stored = history.events
-        with runtime.db.transaction() as session:
-            for key, condition in segment_definitions(segments):
-                segment_service.put_segment(
-                    session,
-                    created.workspace.id,
-                    key,
-                    SegmentIn.model_validate({"name": key, "condition": condition}),
-                    now=runtime.clock.now(),
-                )
-            if scoring:
-                put_scoring_model(
-                    session,
-                    created.workspace.id,
-                    "bench",
-                    ScoringModelIn.model_validate(SCORING_MODEL),
-                    now=runtime.clock.now(),
-                )
-            if lifecycle:
-                lifecycle_service.put_rules(
-                    session,
-                    created.workspace.id,
-                    LifecycleRulesIn.model_validate(lifecycle_rules(scoring)),
-                    now=runtime.clock.now(),
-                )
-        requests = [_request(body, auth) for body, _count in workload.bodies]
-
-        deadline = time.monotonic() + timeout
-
-        def in_time() -> None:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"not done after {timeout:.0f} s (--timeout)")
-
-        def accept_all() -> None:
-            for request in requests:
-                ingest(runtime, limiter, request)
-                in_time()
-
-        def process_all() -> None:
-            while process_pending(runtime, batch_size=size):
-                in_time()
-
-        cpu_before = time.process_time()
-        accept_seconds = _timed(accept_all, "accept (ingest)", profile, top, reports)
-        accept_cpu = time.process_time() - cpu_before
-        with _step_timer() as steps:
-            process_seconds = _timed(
-                process_all, "process (process_pending)", profile, top, reports
-            )
-        cpu = time.process_time() - cpu_before
-        processed = scalar(runtime.db, EVENTS_COUNT) - stored
-        if processed != workload.events:
-            raise SystemExit(f"{processed} events stored, {workload.events} sent")
-        result = Result(
-            database=dialect_of(url),
-            mode="inprocess",
-            events=workload.events,
-            batch=batch,
-            clients=1,
-            accept_seconds=accept_seconds,
-            processed_seconds=accept_seconds + process_seconds,
-            process_seconds=process_seconds,
-            cpu_seconds=cpu,
-            accept_cpu_seconds=accept_cpu,
-            backlog_at_accept_end=workload.events,
-            peak_backlog=workload.events,
-            profiled=profile,
-            steps=dict(steps),
-        )
-        result.steps["(rest: parse payloads, commit)"] = process_seconds - sum(steps.values())
-        result.raw_insert_per_second = raw_insert_rate(runtime.db, batch)
-        return result, reports
+            result.steps["(rest: parse payloads, commit)"] = process_seconds - sum(steps.values())
+            result.raw_insert_per_second = raw_insert_rate(runtime.db, batch)
+            return result, reports
     finally:
         runtime.close()
 
