@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -672,11 +672,15 @@ def run_inprocess(
         Settings(database_url=url, secret_key=SECRET, data_dir=data_dir, **overrides)
     )
     reports: list[str] = []
-    # As `sodate up` (its `wal-checkpointer`) and `sodate import` do: the log is copied into
-    # the database on a thread of its own, not by the commit that takes it past its limit.
+    # As `sodate up` does (its `wal-checkpointer`): the logs are copied into the database and
+    # the inbox on threads of their own, not by the commit that takes one past its limit.
     interval = runtime.settings.sqlite_checkpoint_interval_seconds
+    apart = runtime.inbox is not runtime.db  # SQLite's inbox is a file of its own
     try:
-        with runtime.db.checkpointing(interval):
+        with (
+            runtime.db.checkpointing(interval),
+            runtime.inbox.checkpointing(interval) if apart else nullcontext(),
+        ):
             with runtime.db.transaction() as session:
                 created = workspaces.create_workspace_with_keys(
                     session, WorkspaceCreate(name="Bench"), now=runtime.clock.now()
