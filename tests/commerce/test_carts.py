@@ -147,6 +147,10 @@ def test_idle_since_finds_abandoned_carts(
         for contact in get(client, admin_headers, "/api/v1/contacts")["items"]
     }
     assert owners == {users["u-open"], users["u-checkout"]}
+    # Without an offset, the workspace's time (Asia/Tokyo): 10:00 there is 01:00 UTC.
+    local = carts(client, admin_headers, "?idle_since=2026-04-01T10:00")
+    assert {cart["contact_id"] for cart in local} == owners
+    assert carts(client, admin_headers, "?idle_since=2026-04-01T09:05") == []
     only_checkout = carts(client, admin_headers, f"?idle_since={since}&status=checkout")
     assert [cart["contact_id"] for cart in only_checkout] == [users["u-checkout"]]
     assert len(carts(client, admin_headers, "?status=open&status=checkout")) == 4

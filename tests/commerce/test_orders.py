@@ -10,6 +10,7 @@ from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.commerce.helpers import at, contact_id, event, get, orders, track
 from tests.events.helpers import process_all, send
+from tests.workspaces.helpers import error_of
 
 COMPLETED: dict[str, Any] = {
     "order_id": "ord-1",
@@ -251,8 +252,19 @@ def test_listing_filters_and_pages(
     assert [o["order_key"] for o in orders(client, admin_headers, local)] == ["o3", "o2"]
     assert len(orders(client, admin_headers, "?placed_after=2026-04-01")) == 5
     assert orders(client, admin_headers, "?placed_before=2026-04-01") == []
-    not_a_time = client.get("/api/v1/orders?placed_after=1%20April", headers=admin_headers)
-    assert not_a_time.status_code == 422, not_a_time.text
+    for not_a_time in ("1%20April", "20260401"):  # digits would be seconds since 1970
+        response = client.get(f"/api/v1/orders?placed_after={not_a_time}", headers=admin_headers)
+        assert response.status_code == 422, response.text
+    # A time the clocks skipped is no instant: refused, naming the parameter.
+    moved = client.patch(
+        "/api/v1/workspace", json={"timezone": "America/New_York"}, headers=admin_headers
+    )
+    assert moved.status_code == 200, moved.text
+    assert len(orders(client, admin_headers, "?placed_after=2026-03-31T20:01")) == 4  # EDT
+    skipped = client.get("/api/v1/orders?placed_after=2026-03-08T02:30", headers=admin_headers)
+    assert skipped.status_code == 422, skipped.text
+    assert error_of(skipped)["details"][0]["loc"] == ["query", "placed_after"]
+    assert "America/New_York" in error_of(skipped)["message"]
     assert client.get("/api/v1/orders/999999", headers=admin_headers).status_code == 404
     assert client.get("/api/v1/orders?contact_id=999999", headers=admin_headers).status_code == 404
 

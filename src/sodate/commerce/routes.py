@@ -14,7 +14,8 @@ from sodate.commerce.schemas import CartOut, CartPage, OrderDetail, OrderPage
 from sodate.commerce.service import CartFilter, OrderFilter
 from sodate.deps import Caller, allowed
 from sodate.workspaces.roles import Permission
-from sodate.workspaces.service import LOCAL_TIME, workspace_instant
+from sodate.workspaces.schemas import TIME_PARAMETER_HELP, TimeParameter
+from sodate.workspaces.service import workspace_instant
 
 router = APIRouter(prefix="/api/v1")
 
@@ -24,7 +25,7 @@ ContactFilterId = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[int | None, Query(alias="cursor", ge=0, le=2**62)]
-Instant = Annotated[datetime | None, Query(description=LOCAL_TIME)]
+Instant = Annotated[TimeParameter | None, Query(description=TIME_PARAMETER_HELP)]
 
 
 @router.get("/orders", response_model=OrderPage, tags=["orders"])
@@ -45,8 +46,8 @@ def list_orders(
         where = OrderFilter(
             contact_id=contact_id,
             statuses=tuple(status or ()),
-            placed_after=_instant(session, caller, placed_after),
-            placed_before=_instant(session, caller, placed_before),
+            placed_after=_instant(session, caller, placed_after, "placed_after"),
+            placed_before=_instant(session, caller, placed_before, "placed_before"),
             order_key=order_key,
         )
         return service.list_orders(session, caller.workspace_id, where, limit=limit, before=cursor)
@@ -65,8 +66,8 @@ def list_carts(
     contact_id: ContactFilterId = None,
     status: Annotated[list[CartStatus] | None, Query()] = None,
     idle_since: Annotated[
-        datetime | None,
-        Query(description=f"Only open carts with items and no activity since then. {LOCAL_TIME}"),
+        TimeParameter | None,
+        Query(description=f"Open carts with items, idle since then. {TIME_PARAMETER_HELP}"),
     ] = None,
     cart_key: Annotated[
         str | None, Query(min_length=1, max_length=200, description="The shop's cart_id")
@@ -79,7 +80,7 @@ def list_carts(
         where = CartFilter(
             contact_id=contact_id,
             statuses=tuple(status or ()),
-            idle_since=_instant(session, caller, idle_since),
+            idle_since=_instant(session, caller, idle_since, "idle_since"),
             cart_key=cart_key,
         )
         return service.list_carts(session, caller.workspace_id, where, limit=limit, before=cursor)
@@ -91,5 +92,9 @@ def get_cart(cart_id: RowId, caller: Caller = Depends(allowed(Permission.READ)))
         return service.get_cart(session, caller.workspace_id, cart_id)
 
 
-def _instant(session: Session, caller: Caller, value: datetime | None) -> datetime | None:
-    return None if value is None else workspace_instant(session, caller.workspace_id, value)
+def _instant(
+    session: Session, caller: Caller, value: datetime | None, parameter: str
+) -> datetime | None:
+    if value is None:
+        return None
+    return workspace_instant(session, caller.workspace_id, value, parameter=parameter)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
 from sodate.deps import Caller, allowed
-from sodate.errors import InvalidInput
 from sodate.handoff import service
 from sodate.handoff.models import HandoffState
 from sodate.handoff.schemas import (
@@ -21,7 +19,7 @@ from sodate.handoff.schemas import (
 )
 from sodate.handoff.service import Decider
 from sodate.workspaces.roles import Permission
-from sodate.workspaces.service import LOCAL_TIME, workspace_instant
+from sodate.workspaces.schemas import TIME_PARAMETER_HELP, TimeParameter
 
 router = APIRouter(prefix="/api/v1")
 
@@ -113,20 +111,12 @@ def reject(
 @router.get("/reports/leads", response_model=LeadKpis, tags=["handoff"])
 def lead_kpis(
     caller: Caller = Depends(allowed(Permission.READ)),
-    since: Annotated[datetime | None, Query(description=LOCAL_TIME)] = None,
-    until: Annotated[datetime | None, Query(description=LOCAL_TIME)] = None,
+    since: Annotated[TimeParameter | None, Query(description=TIME_PARAMETER_HELP)] = None,
+    until: Annotated[TimeParameter | None, Query(description=TIME_PARAMETER_HELP)] = None,
 ) -> LeadKpis:
-    """MQLs, handoffs, MQL→SQL conversion and lead time from `since` (default: 30 days ago)
-    until `until` (default: no end)."""
+    """MQLs, handoffs, MQL→SQL conversion and lead time from `since` (default: 30 days before
+    `until`, or before now) until `until` (default: no end)."""
     with caller.runtime.db.read() as session:
-        if until is not None:
-            until = workspace_instant(session, caller.workspace_id, until)
-        if since is not None:
-            since = workspace_instant(session, caller.workspace_id, since)
-        start = since or (until or caller.now()) - timedelta(days=30)
-        if until is not None and start > until:
-            raise InvalidInput(
-                "since is after until",
-                details=[{"loc": ["query", "since"], "msg": "after until", "type": "period"}],
-            )
-        return service.lead_kpis(session, caller.workspace_id, since=start, until=until)
+        return service.lead_report(
+            session, caller.workspace_id, since=since, until=until, now=caller.now()
+        )

@@ -33,6 +33,8 @@ from sodate.workspaces import service as workspaces
 from sodate.workspaces.roles import Role
 
 HANDOFFS = opening.HANDOFFS
+REPORT_DAYS = timedelta(days=30)
+"""The lead report's period when it is given no start."""
 STEPS = opening.STEPS
 
 
@@ -299,6 +301,35 @@ def _tell_crm(
     if rules is not None and rules.crm_webhook is not None:
         job = opening.crm_job(workspace_id, handoff_id, event, now=now)
         queue.enqueue(session, [job], now=now, max_attempts=opening.JOB_ATTEMPTS)
+
+
+def lead_report(
+    session: Session,
+    workspace_id: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+) -> LeadKpis:
+    """The lead KPIs of a period as the API is asked for them: times without an offset are
+    the workspace's (`workspace_instant`); `since` defaults to 30 days before `until`, or
+    before now."""
+    end = (
+        None
+        if until is None
+        else workspaces.workspace_instant(session, workspace_id, until, parameter="until")
+    )
+    start = (
+        workspaces.workspace_instant(session, workspace_id, since, parameter="since")
+        if since is not None
+        else (end or now) - REPORT_DAYS
+    )
+    if end is not None and start > end:
+        raise InvalidInput(
+            "since is after until",
+            details=[{"loc": ["query", "since"], "msg": "after until", "type": "period"}],
+        )
+    return lead_kpis(session, workspace_id, since=start, until=end)
 
 
 def lead_kpis(

@@ -7,9 +7,33 @@ from enum import StrEnum
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
 
 from sodate.workspaces.roles import Role
+
+TIME_PARAMETER_HELP = (
+    "A time with its UTC offset (2026-11-01T09:00:00+09:00), or without one (2026-11-01T09:00,"
+    " or 2026-11-01 for its midnight) in the workspace's time zone"
+)
+
+
+def _not_a_number(value: object) -> object:
+    # pydantic reads digits as seconds since 1970: `20261101` would be a day of 1970.
+    if isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError("a date or time such as 2026-11-01 or 2026-11-01T09:00+09:00")
+    return value
+
+
+TimeParameter = Annotated[datetime, BeforeValidator(_not_a_number)]
+"""A time in a query parameter: ISO 8601, with or without its offset (`workspace_instant`)."""
 
 
 class Locale(StrEnum):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -83,19 +83,27 @@ def workspace_zone(session: Session, workspace_id: str) -> ZoneInfo:
     return ZoneInfo(get_workspace(session, workspace_id).timezone)
 
 
-LOCAL_TIME = (
-    "A time with its UTC offset (2026-11-01T09:00:00+09:00), or without one (2026-11-01T09:00,"
-    " or 2026-11-01 for its midnight) in the workspace's time zone"
-)
-"""How an API's query parameters that `workspace_instant` reads are described."""
-
-
-def workspace_instant(session: Session, workspace_id: str, value: datetime) -> datetime:
-    """A time a user gave, as an instant: without an offset (a date alone, `2026-11-01`, is
-    its midnight) it is read in the workspace's time zone, as the person who typed it meant."""
+def workspace_instant(
+    session: Session, workspace_id: str, value: datetime, *, parameter: str
+) -> datetime:
+    """A time a user gave in the query parameter `parameter`, as an instant in UTC: without an
+    offset (a date alone, `2026-11-01`, is its midnight) it is read in the workspace's time
+    zone, as the person who typed it meant. Of a wall time that comes twice (the clocks going
+    back), the first; one the clocks skipped (going forward) is refused, as no instant is it.
+    """
     if value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=workspace_zone(session, workspace_id))
+        return value.astimezone(UTC)
+    zone = workspace_zone(session, workspace_id)
+    instant = value.replace(tzinfo=zone).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) != value:
+        raise InvalidInput(
+            f"{parameter}: {value.isoformat()} did not happen in {zone.key} (the clocks skipped"
+            " it); give the time with its UTC offset",
+            details=[
+                {"loc": ["query", parameter], "msg": "a time the clocks skipped", "type": "time"}
+            ],
+        )
+    return instant
 
 
 def resolve_workspace(session: Session, reference: str | None) -> Workspace:
