@@ -6,6 +6,7 @@ move: the real-time path and the set-based recomputation must agree.
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -353,48 +354,50 @@ def test_roles_and_validation(client: TestClient, admin_headers: dict[str, str])
     assert client.get("/api/v1/segments/x", headers=admin_headers).status_code == 404
 
 
-def test_a_batch_is_checked_a_few_contacts_at_a_time(
+PART_SEGMENTS: dict[str, Any] = {
+    "pro": {"attr": "plan", "op": "eq", "value": "pro"},
+    "not-free": {"attr": "plan", "op": "ne", "value": "free"},  # reads what "pro" reads
+    "demo-twice": {"event": {"name": "Demo", "count": {"op": "gte", "value": 2}}},
+    "demo": {"event": {"name": "Demo"}},  # reads what "demo-twice" reads
+    "hot": {"all": [{"segment": "pro"}, {"segment": "demo-twice"}]},
+    "cold": {"not": {"segment": "hot"}},
+    "cold-managers": {"all": [{"segment": "cold"}, {"attr": "title", "op": "eq", "value": "m"}]},
+    "demo-or-buy": {"any": [{"segment": "demo"}, {"event": {"name": "Buy"}}]},
+}
+
+
+@pytest.mark.parametrize("at_once", [1, 3, 5000])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_batches_of_known_contacts_checked_in_parts(
     client: TestClient,
     runtime: Runtime,
     workspace: Created,
     admin_headers: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
+    at_once: int,
+    seed: int,
 ) -> None:
-    """A batch's contacts are checked in parts (`CONTACTS_AT_ONCE`): each part's members, the
-    segments sharing candidates and a segment reading another come out as from one part."""
-    monkeypatch.setattr(segment_realtime, "CONTACTS_AT_ONCE", 2)
-    put(client, admin_headers, "pro", plan_is("pro"))
-    put(client, admin_headers, "hot", {"name": "hot", "condition": HOT})
-    recent = {"event": {"name": "Demo Requested", "within": "30d"}}
-    put(client, admin_headers, "recent", {"name": "recent", "condition": recent})
-    managers = {"all": [{"segment": "hot"}, {"attr": "job_title", "op": "eq", "value": "部長"}]}
-    put(client, admin_headers, "hot-managers", {"name": "hot managers", "condition": managers})
-    people = [(f"u{n}", "pro" if n % 2 else "free", "部長" if n % 3 else "課長") for n in range(7)]
-    send(
-        client,
-        workspace.write_key.key,
-        "batch",
-        {
-            "batch": [
-                message
-                for user_id, plan, title in people
-                for message in (
-                    {"type": "identify", "userId": user_id, "traits": {"plan": plan}},
-                    {"type": "identify", "userId": user_id, "traits": {"job_title": title}},
-                    {"type": "track", "userId": user_id, "event": "Demo Requested"},
-                )
-            ]
-        },
-    )
-    process_all(runtime)
-    ids = {
-        user_id: only_contact(client, admin_headers, user_id=user_id)["id"]
-        for user_id, *_ in people
-    }
-    pro = sorted(ids[u] for u, plan, _ in people if plan == "pro")
-    assert member_ids(client, admin_headers, "pro") == pro
-    assert member_ids(client, admin_headers, "hot") == pro
-    assert member_ids(client, admin_headers, "recent") == sorted(ids.values())
-    hot_managers = sorted(ids[u] for u, plan, title in people if plan == "pro" and title == "部長")
-    assert member_ids(client, admin_headers, "hot-managers") == hot_managers
-    assert_exact(runtime, workspace)
+    """Known contacts change in random ways, each a candidate of some segments only, and
+    segments that read the same changes share their candidates: checked a few contacts at a
+    time (`CONTACTS_AT_ONCE`) or all at once, real time agrees with a recomputation."""
+    monkeypatch.setattr(segment_realtime, "CONTACTS_AT_ONCE", at_once)
+    for key, condition in PART_SEGMENTS.items():
+        put(client, admin_headers, key, {"name": key, "condition": condition})
+    draw = random.Random(seed)
+    for _round in range(6):
+        messages: list[dict[str, Any]] = []
+        for n in range(12):
+            user, roll = f"u{n}", draw.random()
+            if roll < 0.3:
+                plan = draw.choice(["pro", "free", "trial"])
+                messages.append({"type": "identify", "userId": user, "traits": {"plan": plan}})
+            elif roll < 0.5:
+                title = draw.choice(["m", "e"])
+                messages.append({"type": "identify", "userId": user, "traits": {"title": title}})
+            elif roll < 0.8:
+                messages.append({"type": "track", "userId": user, "event": "Demo"})
+            elif roll < 0.9:
+                messages.append({"type": "track", "userId": user, "event": "Buy"})
+        send(client, workspace.write_key.key, "batch", {"batch": messages})
+        process_all(runtime)
+        assert_exact(runtime, workspace)

@@ -3,9 +3,9 @@
 After a batch's events, profiles and counts are written, each dynamic segment is re-checked
 only for the contacts whose change it reads: contacts with events it counts, contacts whose
 profile changed when it reads attributes, every contact when it reads first or last seen, and
-new or merged contacts always. The check is one in-memory evaluation over state loaded for all
-of them at once, so segments sharing a comparison pay for it once; a change of membership is
-passed on to the segments that read that segment.
+new or merged contacts always. The check is one in-memory evaluation of all the segments over
+state loaded for many contacts at once (`CONTACTS_AT_ONCE`), so segments sharing a comparison
+pay for it once; a change of membership is passed on to the segments that read that segment.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def refresh(
         asked = candidates
         if len(part) < len(everyone):
             among = set(part)
-            cut: dict[int, set[int]] = {}  # by a candidate set's id: a shared one is cut once
+            # By a candidate set's id (each is alive until this returns): a shared one is cut once.
+            cut: dict[int, set[int]] = {}
             for contacts in candidates.values():
                 if id(contacts) not in cut:
                     cut[id(contacts)] = among & contacts
@@ -154,7 +155,8 @@ def _refresh_contacts(
     keys_of = {contact: set(state.segments) for contact, state in states.items()}
     evaluation = loaded.evaluation(now=now, zone=zone)
     live = set(states)
-    live_among: dict[int, set[int]] = {}  # by a candidate set's id: a shared one is cut once
+    # By a candidate set's id (each is alive until this returns): a shared one is cut once.
+    live_among: dict[int, set[int]] = {}
     changed: dict[str, set[int]] = {}
     changes: list[MemberChanges] = []
     for segment in segments:
