@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,6 +20,7 @@ from sodate import __version__
 from sodate.commerce.routes import router as commerce_router
 from sodate.conditions.schemas import error_path
 from sodate.contacts.routes import router as contacts_router
+from sodate.deps import known_query_parameters
 from sodate.errors import SodateError
 from sodate.events.routes import router as tracking_router
 from sodate.handoff.routes import router as handoff_router
@@ -77,7 +78,12 @@ def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) ->
         handoff_router,
         tracking_router,
     ):
-        app.include_router(router)
+        # The admin API refuses query parameters it does not take; the tracking API takes
+        # whatever the SDKs send.
+        admin = router.prefix.startswith("/api/")
+        app.include_router(
+            router, dependencies=[Depends(known_query_parameters)] if admin else None
+        )
     _install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(RequestLog)

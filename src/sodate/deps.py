@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from sodate.errors import Forbidden, Unauthorized
+from sodate.errors import Forbidden, InvalidInput, Unauthorized
 from sodate.runtime import Runtime
 from sodate.workspaces import auth
 from sodate.workspaces.auth import Principal
@@ -24,6 +25,47 @@ _bearer = HTTPBearer(auto_error=False, description="An admin API key: `Authoriza
 _cookie = APIKeyCookie(
     name=SESSION_COOKIE, auto_error=False, description="A signed-in browser session"
 )
+
+
+QUERY_PREFIXES = "x-query-prefixes"
+"""The key of an endpoint's `openapi_extra` that lists the prefixes of the query parameters
+it reads by name from the request (`trait.` for `trait.<name>=value`)."""
+
+
+def known_query_parameters(request: Request) -> None:
+    """Refuse query parameters the endpoint does not take: a misspelt filter (`placed_afer`)
+    would otherwise be ignored, and the answer would look like a filtered one."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route)  # a few dozen fields: the admin API's requests are not hot
+    prefixes = tuple((route.openapi_extra or {}).get(QUERY_PREFIXES, ()))
+    unknown = sorted(
+        name for name in set(request.query_params) - known if not name.startswith(prefixes)
+    )
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise InvalidInput(
+            f"unknown query parameter: {', '.join(unknown)}",
+            details=[
+                {
+                    "loc": ["query", name],
+                    "msg": f"not a parameter of this endpoint (it takes: {takes})",
+                    "type": "unknown_parameter",
+                }
+                for name in unknown
+            ],
+        )
+
+
+def _query_names(route: APIRoute) -> frozenset[str]:
+    names: set[str] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        names.update(field.alias for field in dependant.query_params)
+        pending.extend(dependant.dependencies)
+    return frozenset(names)
 
 
 def get_runtime(request: Request) -> Runtime:

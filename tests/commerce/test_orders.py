@@ -252,6 +252,11 @@ def test_listing_filters_and_pages(
     assert [o["order_key"] for o in orders(client, admin_headers, local)] == ["o3", "o2"]
     assert len(orders(client, admin_headers, "?placed_after=2026-04-01")) == 5
     assert orders(client, admin_headers, "?placed_before=2026-04-01") == []
+    # A misspelt filter is refused, not ignored: the whole list would look filtered.
+    misspelt = client.get("/api/v1/orders?placed_afer=2026-04-01", headers=admin_headers)
+    assert misspelt.status_code == 422, misspelt.text
+    assert error_of(misspelt)["details"][0]["loc"] == ["query", "placed_afer"]
+    assert "placed_after" in error_of(misspelt)["details"][0]["msg"]
     for not_a_time in ("1%20April", "20260401"):  # digits would be seconds since 1970
         response = client.get(f"/api/v1/orders?placed_after={not_a_time}", headers=admin_headers)
         assert response.status_code == 422, response.text

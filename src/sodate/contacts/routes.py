@@ -22,7 +22,7 @@ from sodate.contacts.schemas import (
     MergeOut,
 )
 from sodate.contacts.service import ContactFilter, ContactMoved
-from sodate.deps import Caller, allowed
+from sodate.deps import QUERY_PREFIXES, Caller, allowed
 from sodate.errors import InvalidInput
 from sodate.events import service as events
 from sodate.events.schemas import EventPage
@@ -57,7 +57,12 @@ def _moved(request: Request, exc: ContactMoved, old_id: int) -> RedirectResponse
     return RedirectResponse(path + query, status_code=status.HTTP_308_PERMANENT_REDIRECT)
 
 
-@router.get("/contacts", response_model=ContactPage, tags=["contacts"])
+@router.get(
+    "/contacts",
+    response_model=ContactPage,
+    tags=["contacts"],
+    openapi_extra={QUERY_PREFIXES: ["trait."]},
+)
 def list_contacts(
     request: Request,
     caller: Caller = Depends(allowed(Permission.READ)),
