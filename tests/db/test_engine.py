@@ -14,7 +14,7 @@ from sqlalchemy.exc import StatementError
 
 from sodate.clock import ClockState
 from sodate.db.base import NaiveDatetimeError
-from sodate.db.engine import Database
+from sodate.db.engine import SQLITE_CACHE_KIB, Database
 from sodate.runtime import Runtime
 
 
@@ -28,7 +28,7 @@ def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_a_larger_cache
         assert session.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1
         assert session.execute(sa.text("PRAGMA busy_timeout")).scalar() == 30_000
         assert session.execute(sa.text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
-        assert session.execute(sa.text("PRAGMA cache_size")).scalar() == -65_536
+        assert session.execute(sa.text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
 
 
 def test_new_sqlite_databases_have_pages_of_8_kb(runtime: Runtime, tmp_path: Path) -> None:

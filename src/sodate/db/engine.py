@@ -23,11 +23,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 WAL_AUTOCHECKPOINT_PAGES = 10_000  # about 80 MB of log, in pages of 8 KB
-SQLITE_CACHE_KIB = 65_536
+SQLITE_CACHE_KIB = 16_384
 """Each connection's page cache, at most (SQLite's default is 2 MB). The event processor's
 batch touches index pages all over the database, and with 2 MB it read most of them again,
-and wrote dirty ones out before its commit: with 64 MB it processes 9 % more events a second
-(`BENCHMARKS.md`). The cache fills only as pages are read."""
+and wrote dirty ones out before its commit. 16 MB processes as many events a second as 64 MB
+did, imports as many rows and recomputes segments as fast, while each process of `sodate up`
+holds 70-90 MB less (`BENCHMARKS.md`): a pooled connection's cache fills as it reads, and
+the pages are in the operating system's cache besides."""
 SQLITE_PAGE_BYTES = 8192
 """The page size of a new SQLite database (SQLite's default is 4 KB; an existing database keeps
 its own). A batch of events dirties pages of every index at random places, and its commit
