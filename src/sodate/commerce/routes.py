@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from sqlalchemy.orm import Session
 
 from sodate.commerce import service
 from sodate.commerce.models import CartStatus, OrderStatus
@@ -15,7 +13,6 @@ from sodate.commerce.service import CartFilter, OrderFilter
 from sodate.deps import Caller, allowed
 from sodate.workspaces.roles import Permission
 from sodate.workspaces.schemas import TIME_PARAMETER_HELP, TimeParameter
-from sodate.workspaces.service import workspace_instant
 
 router = APIRouter(prefix="/api/v1")
 
@@ -42,14 +39,14 @@ def list_orders(
     cursor: Cursor = None,
 ) -> OrderPage:
     """Orders, newest first. `status` may repeat; `placed_after` includes, `placed_before` not."""
+    where = OrderFilter(
+        contact_id=contact_id,
+        statuses=tuple(status or ()),
+        placed_after=placed_after,
+        placed_before=placed_before,
+        order_key=order_key,
+    )
     with caller.runtime.db.read() as session:
-        where = OrderFilter(
-            contact_id=contact_id,
-            statuses=tuple(status or ()),
-            placed_after=_instant(session, caller, placed_after, "placed_after"),
-            placed_before=_instant(session, caller, placed_before, "placed_before"),
-            order_key=order_key,
-        )
         return service.list_orders(session, caller.workspace_id, where, limit=limit, before=cursor)
 
 
@@ -76,13 +73,13 @@ def list_carts(
     cursor: Cursor = None,
 ) -> CartPage:
     """Carts, newest first. `status` may repeat; `idle_since` finds abandoned carts."""
+    where = CartFilter(
+        contact_id=contact_id,
+        statuses=tuple(status or ()),
+        idle_since=idle_since,
+        cart_key=cart_key,
+    )
     with caller.runtime.db.read() as session:
-        where = CartFilter(
-            contact_id=contact_id,
-            statuses=tuple(status or ()),
-            idle_since=_instant(session, caller, idle_since, "idle_since"),
-            cart_key=cart_key,
-        )
         return service.list_carts(session, caller.workspace_id, where, limit=limit, before=cursor)
 
 
@@ -90,11 +87,3 @@ def list_carts(
 def get_cart(cart_id: RowId, caller: Caller = Depends(allowed(Permission.READ))) -> CartOut:
     with caller.runtime.db.read() as session:
         return service.get_cart(session, caller.workspace_id, cart_id)
-
-
-def _instant(
-    session: Session, caller: Caller, value: datetime | None, parameter: str
-) -> datetime | None:
-    if value is None:
-        return None
-    return workspace_instant(session, caller.workspace_id, value, parameter=parameter)

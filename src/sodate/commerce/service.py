@@ -21,6 +21,7 @@ from sodate.commerce.schemas import (
 from sodate.contacts import service as contacts
 from sodate.db.paging import fetch_page
 from sodate.errors import NotFound
+from sodate.workspaces import service as workspaces
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,14 @@ class CartFilter:
     contact_id: int | None = None
     statuses: tuple[str, ...] = ()
     idle_since: datetime | None = None
-    """Open carts with items and no activity since this instant: the abandoned ones."""
+    """Open carts with items and no activity since then: the abandoned ones. Times here, as in
+    `OrderFilter`, are read as the query gives them: without an offset, the workspace's."""
     cart_key: str | None = None
+
+
+def _instant(session: Session, workspace_id: str, value: datetime, parameter: str) -> datetime:
+    """A filter's time as given in the query: without an offset, the workspace's."""
+    return workspaces.workspace_instant(session, workspace_id, value, parameter=parameter)
 
 
 def list_orders(
@@ -53,9 +60,11 @@ def list_orders(
     if where.statuses:
         statement = statement.where(Order.status.in_(where.statuses))
     if where.placed_after is not None:
-        statement = statement.where(Order.placed_at >= where.placed_after)
+        after = _instant(session, workspace_id, where.placed_after, "placed_after")
+        statement = statement.where(Order.placed_at >= after)
     if where.placed_before is not None:
-        statement = statement.where(Order.placed_at < where.placed_before)
+        before_time = _instant(session, workspace_id, where.placed_before, "placed_before")
+        statement = statement.where(Order.placed_at < before_time)
     if where.order_key is not None:
         statement = statement.where(Order.order_key == where.order_key)
     if before is not None:
@@ -91,7 +100,7 @@ def list_carts(
         # Served by the index on (workspace, status, last activity).
         statement = statement.where(
             Cart.status.in_(OPEN_CART_STATUSES),
-            Cart.last_activity_at < where.idle_since,
+            Cart.last_activity_at < _instant(session, workspace_id, where.idle_since, "idle_since"),
             Cart.item_count > 0,
         )
     if where.cart_key is not None:
