@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from sodate.conditions import terms
@@ -40,6 +40,39 @@ class Reads:
     """It reads the lifecycle stage."""
     clock: bool = False
     """Its answer can change with no change to the contact (a window, a relative date)."""
+
+    def kinds_of_change(self) -> tuple[bool, bool, bool, frozenset[str]]:
+        """What `Changes.candidates` reads of it: conditions alike in this have the same
+        candidates in a batch."""
+        return (self.profile, self.seen, bool(self.scores), frozenset(self.events))
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Which contacts a batch of events changed, by the kinds of change conditions read."""
+
+    always: set[int]
+    """Contacts every condition is checked for: new ones, and merges' survivors."""
+    profiles: set[int]
+    seen: set[int]
+    """Contacts with activity, which moves their first and last seen."""
+    scores: set[int]
+    events: Mapping[str, set[int]]
+    """By event name, the contacts with events of it."""
+
+    def candidates(self, found: Reads) -> set[int]:
+        """The contacts for which a condition that reads `found` may now answer otherwise (the
+        segments it reads aside: their changes are the caller's to add)."""
+        contacts = set(self.always)
+        if found.profile:
+            contacts |= self.profiles
+        if found.seen:
+            contacts |= self.seen
+        if found.scores:
+            contacts |= self.scores
+        for name in found.events:
+            contacts |= self.events.get(name, set())
+        return contacts
 
 
 def nodes(condition: Condition) -> Iterator[tuple[list[int | str], Condition]]:

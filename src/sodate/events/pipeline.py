@@ -8,6 +8,7 @@ later capabilities (scores, segments, journey triggers) plug in after these, in
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from sodate.conditions.reads import Changes
 from sodate.contacts import service as contacts
 from sodate.contacts.identifiers import (
     IdentityKey,
@@ -201,6 +203,24 @@ class EventBatch:
     @property
     def contact_ids(self) -> set[int]:
         return {event.contact_id for event in self.events}
+
+    def changes(self) -> Changes:
+        """Which contacts this batch changed, as the conditions of live segments and stage
+        rules read changes."""
+        names: dict[str, set[int]] = defaultdict(set)
+        seen: set[int] = set()
+        for event in self.events:
+            if event.name:
+                names[event.name].add(event.contact_id)
+            if event.activity:
+                seen.add(event.contact_id)
+        return Changes(
+            always=self.created_contacts | {merge.survivor for merge in self.merges},
+            profiles=self.changed_profiles,
+            seen=seen,
+            scores=self.changed_scores,
+            events=names,
+        )
 
 
 def resolve_contacts(session: Session, batch: EventBatch) -> None:

@@ -7,8 +7,8 @@ whose change it reads (as segments are), and the MQL threshold for those whose s
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -27,31 +27,18 @@ def update_stages(session: Session, batch: EventBatch) -> None:
     rules = progress.saved_rules(session, batch.workspace_id)
     if rules is None:
         return
-    names: dict[str, set[int]] = defaultdict(set)
-    active: set[int] = set()
-    for event in batch.events:
-        if event.name:
-            names[event.name].add(event.contact_id)
-        if event.activity:
-            active.add(event.contact_id)
-    survivors = {merge.survivor for merge in batch.merges}
-    moved = progress.reactivate(session, batch.workspace_id, active, now=batch.now)
-    always = batch.created_contacts | survivors | set(moved)
+    changes = batch.changes()
+    moved = progress.reactivate(session, batch.workspace_id, changes.seen, now=batch.now)
+    # Contacts brought back from dormant or churned are checked by every rule.
+    always = changes.always | set(moved)
+    changes = replace(changes, always=always)
     touched = always | batch.contact_ids | batch.changed_profiles | batch.changed_scores
     candidates: dict[Stage, set[int]] = {}
     for stage, condition in rules.ordered_rules():
         found = reads(condition)
-        contacts = set(always)
-        if found.profile:
-            contacts |= batch.changed_profiles
-        if found.seen:
-            contacts |= active
-        if found.scores:
-            contacts |= batch.changed_scores
+        contacts = changes.candidates(found)
         if found.segments:  # the segments step may have moved any contact of the batch
             contacts |= touched
-        for name in found.events:
-            contacts |= names.get(name, set())
         candidates[stage] = contacts
     zone = workspace_zone(session, batch.workspace_id)
     moved += progress.promote_by_rules(

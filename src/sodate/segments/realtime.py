@@ -10,7 +10,6 @@ pay for it once; a change of membership is passed on to the segments that read t
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
@@ -59,14 +58,7 @@ def update_memberships(session: Session, batch: EventBatch) -> None:
     segments = membership.dynamic_segments(session, batch.workspace_id)
     if not segments:
         return
-    names: dict[str, set[int]] = defaultdict(set)
-    seen: set[int] = set()
-    for event in batch.events:
-        if event.name:
-            names[event.name].add(event.contact_id)
-        if event.activity:
-            seen.add(event.contact_id)
-    always = batch.created_contacts | {merge.survivor for merge in batch.merges}
+    changes = batch.changes()
     # Segments that read the same kinds of change share one set of candidates (`refresh` only
     # reads them): the sets are as large as the batch's contacts, and one each cost as much as
     # the evaluation.
@@ -74,18 +66,10 @@ def update_memberships(session: Session, batch: EventBatch) -> None:
     candidates: dict[str, AbstractSet[int]] = {}
     for segment in segments:
         found = reads(segment.condition)
-        signature = (found.profile, found.seen, bool(found.scores), frozenset(found.events))
-        contacts = shared.get(signature)
+        kinds = found.kinds_of_change()
+        contacts = shared.get(kinds)
         if contacts is None:
-            contacts = shared[signature] = set(always)
-            if found.profile:
-                contacts |= batch.changed_profiles
-            if found.seen:
-                contacts |= seen
-            if found.scores:
-                contacts |= batch.changed_scores
-            for name in found.events:
-                contacts |= names.get(name, set())
+            contacts = shared[kinds] = changes.candidates(found)
         candidates[segment.key] = contacts
     refresh(
         session, batch.workspace_id, segments, candidates, now=batch.now, cause=ChangeCause.EVENT
