@@ -33,7 +33,7 @@ from sodate.events import pipeline as events
 from sodate.events import service as event_log
 from sodate.handoff import opening as handoff
 from sodate.lifecycle import realtime as lifecycle
-from sodate.runtime import Runtime
+from sodate.runtime import Runtime, collection_deferred
 from sodate.scoring import realtime as scoring
 from sodate.segments import realtime as segments
 
@@ -111,28 +111,39 @@ def process_pending(runtime: Runtime, *, batch_size: int) -> int:
         if workspace_id is None:
             return 0
         now = runtime.clock.now()
-        # Where the inbox is the database's own table (PostgreSQL), the batch reads and
-        # deletes its requests in its transaction; SQLite's inbox file has a writer of its own.
-        apart = runtime.inbox is not runtime.db
-        with runtime.db.transaction() as session:
-            if not lock_workspace(session, workspace_id):
-                skip.append(workspace_id)
-                continue
-            with runtime.inbox.read() if apart else nullcontext(session) as inbox:
-                taken = _take_events(session, inbox, workspace_id, batch_size)
-            if not taken.request_ids:
-                return 0
-            batch = events.EventBatch(workspace_id=workspace_id, events=taken.events, now=now)
-            if batch.events:
-                process_batch(session, batch)
-            if not apart:
-                event_log.delete_inbox(session, taken.request_ids)
-        if apart:
-            # After the commit: should this fail, the requests are read again and their
-            # messages dropped as stored (`_fresh_events`).
-            with runtime.inbox.transaction() as inbox:
-                event_log.delete_inbox(inbox, taken.request_ids)
-        return taken.messages
+        with collection_deferred():
+            processed = _process_workspace(runtime, workspace_id, batch_size, now)
+        if processed is not None:
+            return processed
+        skip.append(workspace_id)
+
+
+def _process_workspace(
+    runtime: Runtime, workspace_id: str, batch_size: int, now: datetime
+) -> int | None:
+    """Process the workspace's oldest messages in one transaction; return how many were
+    taken, or None if another worker holds the workspace."""
+    # Where the inbox is the database's own table (PostgreSQL), the batch reads and deletes
+    # its requests in its transaction; SQLite's inbox file has a writer of its own.
+    apart = runtime.inbox is not runtime.db
+    with runtime.db.transaction() as session:
+        if not lock_workspace(session, workspace_id):
+            return None
+        with runtime.inbox.read() if apart else nullcontext(session) as inbox:
+            taken = _take_events(session, inbox, workspace_id, batch_size)
+        if not taken.request_ids:
+            return 0
+        batch = events.EventBatch(workspace_id=workspace_id, events=taken.events, now=now)
+        if batch.events:
+            process_batch(session, batch)
+        if not apart:
+            event_log.delete_inbox(session, taken.request_ids)
+    if apart:
+        # After the commit: should this fail, the requests are read again and their
+        # messages dropped as stored (`_fresh_events`).
+        with runtime.inbox.transaction() as inbox:
+            event_log.delete_inbox(inbox, taken.request_ids)
+    return taken.messages
 
 
 class _Taken(NamedTuple):

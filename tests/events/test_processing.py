@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import threading
@@ -48,6 +49,21 @@ class Crash(RuntimeError):
 
 def crash(_session: Session, batch: EventBatch) -> None:
     raise Crash(f"the processor died after the other steps of {len(batch.events)} events")
+
+
+def test_the_collector_waits_while_a_batch_is_processed(
+    client: TestClient, runtime: Runtime, write_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collecting: list[bool] = []
+
+    def watch(_session: Session, _batch: EventBatch) -> None:
+        collecting.append(gc.isenabled())
+
+    monkeypatch.setattr(pipeline, "STEPS", (*pipeline.STEPS, watch))
+    send(client, write_key, "track", {"userId": "u-1", "event": "Signed Up"})
+    assert process_all(runtime) == 1
+    assert collecting == [False]
+    assert gc.isenabled()
 
 
 def test_a_crash_rolls_the_batch_back_and_it_is_then_processed_exactly_once(
