@@ -7,15 +7,21 @@ with `service.write_chunk`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from pathlib import Path
 
 from sodate.imports import service
 from sodate.imports.models import ImportStatus
-from sodate.imports.reading import ParserStopped, parsed_chunks
+from sodate.imports.reading import ParsedChunk, ParserStopped, parsed_chunks
 from sodate.imports.schemas import ImportOptions, ImportOut
-from sodate.runtime import Runtime
+from sodate.runtime import Runtime, collection_deferred
+
+LOCAL_CHUNK_ROWS = 10_000
+"""Records a transaction of a local import: five API chunks. Index pages that rows reach at
+random (identities, a company's contacts) are written once a transaction, so larger ones write
+fewer of them a row: +28 % rows/s on 1,000,000 rows in random order. They hold SQLite's writer
+for up to a second, and the import's memory peaks near 230 MB (BENCHMARKS.md, "CSV import")."""
 
 
 def import_file(
@@ -24,7 +30,7 @@ def import_file(
     path: Path,
     options: ImportOptions,
     *,
-    chunk: int = service.CHUNK_ROWS,
+    chunk: int = LOCAL_CHUNK_ROWS,
     on_chunk: Callable[[ImportOut], None] | None = None,
 ) -> ImportOut:
     """Import the file, one transaction per chunk; `on_chunk` sees the import after each.
@@ -51,23 +57,15 @@ def import_file(
     interval = runtime.settings.sqlite_checkpoint_interval_seconds
     try:
         with runtime.db.checkpointing(interval):
-            for parsed in chunks:
-                with runtime.db.transaction() as session:
-                    result = service.import_out(
-                        service.write_chunk(
-                            session,
-                            workspace_id,
-                            import_id,
-                            parsed,
-                            now=runtime.clock.now(),
-                            limit=chunk,
-                        )
-                    )
+            while True:
+                with collection_deferred():
+                    result = _write_next(runtime, workspace_id, import_id, chunks, chunk)
+                if result is None:
+                    raise ParserStopped("the file ended before its last chunk")
                 if on_chunk is not None:
                     on_chunk(result)
                 if result.status is ImportStatus.DONE:
                     return result
-        raise ParserStopped("the file ended before its last chunk")
     except BaseException as exc:
         # Best effort: if the database itself failed, the original error matters more.
         with suppress(Exception), runtime.db.transaction() as session:
@@ -76,3 +74,22 @@ def import_file(
         raise
     finally:
         chunks.close()
+
+
+def _write_next(
+    runtime: Runtime,
+    workspace_id: str,
+    import_id: int,
+    chunks: Iterator[ParsedChunk],
+    limit: int,
+) -> ImportOut | None:
+    """Write the next parsed chunk in a transaction of its own; None if there is none."""
+    parsed = next(chunks, None)
+    if parsed is None:
+        return None
+    with runtime.db.transaction() as session:
+        return service.import_out(
+            service.write_chunk(
+                session, workspace_id, import_id, parsed, now=runtime.clock.now(), limit=limit
+            )
+        )
