@@ -73,11 +73,10 @@ class SegmentChange(Base):
     """A contact entered or left a segment: what journeys trigger on and analytics count."""
 
     __tablename__ = "segment_changes"
-    __table_args__ = (
-        sa.Index("ix_segment_changes_segment_id_id", "segment_id", "id"),
-        sa.Index("ix_segment_changes_contact_id", "contact_id"),
-        sa.Index("ix_segment_changes_workspace_id_id", "workspace_id", "id"),
-    )
+    # Read by segment, in order (its changes' page; what journeys will trigger on). Every
+    # index is written for each change, and a batch that brings new contacts records a dozen
+    # changes for each: an index by contact or by workspace waits for a reader that needs it.
+    __table_args__ = (sa.Index("ix_segment_changes_segment_id_id", "segment_id", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(sa.String(32))
