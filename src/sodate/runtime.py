@@ -81,20 +81,22 @@ def collection_deferred() -> Iterator[None]:
     """Run one batch (of events, of an import's rows) with the cyclic collector paused.
 
     A batch's objects stay alive until it ends, so each collection during it walks all of
-    them again: at 20,000 events a batch, 45 young and 2 middle collections cost 6 µs an event
-    (BENCHMARKS.md, "The garbage collector"). Reference counting frees them when the batch
-    ends, and the collector, running again, takes the few cycles left at its next threshold.
-    Batches of several threads nest: the collector runs again when the last one ends.
+    them again: 100,000 events in batches of 20,000 saw 45 young and 2 middle collections, 6 µs
+    an event (BENCHMARKS.md, "Ingest with live segments and scoring"). Reference counting frees
+    them when the batch ends, and the collector, running again, takes the few cycles left at
+    its next threshold. The pause is the process's: batches of several threads nest, and the
+    collector runs again when the last one ends, so threads that keep overlapping batches
+    would starve it (today one thread a process runs them).
 
     The block must let go of the batch before it ends (hold it in a function called inside),
     or the collector's first run afterwards walks it all the same.
     """
     global _batches_running
-    with _batches_lock:
-        _batches_running += 1
-        if _batches_running == 1:
-            gc.disable()
     try:
+        with _batches_lock:
+            _batches_running += 1
+            if _batches_running == 1:
+                gc.disable()
         yield
     finally:
         with _batches_lock:

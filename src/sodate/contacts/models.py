@@ -32,11 +32,12 @@ class Contact(Base):
     """One person. A merged contact stays as a redirect to the contact it was merged into."""
 
     __tablename__ = "contacts"
-    # A workspace's contacts in the order of their ids (its lists, pages and exports). Nothing
-    # else is indexed by email: an email leads to its contact through `contact_identities`,
-    # and an index by email took every contact an import creates at a random place (a page
-    # written for each). A merged contact's redirect is indexed only where there is one (a
-    # contact insert then skips that index).
+    # The workspace has no index of its own: this one leads with it, and gives a workspace's
+    # contacts in the order of their ids (its lists, pages and exports). Nothing is indexed by
+    # email: an email leads to its contact through `contact_identities`, and an index by email
+    # took every contact an import creates at a random place (a page written for each). A
+    # merged contact's redirect is indexed only where there is one (a contact insert then
+    # skips that index).
     __table_args__ = (
         sa.Index("ix_contacts_workspace_id_id", "workspace_id", "id"),
         sa.Index(

@@ -20,8 +20,10 @@ from sodate.runtime import Runtime, collection_deferred
 LOCAL_CHUNK_ROWS = 10_000
 """Records a transaction of a local import: five API chunks. Index pages that rows reach at
 random (identities, a company's contacts) are written once a transaction, so larger ones write
-fewer of them a row: +28 % rows/s on 1,000,000 rows in random order. They hold SQLite's writer
-for up to a second, and the import's memory peaks near 230 MB (BENCHMARKS.md, "CSV import")."""
+fewer of them a row: 10,921 → 14,846 rows/s on 300,000 rows in random order. At 1,000,000
+rows a transaction holds SQLite's writer for about a second, longer as the tables grow, and
+the writing process peaks near 235 MB, the parsing one holding up to three parsed chunks
+besides (BENCHMARKS.md, "CSV contact import")."""
 
 
 def import_file(

@@ -1,15 +1,17 @@
 """Imports: accepting a file, running it chunk by chunk, and reporting on it.
 
-An import reads its file in chunks of CHUNK_ROWS records. Each chunk is one transaction: its
-valid rows are written, its invalid rows reported, and the import's position in the file and
-its counts move on, all together; so a crash loses at most the chunk in progress, which runs
-again from the same position. The functions here flush and never commit.
+An import reads its file in chunks of CHUNK_ROWS records (a local import, of
+`local.LOCAL_CHUNK_ROWS`). Each chunk is one transaction: its valid rows are written, its
+invalid rows reported, and the import's position in the file and its counts move on, all
+together; so a crash loses at most the chunk in progress, which runs again from the same
+position. The functions here flush and never commit.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -188,7 +190,8 @@ def run_chunk(
     now: datetime,
     limit: int | None = None,
 ) -> Import:
-    """Import the next `limit` records (CHUNK_ROWS); the import is done when they run out."""
+    """Import the next `limit` records (CHUNK_ROWS by default); the import is done when they
+    run out."""
     limit = limit or CHUNK_ROWS
     record = import_record(session, workspace_id, import_id)
     parsed = parse_chunk(row_parser(session, record)(), records, limit)
@@ -275,11 +278,23 @@ def _apply(
                 raise
             reason = f"could not be stored: {str(exc).strip().splitlines()[0][:250]}"
             failed.append(RowError(row.line, None, None, reason))
+            _let_go(exc)
             continue
         total.created += one.created
         total.updated += one.updated
         total.skipped += one.skipped
     return total, failed
+
+
+def _let_go(error: BaseException) -> None:
+    """Clear the frames of a caught error and of the errors it chains: they refer to the error,
+    in cycles (some fifty objects a failed row) that reference counting cannot free. A local
+    import writes its chunk with the collector paused (`runtime.collection_deferred`), and a
+    chunk of 10,000 rows retried one by one would hold them all until it ends."""
+    seen: BaseException | None = error
+    while seen is not None:
+        traceback.clear_frames(seen.__traceback__)
+        seen = seen.__cause__ or seen.__context__
 
 
 def _record_errors(session: Session, record: Import, errors: Sequence[RowError]) -> None:
