@@ -34,7 +34,7 @@ def import_file(
     workspace_id: str,
     path: Path,
     *,
-    chunk: int = service.CHUNK_ROWS,
+    chunk: int = local.LOCAL_CHUNK_ROWS,
     **options: Any,
 ) -> ImportOut:
     """Import a file the way `sodate import` does: one transaction per chunk."""

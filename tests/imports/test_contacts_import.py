@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from sodate.contacts import writes
 from sodate.contacts.schemas import ContactUpsert
 from sodate.errors import InvalidInput
 from sodate.imports import service
-from sodate.runtime import Runtime
+from sodate.runtime import Runtime, collection_deferred
 from sodate.workspaces.schemas import Created
 from tests.imports.helpers import contacts, errors_of, import_file, write_csv
 
@@ -239,6 +240,33 @@ def test_a_chunk_that_fails_to_store_is_retried_row_by_row(
         "a@example.jp",
         "b@example.jp",
     ]
+
+
+def test_rows_that_fail_alone_are_let_go_while_the_collector_waits(
+    tmp_path: Path, runtime: Runtime, workspace: Created, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = writes.upsert_contacts
+    failed_alone: list[weakref.ref[BaseException]] = []
+
+    class Refused(RuntimeError):
+        pass
+
+    def fragile(session, workspace_id, rows, **kwargs):
+        if any(row.email.startswith("poison") for row in rows):
+            error = Refused("storage refused the row")  # a local of the frame it is raised from
+            if len(rows) == 1:
+                failed_alone.append(weakref.ref(error))
+            raise error
+        return real(session, workspace_id, rows, **kwargs)
+
+    monkeypatch.setattr(writes, "upsert_contacts", fragile)
+    rows = [["email"]] + [[f"{kind}{n}@example.jp"] for n in range(20) for kind in ("a", "poison")]
+    with collection_deferred():
+        result = import_file(runtime, workspace.workspace.id, write_csv(tmp_path / "p.csv", rows))
+        alive = [ref for ref in failed_alone if ref() is not None]
+    assert (result.imported, result.rejected) == (20, 20)
+    assert len(failed_alone) == 20
+    assert alive == []
 
 
 def test_a_chunk_whose_every_row_fails_is_a_failure_not_a_rejection(
