@@ -40,7 +40,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -673,13 +673,13 @@ def run_inprocess(
     )
     reports: list[str] = []
     # As `sodate up` does (its `wal-checkpointer`): the logs are copied into the database and
-    # the inbox on threads of their own, not by the commit that takes one past its limit.
+    # the inbox on threads of their own, not by the commit that takes one past its limit
+    # (nothing on PostgreSQL, whose inbox is the database's own table).
     interval = runtime.settings.sqlite_checkpoint_interval_seconds
-    apart = runtime.inbox is not runtime.db  # SQLite's inbox is a file of its own
     try:
         with (
             runtime.db.checkpointing(interval),
-            runtime.inbox.checkpointing(interval) if apart else nullcontext(),
+            runtime.inbox.checkpointing(interval),
         ):
             with runtime.db.transaction() as session:
                 created = workspaces.create_workspace_with_keys(
