@@ -92,13 +92,15 @@ def resolve_identities(
             session, workspace_id, merge.survivor, merge.merged, reason=merge.reason, now=now
         )
     stamp = driver_values(session).time(now)
+    # In key order: the unique index's pages are then each reached once, in turn, where keys
+    # at random (a file's emails) reached them back and forth (`BENCHMARKS.md`).
     execute_many(
         session,
         _INSERT_IDENTITIES,
-        [
+        sorted(
             (workspace_id, key.kind, key.value, final(ref), stamp)
             for key, ref in resolver.new_keys.items()
-        ],
+        ),
     )
     return Resolution(
         contact_ids=[final(ref) for ref in refs], created=set(stored), merges=resolver.merges
