@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
 
-from sodate.runtime import GC_THRESHOLDS, Runtime, collection_deferred
+from sodate.runtime import GC_THRESHOLDS, MALLOC_ARENAS, Runtime, collection_deferred
 from sodate.settings import Settings
 
 
@@ -49,3 +53,42 @@ def test_the_collector_waits_for_the_last_batch_and_runs_again_after_an_error() 
     with pytest.raises(RuntimeError), collection_deferred():
         raise RuntimeError("the batch failed")
     assert gc.isenabled()
+
+
+_ARENAS_OF_EIGHT_THREADS = """
+import ctypes, sys, threading
+if sys.argv[1] == "limited":
+    from sodate.runtime import limit_malloc_arenas
+    limit_malloc_arenas()
+go = threading.Barrier(8)
+def work():
+    go.wait()
+    blocks = [bytearray(100_000) for _ in range(20)]  # past pymalloc: glibc's malloc
+    go.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+ctypes.CDLL(None).malloc_stats()
+"""
+
+
+def _arenas(mode: str) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", _ARENAS_OF_EIGHT_THREADS, mode],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return sum(line.startswith("Arena ") for line in done.stderr.splitlines())
+
+
+def test_threads_share_at_most_two_malloc_arenas() -> None:
+    try:
+        ctypes.CDLL(None).malloc_stats  # noqa: B018
+    except AttributeError:
+        pytest.skip("not glibc")
+    assert _arenas("default") > MALLOC_ARENAS
+    assert _arenas("limited") <= MALLOC_ARENAS

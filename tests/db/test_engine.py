@@ -14,7 +14,8 @@ from sqlalchemy.exc import StatementError
 
 from sodate.clock import ClockState
 from sodate.db.base import NaiveDatetimeError
-from sodate.db.engine import SQLITE_CACHE_KIB, Database
+from sodate.db.engine import SQLITE_CACHE_KIB, SQLITE_IDLE_CONNECTIONS, Database
+from sodate.events.inbox import INBOX_CACHE_KIB
 from sodate.runtime import Runtime
 
 
@@ -29,6 +30,36 @@ def test_sqlite_connections_use_wal_foreign_keys_busy_timeout_and_a_larger_cache
         assert session.execute(sa.text("PRAGMA busy_timeout")).scalar() == 30_000
         assert session.execute(sa.text("PRAGMA wal_autocheckpoint")).scalar() == 10_000
         assert session.execute(sa.text("PRAGMA cache_size")).scalar() == -SQLITE_CACHE_KIB
+
+
+def test_the_sqlite_inbox_keeps_a_small_page_cache(runtime: Runtime) -> None:
+    if runtime.db.dialect != "sqlite":
+        pytest.skip("SQLite pragmas")
+    with runtime.inbox.read() as session:
+        assert session.execute(sa.text("PRAGMA cache_size")).scalar() == -INBOX_CACHE_KIB
+    assert INBOX_CACHE_KIB < SQLITE_CACHE_KIB
+
+
+def test_sqlite_pools_keep_one_idle_connection_and_hand_out_the_last_given_back(
+    tmp_path: Path,
+) -> None:
+    db = Database.from_url(f"sqlite:///{tmp_path / 'pool.db'}")
+    try:
+        held = [db.engine.raw_connection() for _ in range(3)]
+        drivers = [connection.driver_connection for connection in held]
+        for connection in held:
+            connection.close()
+        # The first given back stays open; the two given back after it were closed.
+        assert db.engine.pool.checkedin() == SQLITE_IDLE_CONNECTIONS == 1
+        again = db.engine.raw_connection()
+        try:
+            assert again.driver_connection is drivers[0]
+        finally:
+            again.close()
+        with pytest.raises(sqlite3.ProgrammingError):
+            drivers[2].execute("SELECT 1")
+    finally:
+        db.engine.dispose()
 
 
 def test_new_sqlite_databases_have_pages_of_8_kb(runtime: Runtime, tmp_path: Path) -> None:

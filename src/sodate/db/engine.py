@@ -35,6 +35,15 @@ SQLITE_PAGE_BYTES = 8192
 its own). A batch of events dirties pages of every index at random places, and its commit
 writes each dirty page to the log as a frame: with pages of 8 KB it writes half as many
 frames, and processes 6–8 % more events a second (`BENCHMARKS.md`)."""
+SQLITE_IDLE_CONNECTIONS = 1
+"""SQLite connections a pool keeps open between uses; more (up to `SQLITE_MORE_CONNECTIONS`)
+are opened while threads need them at once, and closed when given back. Each open connection
+keeps its page cache, up to `SQLITE_CACHE_KIB`, and a cache is stale anyway once another
+connection has written: the services process held four, most of them idle with a full cache,
+and with 1M contacts one fewer kept its peak RSS under 300 MB (`BENCHMARKS.md`, "Memory with 1M
+contacts"). Opening one costs a fraction of a millisecond. The pool hands out the connection
+given back last, whose cache is the likeliest to be current."""
+SQLITE_MORE_CONNECTIONS = 20
 _BEGIN_OPTION = "sodate_sqlite_begin"
 
 
@@ -47,9 +56,10 @@ def json_text(document: Any) -> str:
     return json.dumps(document, ensure_ascii=False)
 
 
-def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
+def create_db_engine(url: str, *, pool_size: int = 10, cache_kib: int = SQLITE_CACHE_KIB) -> Engine:
+    """An engine for the URL; `cache_kib` is each SQLite connection's page cache, at most."""
     if url.startswith("sqlite"):
-        return _create_sqlite_engine(url)
+        return _create_sqlite_engine(url, cache_kib)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # psycopg prepares a statement run five times; PostgreSQL may then keep a generic plan made
@@ -65,14 +75,21 @@ def create_db_engine(url: str, *, pool_size: int = 10) -> Engine:
     )
 
 
-def _create_sqlite_engine(url: str) -> Engine:
+def _create_sqlite_engine(url: str, cache_kib: int) -> Engine:
     database = sa.engine.make_url(url).database
+    pool: dict[str, Any] = {}
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
+        pool = {
+            "pool_size": SQLITE_IDLE_CONNECTIONS,
+            "max_overflow": SQLITE_MORE_CONNECTIONS,
+            "pool_use_lifo": True,
+        }
     engine = sa.create_engine(
         url,
         json_serializer=json_text,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        **pool,
     )
 
     @event.listens_for(engine, "connect")
@@ -90,7 +107,7 @@ def _create_sqlite_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -121,8 +138,8 @@ class Database:
         self._writer: int | None = None
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
-        return cls(create_db_engine(url))
+    def from_url(cls, url: str, *, cache_kib: int = SQLITE_CACHE_KIB) -> Database:
+        return cls(create_db_engine(url, cache_kib=cache_kib))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -21,6 +21,12 @@ import sqlalchemy as sa
 from sodate.db.engine import Database
 from sodate.events.models import InboxBase
 
+INBOX_CACHE_KIB = 2048
+"""Each connection's page cache for the inbox file: SQLite's default, not the database's 16 MB
+(`sodate.db.engine.SQLITE_CACHE_KIB`). A request's row is written once, read once by the
+processor and deleted, so a cache keeps nothing that is read again; a large one only held
+what the last batch read, in every pooled connection of both processes."""
+
 
 def sqlite_inbox_url(database_url: str) -> str:
     """The URL of the inbox file beside an SQLite database file; an in-memory database's inbox
@@ -38,7 +44,7 @@ def open_inbox(db: Database, database_url: str) -> Database:
     its table created if it is new."""
     if db.dialect != "sqlite":
         return db
-    inbox = Database.from_url(sqlite_inbox_url(database_url))
+    inbox = Database.from_url(sqlite_inbox_url(database_url), cache_kib=INBOX_CACHE_KIB)
     create_inbox_tables(inbox)
     return inbox
 
