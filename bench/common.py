@@ -27,3 +27,16 @@ def reset(url: str) -> None:
             connection.exec_driver_sql("CREATE SCHEMA public")
     migrate.upgrade(engine)
     engine.dispose()
+
+
+def status_mb(field: str, pid: int | str = "self") -> float | None:
+    """A memory figure of `/proc/<pid>/status` (`VmRSS`, `VmHWM`) in MB; None where there is
+    no such process or no /proc (not Linux)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    return None

@@ -69,7 +69,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import reset  # the root is on the path now
+from bench.common import reset, status_mb  # the root is on the path now
 from bench.ingest import reproduce_command
 from bench.segment_recompute import (
     NOW,
@@ -310,14 +310,7 @@ def reset_peak_rss() -> bool:
 
 
 def peak_rss_since_reset() -> float | None:
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return None
+    return status_mb("VmHWM")
 
 
 # --- output ---------------------------------------------------------------------------------

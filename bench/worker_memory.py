@@ -47,7 +47,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import SODATE, reset  # the root is on the path now
+from bench.common import SODATE, reset, status_mb  # the root is on the path now
 from bench.csv_import import DOMAINS, ROMAJI
 from bench.csv_import import generate as generate_csv
 from bench.ingest import (
@@ -100,7 +100,7 @@ class RssSampler:
         peaks = self.peaks.setdefault(self.phase, {})
         for root, role in list(self.roots.items()):
             for pid, name in _tree(root, role):
-                rss = _rss_mb(pid)
+                rss = status_mb("VmRSS", pid)
                 if rss is not None and rss > peaks.get(name, 0.0):
                     peaks[name] = rss
 
@@ -142,17 +142,6 @@ def _children(pid: int) -> list[int]:
         ]
     except OSError:
         return []
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
 
 
 def email_of(person: int) -> str:
