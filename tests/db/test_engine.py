@@ -50,14 +50,18 @@ def test_sqlite_pools_keep_one_idle_connection_and_hand_out_the_last_given_back(
         for connection in held:
             connection.close()
         # The first given back stays open; the two given back after it were closed.
-        assert db.engine.pool.checkedin() == SQLITE_IDLE_CONNECTIONS == 1
+        pool = db.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.checkedin() == SQLITE_IDLE_CONNECTIONS == 1
         again = db.engine.raw_connection()
         try:
             assert again.driver_connection is drivers[0]
         finally:
             again.close()
+        closed = drivers[2]
+        assert closed is not None
         with pytest.raises(sqlite3.ProgrammingError):
-            drivers[2].execute("SELECT 1")
+            closed.execute("SELECT 1")
     finally:
         db.engine.dispose()
 
