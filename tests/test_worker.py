@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -23,7 +25,7 @@ from sodate.queue.jobs import job_pruner, job_runner
 from sodate.queue.models import Job, JobState
 from sodate.runtime import Runtime
 from sodate.settings import Settings
-from sodate.supervisor import ServicesProcess, follow_wakes
+from sodate.supervisor import SERVICES_COMMAND, ServicesProcess, follow_wakes
 from sodate.system.models import ServiceHeartbeat
 from sodate.worker import (
     SERVICES,
@@ -417,12 +419,12 @@ def test_wakes_from_the_pipe_wake_services_and_its_end_stops_them(runtime: Runti
         service("test-other", other, interval_setting=NEVER),
     )
     read_end, write_end = os.pipe()
-    wakes = os.fdopen(read_end, "rb")
     try:
         woken.wait_for(1)
         other.wait_for(1)
-        follow_wakes(runner, wakes)
-        os.write(write_end, b"test-woken\n")
+        follow_wakes(runner, read_end)
+        os.write(write_end, b"test-wo")
+        os.write(write_end, b"ken\n")
         woken.wait_for(2)
         assert other.count == 1
         os.write(write_end, b"\n")
@@ -433,7 +435,38 @@ def test_wakes_from_the_pipe_wake_services_and_its_end_stops_them(runtime: Runti
         runner.wait()
     finally:
         stop(runner)
-        wakes.close()
+        os.close(read_end)
+
+
+def test_the_services_process_stops_cleanly_on_its_own_sigterm(runtime: Runtime) -> None:
+    # As systemd stops a service: SIGTERM to every process, while the wakes pipe stays open.
+    settings = runtime.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SODATE_")}
+    env |= {
+        "SODATE_DATABASE_URL": settings.resolved_database_url,
+        "SODATE_SECRET_KEY": settings.resolved_secret_key(),
+        "SODATE_DATA_DIR": str(settings.data_dir),
+    }
+    child = subprocess.Popen(
+        SERVICES_COMMAND, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdin is not None
+    assert child.stderr is not None
+    try:
+        started = b""
+        while b"background services started" not in started:
+            line = child.stderr.readline()
+            assert line, f"the services process ended early: {started.decode()[-2000:]}"
+            started += line
+        child.send_signal(signal.SIGTERM)
+        rest = child.stderr.read()
+        assert child.wait(timeout=60) == 0, rest.decode()[-2000:]
+        assert b"Fatal Python error" not in rest
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        child.stdin.close()
 
 
 def test_a_wake_never_blocks_and_a_child_that_will_not_stop_is_killed() -> None:

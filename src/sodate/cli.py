@@ -186,7 +186,7 @@ def up_services() -> None:
         runner = _service_runner(runtime, role="up")
         _stop_on(runner, signal.SIGTERM)
         runner.start()
-        follow_wakes(runner, sys.stdin.buffer)
+        follow_wakes(runner, sys.stdin.fileno())
         runner.wait()
         runner.stop()
 

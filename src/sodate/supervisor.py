@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -145,13 +145,21 @@ class ServicesProcess:
                     log.exception("could not start the background services process")
 
 
-def follow_wakes(runner: ServiceRunner, wakes: BinaryIO) -> None:
-    """In the child: wake services as the server asks; at the end of the input the server is
-    gone, so let the current batches finish and stop."""
+def follow_wakes(runner: ServiceRunner, wakes: int) -> None:
+    """In the child: wake services as the server asks on the file descriptor `wakes`; at its
+    end the server is gone, so let the current batches finish and stop.
+
+    Read with `os.read`, not through a buffered file: the thread is a daemon, and a buffered
+    reader's lock held by a thread blocked in a read makes the interpreter abort at exit
+    ("could not acquire lock for <stdin>") when a signal, not the end of the input, stopped
+    the process (systemd's default sends SIGTERM to every process of a service)."""
 
     def follow() -> None:
-        for line in wakes:
-            runner.wake(line.strip().decode(errors="replace") or None)
+        pending = b""
+        while chunk := os.read(wakes, 4096):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                runner.wake(line.strip().decode(errors="replace") or None)
         log.info("sodate up has ended: finishing the current batches")
         runner.stop_event.set()
         runner.wake()
