@@ -40,3 +40,13 @@ def status_mb(field: str, pid: int | str = "self") -> float | None:
         if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+def reset_peak_rss(pid: int | str = "self") -> bool:
+    """Linux: make a process's VmHWM start again from its current RSS (`echo 5 >
+    /proc/<pid>/clear_refs`); False where it cannot be."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True

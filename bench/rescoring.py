@@ -69,7 +69,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import reset, status_mb  # the root is on the path now
+from bench.common import reset, reset_peak_rss, status_mb  # the root is on the path now
 from bench.ingest import reproduce_command
 from bench.segment_recompute import (
     NOW,
@@ -298,15 +298,6 @@ def measure(db: Database, workspace: str, repeat: int, result: Result) -> None:
             f"{result.level_mismatches:,} contacts have a level other than their crossings"
             " reached minus fallen (a threshold crossing was not recorded)"
         )
-
-
-def reset_peak_rss() -> bool:
-    """Linux: make VmHWM start again from the current RSS (`echo 5 > /proc/self/clear_refs`)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def peak_rss_since_reset() -> float | None:

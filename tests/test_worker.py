@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -438,6 +439,20 @@ def test_wakes_from_the_pipe_wake_services_and_its_end_stops_them(runtime: Runti
         os.close(read_end)
 
 
+def test_wakes_that_cannot_be_read_stop_the_services(runtime: Runtime, tmp_path: Path) -> None:
+    woken = Passes()
+    runner = run_services(runtime, service("test-woken", woken, interval_setting=NEVER))
+    unreadable = os.open(tmp_path, os.O_RDONLY)  # a read gives EISDIR
+    try:
+        woken.wait_for(1)
+        follow_wakes(runner, unreadable)
+        wait_until(runner.stop_event.is_set, "a failed read of the wakes to stop the runner")
+        runner.wait()
+    finally:
+        stop(runner)
+        os.close(unreadable)
+
+
 def test_the_services_process_stops_cleanly_on_its_own_sigterm(runtime: Runtime) -> None:
     # As systemd stops a service: SIGTERM to every process, while the wakes pipe stays open.
     settings = runtime.settings
@@ -452,6 +467,9 @@ def test_the_services_process_stops_cleanly_on_its_own_sigterm(runtime: Runtime)
     )
     assert child.stdin is not None
     assert child.stderr is not None
+    # The reads below block; a child that hangs is killed, and they then meet the end of output.
+    watchdog = threading.Timer(60, child.kill)
+    watchdog.start()
     try:
         started = b""
         while b"background services started" not in started:
@@ -460,9 +478,10 @@ def test_the_services_process_stops_cleanly_on_its_own_sigterm(runtime: Runtime)
             started += line
         child.send_signal(signal.SIGTERM)
         rest = child.stderr.read()
-        assert child.wait(timeout=60) == 0, rest.decode()[-2000:]
+        assert child.wait(timeout=10) == 0, rest.decode()[-2000:]
         assert b"Fatal Python error" not in rest
     finally:
+        watchdog.cancel()
         if child.poll() is None:
             child.kill()
             child.wait(timeout=10)

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import sqlalchemy as sa
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -90,6 +91,9 @@ def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) ->
     return app
 
 
+BUSY_RETRY_AFTER_SECONDS = 5
+
+
 def error_body(code: str, message: str, details: list[Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
@@ -120,6 +124,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc.detail)),
             exc.status_code,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(sa.exc.TimeoutError)
+    @app.exception_handler(TimeoutError)
+    async def _busy(request: Request, _exc: Exception) -> JSONResponse:
+        # No connection or write lock came free in time: the request did nothing, and can be
+        # sent again once the requests holding them are done.
+        log.warning("database busy", path=request.url.path)
+        return JSONResponse(
+            error_body("busy", "the database is busy; try again shortly"),
+            503,
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
         )
 
     @app.exception_handler(Exception)

@@ -50,12 +50,13 @@ class Runtime:
 MALLOC_ARENAS = 2
 """How many malloc arenas a process's threads share, where the C library is glibc.
 
-glibc gives a thread that finds the arenas busy one of its own, up to eight per core, and
-keeps what each arena freed for that arena's later use rather than giving it back. The
+glibc gives each new thread an arena of its own, up to eight per core, and keeps what each
+arena freed for that arena's later use rather than giving it back. The
 services process runs a thread per service; with 1M contacts its RSS reached 323 MB while
 events were processed, against 277 MB with two arenas (`BENCHMARKS.md`, "Memory with 1M
 contacts"). Python threads allocate under the GIL, so they seldom wait for an arena anyway.
-`MALLOC_ARENA_MAX` in the environment, if set, is glibc's and stands."""
+A limit set in the environment (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in
+`GLIBC_TUNABLES`) is the operator's and stands."""
 
 _M_ARENA_MAX = -8
 """glibc's `mallopt` parameter number for the arena limit (malloc.h)."""
@@ -63,11 +64,11 @@ _M_ARENA_MAX = -8
 
 def limit_malloc_arenas() -> None:
     """Set this process's malloc arena limit, once, before it starts threads (glibc only)."""
-    if "MALLOC_ARENA_MAX" in os.environ:
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", ""):
         return
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # no such C library function here (macOS)
+    except (OSError, AttributeError, TypeError):  # no such function (macOS), no C library (Windows)
         return
     mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
 

@@ -156,10 +156,15 @@ def follow_wakes(runner: ServiceRunner, wakes: int) -> None:
 
     def follow() -> None:
         pending = b""
-        while chunk := os.read(wakes, 4096):
-            *lines, pending = (pending + chunk).split(b"\n")
-            for line in lines:
-                runner.wake(line.strip().decode(errors="replace") or None)
+        try:
+            while chunk := os.read(wakes, 4096):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    runner.wake(line.strip().decode(errors="replace") or None)
+        except OSError:
+            # The pipe is unusable (closed under us, a terminal hung up): the server is as good
+            # as gone, and services that outlived it would run unwatched.
+            log.exception("reading wakes from sodate up failed")
         log.info("sodate up has ended: finishing the current batches")
         runner.stop_event.set()
         runner.wake()

@@ -40,7 +40,7 @@ def test_the_sqlite_inbox_keeps_a_small_page_cache(runtime: Runtime) -> None:
     assert INBOX_CACHE_KIB < SQLITE_CACHE_KIB
 
 
-def test_sqlite_pools_keep_one_idle_connection_and_hand_out_the_last_given_back(
+def test_sqlite_pools_keep_one_idle_connection_the_first_given_back(
     tmp_path: Path,
 ) -> None:
     db = Database.from_url(f"sqlite:///{tmp_path / 'pool.db'}")

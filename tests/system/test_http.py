@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
+from sodate.app import BUSY_RETRY_AFTER_SECONDS
+from sodate.db import engine
 from sodate.runtime import Runtime
 from tests.conftest import make_settings
 
@@ -86,3 +89,24 @@ def test_request_id_is_echoed_or_made(client: TestClient) -> None:
         == "abc-123"
     )
     assert len(client.get("/healthz").headers["x-request-id"]) == 32
+
+
+def test_a_request_that_finds_the_database_busy_is_answered_503_with_retry_after(
+    client: TestClient,
+    runtime: Runtime,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if runtime.db.dialect != "sqlite":
+        pytest.skip("SQLite's write lock")
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    lock = runtime.db._write_lock
+    assert lock is not None
+    with lock:  # another writer of this process, holding on
+        busy = client.patch("/api/v1/workspace", json={"name": "待ち"}, headers=admin_headers)
+    assert busy.status_code == 503
+    assert busy.json()["error"]["code"] == "busy"
+    assert busy.headers["Retry-After"] == str(BUSY_RETRY_AFTER_SECONDS)
+    assert client.get("/api/v1/workspace", headers=admin_headers).json()["name"] != "待ち"
+    done = client.patch("/api/v1/workspace", json={"name": "待ち"}, headers=admin_headers)
+    assert done.status_code == 200
