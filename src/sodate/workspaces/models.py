@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import string
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -11,8 +12,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sodate.db.base import Base
 
 
+WORKSPACE_ID_LENGTH = 12
+"""A new workspace's id: 12 random lowercase letters and digits (62 bits).
+
+The id leads every key of the workspace's rows in most indexes (identities, events,
+memberships): at 12 characters instead of a UUID's 32, an identity's entry is a quarter
+smaller, and inserting identities at random into a large index costs 18 % less, mostly in the
+pages a commit writes (`BENCHMARKS.md`). Ids made before stay as they are."""
+
+
 def new_workspace_id() -> str:
-    return uuid.uuid4().hex
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(WORKSPACE_ID_LENGTH))
 
 
 class Workspace(Base):
