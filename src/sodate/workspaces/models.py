@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from sodate.db.base import Base
 
-
 WORKSPACE_ID_LENGTH = 12
 """A new workspace's id: 12 random lowercase letters and digits (62 bits).
 
