@@ -152,6 +152,8 @@ class EventDailyCount(Base):
     """How many events of one name a contact had on one day (UTC)."""
 
     __tablename__ = "event_daily_counts"
+    # SQLite: the table is its primary key's tree, not a rowid's (migration 0026).
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     contact_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)

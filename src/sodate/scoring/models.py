@@ -55,7 +55,11 @@ class ScoringModel(Base):
 
 class ContactScore(Base):
     __tablename__ = "contact_scores"
-    __table_args__ = (sa.Index("ix_contact_scores_contact_id", "contact_id"),)
+    __table_args__ = (
+        sa.Index("ix_contact_scores_contact_id", "contact_id"),
+        # SQLite: the table is its primary key's tree, not a rowid's (migration 0026).
+        {"sqlite_with_rowid": False},
+    )
 
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True
@@ -73,7 +77,10 @@ class ContactScoreRule(Base):
     """What one rule of a model gave one contact: the reasons behind a score."""
 
     __tablename__ = "contact_score_rules"
-    __table_args__ = (sa.Index("ix_contact_score_rules_contact_id", "contact_id"),)
+    __table_args__ = (
+        sa.Index("ix_contact_score_rules_contact_id", "contact_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True
@@ -92,6 +99,7 @@ class ScoreDailyAward(Base):
     """Points a rule with `max_per_day` gave a contact on one day (the workspace's calendar)."""
 
     __tablename__ = "score_daily_awards"
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     model_id: Mapped[int] = mapped_column(
         BigId, sa.ForeignKey("scoring_models.id", ondelete="CASCADE"), primary_key=True

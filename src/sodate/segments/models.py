@@ -56,9 +56,11 @@ class Segment(Base):
 
 class SegmentMember(Base):
     __tablename__ = "segment_members"
-    # With the segment, a contact's memberships are read from the index alone.
+    # With the segment, a contact's memberships are read from the index alone. On SQLite the
+    # table is its primary key's tree, not a rowid's (migration 0026).
     __table_args__ = (
         sa.Index("ix_segment_members_contact_id_segment_id", "contact_id", "segment_id"),
+        {"sqlite_with_rowid": False},
     )
 
     segment_id: Mapped[int] = mapped_column(
