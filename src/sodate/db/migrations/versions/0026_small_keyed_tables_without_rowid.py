@@ -53,7 +53,8 @@ def _rebuild(table: str, definition: Callable[[str], str]) -> None:
     ).scalar_one()
     indexes = (
         connection.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+            "SELECT sql FROM sqlite_master"
+            " WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
             (table,),
         )
         .scalars()
