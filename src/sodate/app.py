@@ -101,7 +101,12 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SodateError)
     async def _domain(_request: Request, exc: SodateError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status_code)
+        retry = getattr(exc, "retry_after_seconds", None)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details),
+            exc.status_code,
+            headers=None if retry is None else {"Retry-After": str(retry)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

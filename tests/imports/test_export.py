@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from sodate.imports import export
+from sodate.imports.export import ExportFormat, ExportSlots
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.imports.helpers import contacts, import_file, write_csv
@@ -166,3 +169,40 @@ def test_formulas_in_profiles_are_quoted_for_spreadsheets_and_import_back_as_the
     again = import_file(runtime, workspace.workspace.id, path)
     assert (again.updated, again.rejected) == (1, 0)
     assert contacts(client, admin_headers)[0]["traits"] == before[0]["traits"]
+
+
+@pytest.mark.usefixtures("imported")
+def test_exports_past_the_limit_are_refused_with_retry_after_until_one_ends(
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slots = ExportSlots(2)
+    monkeypatch.setattr(export, "EXPORT_SLOTS", slots)
+    # Two exports whose clients have not read yet: each holds a snapshot and a connection.
+    first = export.open_export(runtime.db, workspace.workspace.id, fmt=ExportFormat.CSV, bom=True)
+    second = export.open_export(runtime.db, workspace.workspace.id, fmt=ExportFormat.CSV, bom=True)
+    assert next(first).startswith("\ufeff".encode())
+    busy = client.get("/api/v1/exports/contacts", headers=admin_headers)
+    assert busy.status_code == 429
+    assert busy.json()["error"]["code"] == "too_many_exports"
+    assert busy.headers["Retry-After"] == str(export.EXPORTS_BUSY_RETRY_SECONDS)
+    assert b"taro@example.jp" in b"".join(first)  # read to the end: its slot is free
+    done = client.get("/api/v1/exports/contacts", headers=admin_headers)
+    assert done.status_code == 200
+    assert "taro@example.jp" in done.text
+    assert client.get("/api/v1/exports/contacts", headers=admin_headers).status_code == 200
+    del second  # never read, as when a client leaves before the first byte
+    gc.collect()
+    third = export.open_export(
+        runtime.db, workspace.workspace.id, fmt=ExportFormat.JSONL, bom=False
+    )
+    fourth = export.open_export(
+        runtime.db, workspace.workspace.id, fmt=ExportFormat.JSONL, bom=False
+    )
+    with pytest.raises(export.ExportsBusy):
+        export.open_export(runtime.db, workspace.workspace.id, fmt=ExportFormat.JSONL, bom=False)
+    for stream in (third, fourth):
+        stream.close()  # type: ignore[attr-defined]

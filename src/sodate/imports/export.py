@@ -4,6 +4,8 @@ CSV has one column per trait and external id type found in the workspace, so the
 reads the contacts twice: once for the columns, once for the rows, in one read transaction
 (a snapshot on SQLite; REPEATABLE READ on PostgreSQL), so both passes see the same contacts.
 Text is UTF-8; the byte order mark (on by default for CSV) makes Excel read it as such.
+
+A process streams at most `EXPORTS_AT_ONCE` exports over HTTP at once (`open_export`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +24,8 @@ from sqlalchemy.orm import Session
 from sodate.contacts import service as contacts
 from sodate.contacts.identifiers import EXTERNAL_PREFIX
 from sodate.contacts.schemas import ContactOut
+from sodate.db.engine import Database
+from sodate.errors import SodateError
 from sodate.imports.csvfile import FORMULA_QUOTE, quoted_for_spreadsheets
 
 PAGE = 1000
@@ -49,6 +55,77 @@ class ExportFormat(StrEnum):
 
 
 MEDIA_TYPES = {ExportFormat.CSV: "text/csv", ExportFormat.JSONL: "application/x-ndjson"}
+
+EXPORTS_AT_ONCE = 4
+"""Exports a process streams at once. Each holds a pooled connection and one snapshot for as
+long as its client reads, a minute for 1M contacts and longer on a slow link: more at once
+would take the connections other requests need, and on SQLite every open snapshot keeps the
+write-ahead log from starting over."""
+EXPORTS_BUSY_RETRY_SECONDS = 30
+
+
+class ExportsBusy(SodateError):
+    status_code = 429
+    code = "too_many_exports"
+    retry_after_seconds = EXPORTS_BUSY_RETRY_SECONDS
+
+
+class ExportSlots:
+    """At most `size` exports streaming at once in this process."""
+
+    def __init__(self, size: int) -> None:
+        self._free = threading.BoundedSemaphore(size)
+
+    def take(self) -> Callable[[], None]:
+        """A slot, or ExportsBusy; the function returned gives it back (once, however often
+        it is called)."""
+        if not self._free.acquire(blocking=False):
+            raise ExportsBusy(
+                f"{EXPORTS_AT_ONCE} exports are already streaming; try again when one is done"
+            )
+        lock, given = threading.Lock(), [False]
+
+        def give_back() -> None:
+            with lock:
+                if given[0]:
+                    return
+                given[0] = True
+            self._free.release()
+
+        return give_back
+
+
+EXPORT_SLOTS = ExportSlots(EXPORTS_AT_ONCE)
+
+
+def open_export(
+    db: Database,
+    workspace_id: str,
+    *,
+    fmt: ExportFormat,
+    bom: bool,
+    slots: ExportSlots | None = None,
+) -> Iterator[bytes]:
+    """The export as UTF-8 bytes, to stream; ExportsBusy at once if `slots` (this process's
+    `EXPORT_SLOTS` by default) has none free.
+
+    Its slot is given back when the stream ends, is closed, or is dropped unread (a client
+    gone before the first byte)."""
+    give_back = (slots or EXPORT_SLOTS).take()
+    stream = _stream(db, workspace_id, fmt, bom, give_back)
+    weakref.finalize(stream, give_back)
+    return stream
+
+
+def _stream(
+    db: Database, workspace_id: str, fmt: ExportFormat, bom: bool, give_back: Callable[[], None]
+) -> Iterator[bytes]:
+    try:
+        with db.read() as session:
+            for text, _count in export_contacts(session, workspace_id, fmt=fmt, bom=bom):
+                yield text.encode()
+    finally:
+        give_back()
 
 
 def export_contacts(

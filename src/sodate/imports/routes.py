@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
@@ -15,7 +14,7 @@ from sodate.errors import InvalidInput
 from sodate.imports import jobs as _jobs  # noqa: F401 - registers the job that runs uploads
 from sodate.imports import service
 from sodate.imports.csvfile import Encoding, uploaded_csv
-from sodate.imports.export import MEDIA_TYPES, ExportFormat, export_contacts
+from sodate.imports.export import MEDIA_TYPES, ExportFormat, open_export
 from sodate.imports.models import ImportKind
 from sodate.imports.schemas import (
     DEFAULT_SOURCE,
@@ -26,7 +25,6 @@ from sodate.imports.schemas import (
     RowErrorPage,
     parse_mapping,
 )
-from sodate.runtime import Runtime
 from sodate.workspaces.roles import Permission
 
 router = APIRouter(prefix="/api/v1")
@@ -163,13 +161,7 @@ def export_contacts_route(
     with_bom = format is ExportFormat.CSV if bom is None else bom
     extension = "csv" if format is ExportFormat.CSV else "jsonl"
     return StreamingResponse(
-        _stream(caller.runtime, caller.workspace_id, format, with_bom),
+        open_export(caller.runtime.db, caller.workspace_id, fmt=format, bom=with_bom),
         media_type=f"{MEDIA_TYPES[format]}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="contacts.{extension}"'},
     )
-
-
-def _stream(runtime: Runtime, workspace_id: str, fmt: ExportFormat, bom: bool) -> Iterator[bytes]:
-    with runtime.db.read() as session:
-        for text, _count in export_contacts(session, workspace_id, fmt=fmt, bom=bom):
-            yield text.encode()
