@@ -21,6 +21,7 @@ from sodate import __version__
 from sodate.commerce.routes import router as commerce_router
 from sodate.conditions.schemas import error_path
 from sodate.contacts.routes import router as contacts_router
+from sodate.db.engine import WriteLockTimeout
 from sodate.deps import known_query_parameters
 from sodate.errors import SodateError
 from sodate.events.routes import router as tracking_router
@@ -101,7 +102,7 @@ def error_body(code: str, message: str, details: list[Any] | None = None) -> dic
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SodateError)
     async def _domain(_request: Request, exc: SodateError) -> JSONResponse:
-        retry = getattr(exc, "retry_after_seconds", None)
+        retry = exc.retry_after_seconds
         return JSONResponse(
             error_body(exc.code, exc.message, exc.details),
             exc.status_code,
@@ -132,7 +133,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(sa.exc.TimeoutError)
-    @app.exception_handler(TimeoutError)
+    @app.exception_handler(WriteLockTimeout)
     async def _busy(request: Request, _exc: Exception) -> JSONResponse:
         # No connection or write lock came free in time: the request did nothing, and can be
         # sent again once the requests holding them are done.

@@ -8,6 +8,8 @@ from typing import Any
 class SodateError(Exception):
     status_code = 400
     code = "bad_request"
+    retry_after_seconds: int | None = None
+    """Sent as `Retry-After` where the request may succeed later as it is."""
 
     def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)

@@ -49,6 +49,10 @@ SQLITE_MORE_CONNECTIONS = 20
 _BEGIN_OPTION = "sodate_sqlite_begin"
 
 
+class WriteLockTimeout(TimeoutError):
+    """No write lock came free within the busy timeout: nothing was written."""
+
+
 def json_text(document: Any) -> str:
     """JSON as both databases store it: UTF-8 text, not `\\u` escapes.
 
@@ -154,7 +158,7 @@ class Database:
             # on the first forever.
             raise RuntimeError("a write transaction is already open in this thread")
         if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise TimeoutError("timed out waiting for the database write lock")
+            raise WriteLockTimeout("timed out waiting for the database write lock")
         self._writer = threading.get_ident()
         try:
             with self._write() as session, session.begin():
@@ -231,7 +235,7 @@ class Database:
         # SQLite's busy handler, whose sleeps grow to 100 ms; and the lock comes before the
         # connection, as in a transaction, so that neither waits for the other's.
         if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-            raise TimeoutError("timed out waiting for the database write lock")
+            raise WriteLockTimeout("timed out waiting for the database write lock")
         try:
             with self.driver() as driver:
                 free = int(driver.execute("PRAGMA freelist_count").fetchone()[0])

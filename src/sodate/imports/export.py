@@ -74,6 +74,7 @@ class ExportSlots:
     """At most `size` exports streaming at once in this process."""
 
     def __init__(self, size: int) -> None:
+        self._size = size
         self._free = threading.BoundedSemaphore(size)
 
     def take(self) -> Callable[[], None]:
@@ -81,16 +82,13 @@ class ExportSlots:
         it is called)."""
         if not self._free.acquire(blocking=False):
             raise ExportsBusy(
-                f"{EXPORTS_AT_ONCE} exports are already streaming; try again when one is done"
+                f"{self._size} exports are already streaming; try again when one is done"
             )
-        lock, given = threading.Lock(), [False]
+        taken = threading.Lock()
 
         def give_back() -> None:
-            with lock:
-                if given[0]:
-                    return
-                given[0] = True
-            self._free.release()
+            if taken.acquire(blocking=False):  # only the first call finds it free
+                self._free.release()
 
         return give_back
 
