@@ -14,6 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from sodate.contacts.models import identity_key
 from sodate.db import migrate
 from sodate.db.engine import Database, create_db_engine
 from sodate.db.metadata import migrated_metadata
@@ -152,6 +153,33 @@ def test_stored_events_get_the_key_their_message_id_is_looked_up_by(
             keys: dict[str, int] = {message_id: key for message_id, key in rows}
         assert keys == {message_id: message_key(message_id) for message_id in message_ids}
         assert {key < 0 for key in keys.values()} == {True, False}
+    finally:
+        engine.dispose()
+
+
+def test_stored_identities_get_the_key_they_are_looked_up_by(empty_database_url: str) -> None:
+    """0028 computes the keys in SQL on PostgreSQL: they must be the ones resolution looks up,
+    or a known person would come back as a new contact."""
+    engine = create_db_engine(empty_database_url)
+    values = [("email", "hanako@example.jp"), ("external:line", "Ｕ１２３"), ("user_id", "x" * 200)]
+    try:
+        migrate.upgrade(engine, "0027")
+        with engine.begin() as connection:
+            add_workspace(connection)
+            contact_id = add_contact(connection)
+            for kind, value in values:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO contact_identities (workspace_id, kind, value, contact_id,"
+                        " created_at) VALUES ('w1', :kind, :value, :contact, :at)"
+                    ),
+                    {"kind": kind, "value": value, "contact": contact_id, "at": "2026-01-01"},
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT kind, value, key FROM contact_identities"))
+            keys = {(kind, value): key for kind, value, key in rows}
+        assert keys == {(kind, value): identity_key("w1", kind, value) for kind, value in values}
     finally:
         engine.dispose()
 

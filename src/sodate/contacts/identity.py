@@ -6,8 +6,7 @@ the contacts found. The rules themselves live in `sodate.contacts.resolution`.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.contacts.identifiers import IdentityKey
-from sodate.contacts.models import Contact, ContactIdentity, ContactMerge
+from sodate.contacts.models import Contact, ContactIdentity, ContactMerge, identity_key
 from sodate.contacts.profiles import (
     NEW_CONTACT_COLUMNS,
     ProfileChange,
@@ -57,8 +56,12 @@ def resolve_identities(
     profile as they are created: then the caller applies only the changes of the claims whose
     contact was already stored (`Resolution.created` tells them apart).
     """
-    wanted = {key for claim in claims for key in (*claim.keys, *claim.aliases)}
-    found = dict(_identities_by_key(session, workspace_id, wanted))
+    hashed = {
+        key: identity_key(workspace_id, key.kind, key.value)
+        for claim in claims
+        for key in (*claim.keys, *claim.aliases)
+    }
+    found = dict(_identities_by_key(session, workspace_id, hashed))
     settled: list[int | None] = []
     for claim in claims:
         owner = found.get(claim.keys[0]) if claim.keys and not claim.aliases else None
@@ -92,15 +95,16 @@ def resolve_identities(
             session, workspace_id, merge.survivor, merge.merged, reason=merge.reason, now=now
         )
     stamp = driver_values(session).time(now)
-    # In key order: the unique index's pages are then each reached once, in turn, where keys
-    # at random (a file's emails) reached them back and forth (`BENCHMARKS.md`).
+    # In key order: the index's pages are then each reached once, in turn, where keys at
+    # random reached them back and forth (`BENCHMARKS.md`).
+    new = sorted((hashed[key], key, final(ref)) for key, ref in resolver.new_keys.items())
     execute_many(
         session,
         _INSERT_IDENTITIES,
-        sorted(
-            (workspace_id, key.kind, key.value, final(ref), stamp)
-            for key, ref in resolver.new_keys.items()
-        ),
+        [
+            (hashed, workspace_id, key.kind, key.value, contact, stamp)
+            for hashed, key, contact in new
+        ],
     )
     return Resolution(
         contact_ids=[final(ref) for ref in refs], created=set(stored), merges=resolver.merges
@@ -108,22 +112,20 @@ def resolve_identities(
 
 
 def _identities_by_key(
-    session: Session, workspace_id: str, keys: Iterable[IdentityKey]
+    session: Session, workspace_id: str, hashed: Mapping[IdentityKey, int]
 ) -> list[tuple[IdentityKey, int]]:
-    by_kind: dict[str, list[str]] = defaultdict(list)
-    for key in keys:
-        by_kind[key.kind].append(key.value)
-    found: list[tuple[IdentityKey, int]] = []
-    for kind, values in by_kind.items():
-        rows = fetch_in(
-            session,
-            "SELECT value, contact_id FROM contact_identities"
-            " WHERE workspace_id = ? AND kind = ? AND value IN",
-            values,
-            (workspace_id, kind),
-        )
-        found.extend((IdentityKey(kind, value), contact) for value, contact in rows)
-    return found
+    """The contacts of these identities, given with their keys (`identity_key`)."""
+    rows = fetch_in(
+        session,
+        "SELECT workspace_id, kind, value, contact_id FROM contact_identities WHERE key IN",
+        sorted(set(hashed.values())),
+    )
+    # Another identity may share a key: only those asked for are found.
+    return [
+        (key, contact)
+        for workspace, kind, value, contact in rows
+        if (key := IdentityKey(kind, value)) in hashed and workspace == workspace_id
+    ]
 
 
 def _identities_of(session: Session, contacts: set[int]) -> list[tuple[IdentityKey, int]]:
@@ -136,8 +138,8 @@ def _identities_of(session: Session, contacts: set[int]) -> list[tuple[IdentityK
 
 
 _INSERT_IDENTITIES = (
-    "INSERT INTO contact_identities (workspace_id, kind, value, contact_id, created_at)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace_id, kind, value) DO NOTHING"
+    "INSERT INTO contact_identities (key, workspace_id, kind, value, contact_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 

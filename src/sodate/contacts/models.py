@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from hashlib import sha256
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,23 +69,41 @@ class Contact(Base):
     updated_at: Mapped[datetime]
 
 
+def identity_key(workspace_id: str, kind: str, value: str) -> int:
+    """An identity's hash: the first 8 bytes of the SHA-256 of its workspace, kind and value
+    (joined by U+001F), as a signed 64-bit integer.
+
+    Two identities may share a key; lookups compare the identities themselves. SHA-256 because
+    PostgreSQL computes it too (migration 0028 fills the keys of stored identities in SQL).
+    """
+    text = f"{workspace_id}\x1f{kind}\x1f{value}"
+    return int.from_bytes(sha256(text.encode()).digest()[:8], "big", signed=True)
+
+
 class ContactIdentity(Base):
     """An identifier that leads to a contact: user id, anonymous id, email, phone, external id.
 
     `kind` is `user_id`, `anonymous_id`, `email`, `phone` or `external:<type>`; each value
     leads to one contact in a workspace.
 
+    Identities are found by their `key` (`identity_key`), not by an index of their texts: the
+    texts' index was three times the size, and each identity a file or a new visitor brings
+    went in at a random place in it (`BENCHMARKS.md`, "Identity keys"). No unique index holds
+    a value to one contact: only identity resolution stores identities
+    (`sodate.contacts.identity`), under the workspace's processing lock, and only those it
+    looked up and did not find.
+
     No foreign keys, like the event tables (`sodate.events.models`): the pipeline writes these
     rows with the contacts it creates, and deleting a contact deletes its identities.
     """
 
     __tablename__ = "contact_identities"
-    __table_args__ = (sa.UniqueConstraint("workspace_id", "kind", "value"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(sa.String(32))
     kind: Mapped[str] = mapped_column(sa.String(64))
     value: Mapped[str] = mapped_column(sa.String(320))
+    key: Mapped[int] = mapped_column(sa.BigInteger, index=True)
     contact_id: Mapped[int] = mapped_column(BigId, index=True)
     created_at: Mapped[datetime]
 

@@ -23,7 +23,13 @@ from sodate.contacts.identifiers import (
     normalize_phone,
 )
 from sodate.contacts.identity import Resolution, merge_contact_rows, resolve_identities
-from sodate.contacts.models import Company, Contact, ContactIdentity, ContactMerge
+from sodate.contacts.models import (
+    Company,
+    Contact,
+    ContactIdentity,
+    ContactMerge,
+    identity_key,
+)
 from sodate.contacts.profiles import (
     ProfileChange,
     apply_profile_changes,
@@ -146,12 +152,12 @@ def live_contacts_by(
             # A merge moves every identity to the survivor: identities lead to live contacts.
             owners = session.execute(
                 sa.select(ContactIdentity.value, ContactIdentity.contact_id).where(
-                    ContactIdentity.workspace_id == workspace_id,
-                    ContactIdentity.kind == kind,
-                    ContactIdentity.value.in_(chunk),
+                    ContactIdentity.key.in_([identity_key(workspace_id, kind, v) for v in chunk]),
+                    *_identity_is(workspace_id, kind),
                 )
             )
-            found.update((value, contact_id) for value, contact_id in owners)
+            asked = set(chunk)
+            found.update((value, contact_id) for value, contact_id in owners if value in asked)
     return found
 
 
@@ -181,8 +187,8 @@ def list_contacts(
             Contact.id
             == sa.select(ContactIdentity.contact_id)
             .where(
-                ContactIdentity.workspace_id == workspace_id,
-                ContactIdentity.kind == kind,
+                ContactIdentity.key == identity_key(workspace_id, kind, value),
+                *_identity_is(workspace_id, kind),
                 ContactIdentity.value == value,
             )
             .scalar_subquery()
@@ -199,6 +205,11 @@ def list_contacts(
         statement = statement.where(_trait_text(session, key) == value)
     page, next_cursor = fetch_page(session, statement, limit=limit)
     return ContactPage(items=contacts_out(session, page), next_cursor=next_cursor)
+
+
+def _identity_is(workspace_id: str, kind: str) -> tuple[sa.ColumnElement[bool], ...]:
+    """Beside a lookup by key (`identity_key`), which another identity may share."""
+    return ContactIdentity.workspace_id == workspace_id, ContactIdentity.kind == kind
 
 
 def _identity_filters(where: ContactFilter) -> list[tuple[str, str]]:
