@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from datetime import datetime
 from hashlib import sha256
 from typing import Any
@@ -76,8 +77,13 @@ def identity_key(workspace_id: str, kind: str, value: str) -> int:
     Two identities may share a key; lookups compare the identities themselves. SHA-256 because
     PostgreSQL computes it too (migration 0028 fills the keys of stored identities in SQL).
     """
-    text = f"{workspace_id}\x1f{kind}\x1f{value}"
-    return int.from_bytes(sha256(text.encode()).digest()[:8], "big", signed=True)
+    key: int = _SIGNED_64.unpack_from(
+        sha256(f"{workspace_id}\x1f{kind}\x1f{value}".encode()).digest()
+    )[0]
+    return key
+
+
+_SIGNED_64 = struct.Struct(">q")
 
 
 class ContactIdentity(Base):
