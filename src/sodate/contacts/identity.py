@@ -56,11 +56,8 @@ def resolve_identities(
     profile as they are created: then the caller applies only the changes of the claims whose
     contact was already stored (`Resolution.created` tells them apart).
     """
-    hashed = {
-        key: identity_key(workspace_id, key.kind, key.value)
-        for claim in claims
-        for key in (*claim.keys, *claim.aliases)
-    }
+    wanted = {key for claim in claims for key in (*claim.keys, *claim.aliases)}
+    hashed = {key: identity_key(workspace_id, key.kind, key.value) for key in wanted}
     found = dict(_identities_by_key(session, workspace_id, hashed))
     settled: list[int | None] = []
     for claim in claims:
