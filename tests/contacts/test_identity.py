@@ -28,6 +28,8 @@ def test_the_key_is_of_the_workspace_kind_and_value() -> None:
         == 4
     )
     assert -(2**63) <= key < 2**63
+    # Pinned: stored keys (and migration 0028's SQL) must keep meaning the same identities.
+    assert key == -589_309_976_408_984_616
 
 
 def test_identities_sharing_one_key_still_lead_each_to_its_own_contact(
@@ -72,3 +74,26 @@ def test_identities_sharing_one_key_still_lead_each_to_its_own_contact(
         )
     assert [row[0] for row in stored] == [42]
     assert found == {"taro@example.jp": taro["id"]}
+
+
+def test_an_identity_stored_twice_still_finds_one_contact(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    """Nothing stores an identity twice; should a row ever be repeated, lookups still answer."""
+    send(
+        client,
+        workspace.write_key.key,
+        "identify",
+        {"userId": "u-1", "traits": {"email": "hanako@example.jp"}},
+    )
+    process_all(runtime)
+    hanako = only_contact(client, admin_headers, email="hanako@example.jp")
+    with runtime.db.transaction() as session:
+        session.execute(
+            sa.text(
+                "INSERT INTO contact_identities (workspace_id, kind, value, key, contact_id,"
+                " created_at) SELECT workspace_id, kind, value, key, contact_id, created_at"
+                " FROM contact_identities WHERE kind = 'email'"
+            )
+        )
+    assert only_contact(client, admin_headers, email="hanako@example.jp")["id"] == hanako["id"]

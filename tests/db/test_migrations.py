@@ -180,6 +180,18 @@ def test_stored_identities_get_the_key_they_are_looked_up_by(empty_database_url:
             rows = connection.execute(sa.text("SELECT kind, value, key FROM contact_identities"))
             keys = {(kind, value): key for kind, value, key in rows}
         assert keys == {(kind, value): identity_key("w1", kind, value) for kind, value in values}
+        with engine.begin() as connection:  # a row stored twice, which nothing should do
+            connection.execute(
+                sa.text(
+                    "INSERT INTO contact_identities (workspace_id, kind, value, key, contact_id,"
+                    " created_at) SELECT workspace_id, kind, value, key, contact_id, created_at"
+                    " FROM contact_identities WHERE kind = 'email'"
+                )
+            )
+        command.downgrade(migrate.alembic_config(engine), "0027")
+        with engine.connect() as connection:
+            rows = connection.execute(sa.text("SELECT kind, value FROM contact_identities"))
+            assert sorted(tuple(row) for row in rows) == sorted(values)
     finally:
         engine.dispose()
 

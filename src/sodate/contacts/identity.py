@@ -1,7 +1,7 @@
 """Identity resolution and merges against the database, for a whole batch at a time.
 
-Loading is set-based: one query per identifier kind for the batch, one for the identities of
-the contacts found. The rules themselves live in `sodate.contacts.resolution`.
+Loading is set-based: one query for the batch's identifiers (by their keys), one for the
+identities of the contacts found. The rules themselves live in `sodate.contacts.resolution`.
 """
 
 from __future__ import annotations

@@ -97,10 +97,12 @@ class ContactIdentity(Base):
     went in at a random place in it (`BENCHMARKS.md`, "Identity keys"). No unique index holds
     a value to one contact: only identity resolution stores identities
     (`sodate.contacts.identity`), under the workspace's processing lock, and only those it
-    looked up and did not find.
+    looked up and did not find. So whatever writes identities holds that lock in a transaction
+    that sees what the lock's previous holder committed (READ COMMITTED on PostgreSQL), and
+    whatever changes a workspace, kind or value computes its key again.
 
     No foreign keys, like the event tables (`sodate.events.models`): the pipeline writes these
-    rows with the contacts it creates, and deleting a contact deletes its identities.
+    rows with the contacts it creates.
     """
 
     __tablename__ = "contact_identities"

@@ -179,9 +179,10 @@ def list_contacts(
     )
     if after is not None:
         statement = statement.where(Contact.id > after)
-    # Each identifier leads to at most one contact (a unique key): compared as `id = (…)`, the
-    # lookup runs once and the contact is fetched by id, whatever the planner's statistics say
-    # (with `IN` or a join, PostgreSQL may walk every contact of a young table instead).
+    # Each identifier leads to at most one contact (`ContactIdentity`; the oldest row, should
+    # a second ever be stored): compared as `id = (…)`, the lookup runs once and the contact is
+    # fetched by id, whatever the planner's statistics say (with `IN` or a join, PostgreSQL
+    # may walk every contact of a young table instead).
     for kind, value in _identity_filters(where):
         statement = statement.where(
             Contact.id
@@ -191,6 +192,8 @@ def list_contacts(
                 *_identity_is(workspace_id, kind),
                 ContactIdentity.value == value,
             )
+            .order_by(ContactIdentity.id)
+            .limit(1)
             .scalar_subquery()
         )
     if where.q and (key := search_key(where.q)):

@@ -49,6 +49,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Nothing should have stored an identity twice; should something have, the oldest row stays.
+    op.execute(
+        "DELETE FROM contact_identities WHERE id NOT IN (SELECT min(id) FROM contact_identities"
+        " GROUP BY workspace_id, kind, value)"
+    )
     with op.batch_alter_table("contact_identities", schema=None) as batch_op:
         batch_op.drop_index("ix_contact_identities_key")
         batch_op.create_unique_constraint(
