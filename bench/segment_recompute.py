@@ -305,10 +305,21 @@ def generate(
     )
 
 
-def export_select(table: str, columns: tuple[str, ...], times: tuple[str, ...], suffix: str) -> str:
-    """The table's rows as the database under test stores them: times as UTC text."""
+def export_select(
+    table: str,
+    columns: tuple[str, ...],
+    times: tuple[str, ...],
+    suffix: str,
+    micros: tuple[str, ...] = (),
+) -> str:
+    """The table's rows as the database under test stores them: times as UTC text, or (SQLite's
+    `MicrosecondTime` columns, `micros`) as integers of microseconds since the epoch."""
     parts = [
-        f"strftime({c}, '%Y-%m-%d %H:%M:%S.%f{suffix}') AS {c}" if c in times else c
+        f"epoch_us({c}) AS {c}"
+        if c in micros
+        else f"strftime({c}, '%Y-%m-%d %H:%M:%S.%f{suffix}') AS {c}"
+        if c in times
+        else c
         for c in columns
     ]
     # No ORDER BY: DuckDB keeps the insertion order (ids ascending) without sorting.
@@ -327,13 +338,13 @@ def load_sqlite(url: str, duck: duckdb.DuckDBPyConnection, batch: int = 50_000) 
     try:
         driver: Any = raw.driver_connection
         driver.execute("PRAGMA cache_size=-1048576")  # 1 GiB, this connection only
-        for table, columns, times in (
-            ("contacts", CONTACT_COLUMNS, CONTACT_TIMES),
-            ("events", EVENT_COLUMNS, EVENT_TIMES),
+        for table, columns, times, micros in (
+            ("contacts", CONTACT_COLUMNS, CONTACT_TIMES, ()),
+            ("events", EVENT_COLUMNS, (), EVENT_TIMES),
         ):
             marks = ", ".join("?" * len(columns))
             insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
-            cursor = duck.execute(export_select(table, columns, times, ""))
+            cursor = duck.execute(export_select(table, columns, times, "", micros))
             in_transaction = 0
             driver.execute("BEGIN IMMEDIATE")
             while rows := cursor.fetchmany(batch):

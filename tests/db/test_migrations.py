@@ -6,6 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from sodate.db import migrate
 from sodate.db.engine import Database, create_db_engine
 from sodate.db.metadata import migrated_metadata
 from sodate.events.inbox import create_inbox_tables, sqlite_inbox_url
-from sodate.events.models import message_key
+from sodate.events.models import Event, EventDailyCount, message_key
 
 
 @pytest.fixture
@@ -192,6 +193,60 @@ def test_stored_identities_get_the_key_they_are_looked_up_by(empty_database_url:
         with engine.connect() as connection:
             rows = connection.execute(sa.text("SELECT kind, value FROM contact_identities"))
             assert sorted(tuple(row) for row in rows) == sorted(values)
+    finally:
+        engine.dispose()
+
+
+def test_event_times_keep_their_instants_as_microseconds_and_back(
+    empty_database_url: str,
+) -> None:
+    """0029 turns SQLite's text times of events and daily counts into integers, and back."""
+    engine = create_db_engine(empty_database_url)
+    times = [
+        "2026-11-24 10:00:00.123456",
+        "1969-12-31 23:59:59.500000",
+        "2026-01-01 00:00:00.000000",
+    ]
+    try:
+        migrate.upgrade(engine, "0028")
+        zone = "" if engine.dialect.name == "sqlite" else "+00:00"
+        with engine.begin() as connection:
+            add_workspace(connection)
+            contact_id = add_contact(connection)
+            for number, at in enumerate(time + zone for time in times):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO events (workspace_id, contact_id, message_id, message_key,"
+                        " type, name, properties, context, timestamp, received_at) VALUES ('w1',"
+                        " :contact, :message, :number + 1, 'track', 'Signed Up', '{}', '{}', :at,"
+                        " :at)"
+                    ),
+                    {"contact": contact_id, "message": f"m-{number}", "number": number, "at": at},
+                )
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO event_daily_counts (contact_id, name, day, workspace_id,"
+                        " count, first_at, last_at) VALUES (:contact, :name, '2026-11-24', 'w1',"
+                        " 1, :at, :at)"
+                    ),
+                    {"contact": contact_id, "name": f"n-{number}", "at": at},
+                )
+        expected = sorted(datetime.fromisoformat(at).replace(tzinfo=UTC) for at in times)
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            events = sorted(connection.execute(sa.select(Event.timestamp, Event.received_at)).all())
+            counts = sorted(
+                connection.execute(
+                    sa.select(EventDailyCount.first_at, EventDailyCount.last_at)
+                ).all()
+            )
+        assert events == [(at, at) for at in expected]
+        assert counts == [(at, at) for at in expected]
+        command.downgrade(migrate.alembic_config(engine), "0028")
+        with engine.connect() as connection:
+            stored = connection.execute(sa.text("SELECT timestamp FROM events")).scalars().all()
+        if engine.dialect.name == "sqlite":
+            assert sorted(stored) == sorted(times)
     finally:
         engine.dispose()
 

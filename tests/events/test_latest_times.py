@@ -33,9 +33,7 @@ def latest_rows(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], tu
 def rebuilt(runtime: Runtime, workspace_id: str) -> dict[tuple[str, int], tuple[Any, ...]]:
     """The rows as the stored events give them (what a rebuild would write)."""
     with runtime.db.read() as session:
-        rows = session.execute(
-            latest_times_of([EVENTS.c.workspace_id == workspace_id], runtime.db.dialect)
-        ).all()
+        rows = session.execute(latest_times_of([EVENTS.c.workspace_id == workspace_id])).all()
         names = dict(session.execute(sa.select(NAMES.c.id, NAMES.c.name)).all())
     return {(names[name_id], contact): tuple(times) for name_id, contact, *times in rows}
 

@@ -229,6 +229,6 @@ def _fill(
     session.execute(
         sa.insert(FILTERED).from_select(
             ["filter_id", "contact_id", *latest.LATEST_COLUMNS],
-            latest.latest_times_of(where, dialect, key=sa.literal(filter_id, sa.BigInteger())),
+            latest.latest_times_of(where, key=sa.literal(filter_id, sa.BigInteger())),
         )
     )

@@ -66,6 +66,26 @@ def epoch_micros(moment: datetime) -> int:
     return (moment - EPOCH) // _MICROSECOND
 
 
+def floor_seconds(micros: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+    """Whole seconds since the epoch of a `MicrosecondTime` column on SQLite (its integer),
+    rounded down, before 1970 too: what SQLite's `'unixepoch'` modifier reads."""
+    value = sa.type_coerce(micros, sa.BigInteger())
+    return (value - (value % _MICROS_A_SECOND + _MICROS_A_SECOND) % _MICROS_A_SECOND) // (
+        _MICROS_A_SECOND
+    )
+
+
+def micros_of_text(text: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
+    """A `UTCDateTime` column's SQLite text (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC) as microseconds
+    since the epoch, to compare with a `MicrosecondTime` column."""
+    value = sa.type_coerce(text, sa.String())
+    seconds = sa.cast(sa.func.strftime("%s", value), sa.BigInteger())
+    return seconds * _MICROS_A_SECOND + sa.cast(sa.func.substr(value, 21, 6), sa.BigInteger())
+
+
+_MICROS_A_SECOND = 1_000_000
+
+
 class MicrosecondTime(sa.TypeDecorator[datetime]):
     """A UTC time stored compactly: an integer of microseconds since the epoch on SQLite (8
     bytes rather than 26 of text), a `timestamptz` on PostgreSQL (already 8 bytes there).

@@ -197,26 +197,20 @@ def rebuild_latest_times(
     session.execute(
         sa.insert(LATEST).from_select(
             ["name_id", "contact_id", *LATEST_COLUMNS],
-            latest_times_of(where, session.get_bind().dialect.name),
+            latest_times_of(where),
         )
     )
 
 
 def latest_times_of(
     where: Sequence[sa.ColumnElement[bool]],
-    dialect: str,
     key: sa.ColumnElement[int] | None = None,
 ) -> sa.Select[Any]:
     """(name_id, contact_id, latest_1 … latest_5) of the named events `where` selects (their
     names numbered already): ranked newest first per contact and name, the first ranks
     turned into columns, as the table stores them. With `key`, the rows carry it instead of
     the name's number (`where` then selects one name)."""
-    timestamp: Any = EVENTS.c.timestamp
-    if dialect != "postgresql":
-        # The events' fixed-format UTC text as microseconds since the epoch (MicrosecondTime).
-        text = sa.type_coerce(timestamp, sa.String())
-        seconds = sa.cast(sa.func.strftime("%s", text), sa.BigInteger())
-        timestamp = seconds * 1_000_000 + sa.cast(sa.func.substr(text, 21, 6), sa.BigInteger())
+    timestamp = EVENTS.c.timestamp  # stored as the latest times are (`MicrosecondTime`)
     source: sa.FromClause = EVENTS
     if key is None:
         key = NAMES.c.id

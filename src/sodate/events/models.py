@@ -99,6 +99,9 @@ class Event(Base):
 
     `name` is what conditions match on: the event of a `track`, "Page Viewed" and
     "Screen Viewed" for `page` and `screen`, and empty for `identify`, `group` and `alias`.
+
+    Its times are integers of microseconds on SQLite (`MicrosecondTime`, migration 0029):
+    the time is in two of the indexes, and 26 bytes of text made each entry twice the size.
     """
 
     __tablename__ = "events"
@@ -144,8 +147,8 @@ class Event(Base):
     name: Mapped[str | None] = mapped_column(sa.String(200))
     properties: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     context: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    timestamp: Mapped[datetime]
-    received_at: Mapped[datetime]
+    timestamp: Mapped[datetime] = mapped_column(MicrosecondTime)
+    received_at: Mapped[datetime] = mapped_column(MicrosecondTime)
 
 
 class EventDailyCount(Base):
@@ -161,8 +164,8 @@ class EventDailyCount(Base):
     day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(sa.String(32))
     count: Mapped[int]
-    first_at: Mapped[datetime]
-    last_at: Mapped[datetime]
+    first_at: Mapped[datetime] = mapped_column(MicrosecondTime)
+    last_at: Mapped[datetime] = mapped_column(MicrosecondTime)
 
 
 class EventName(Base):

@@ -12,10 +12,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sodate.contacts.resolution import PlannedMerge
-from sodate.db.bulk import driver_values, fetch_all, fetch_in, insert_rows
+from sodate.db.base import floor_seconds
+from sodate.db.bulk import fetch_all, fetch_in, insert_rows
 from sodate.db.paging import fetch_page
 from sodate.db.plans import workspace_check
-from sodate.events.latest import rebuild_latest_times
+from sodate.events.latest import rebuild_latest_times, stored_time
 from sodate.events.models import (
     NO_MESSAGE_KEY,
     Event,
@@ -148,7 +149,7 @@ def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow])
     if not rows:
         return []
     ids = _allocate_event_ids(session, len(rows))
-    values = driver_values(session)
+    time = stored_time(session)
     insert_rows(
         session,
         "events",
@@ -164,8 +165,8 @@ def insert_events(session: Session, workspace_id: str, rows: Sequence[EventRow])
                 row.name,
                 row.properties,
                 row.context,
-                values.time(row.timestamp),
-                values.time(row.received_at),
+                time(row.timestamp),
+                time(row.received_at),
             )
             for event_id, row in zip(ids, rows, strict=True)
         ],
@@ -198,7 +199,7 @@ def count_stored_events(session: Session, workspace_id: str, first_id: int, last
     if session.get_bind().dialect.name == "postgresql":
         day: sa.ColumnElement[Any] = sa.cast(sa.func.timezone("UTC", EVENTS.c.timestamp), sa.Date)
     else:
-        day = sa.func.date(EVENTS.c.timestamp)
+        day = sa.func.date(floor_seconds(EVENTS.c.timestamp), "unixepoch")
     totals = (
         sa.select(
             EVENTS.c.contact_id,

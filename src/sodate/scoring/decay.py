@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from sodate.db.base import UTCDateTime
+from sodate.db.base import MicrosecondTime, UTCDateTime
 
 SECONDS_A_DAY = 86_400.0
 EXPONENT_BOUND = 1000.0
@@ -94,7 +94,7 @@ def weight_sql(
         )
         power = sa.func.power(sa.cast(2.0, sa.Float), sa.cast(exponent, sa.Float))
     else:
-        days = sa.func.julianday(at) - sa.func.julianday(epoch)
+        days = _julian_day(at) - _julian_day(epoch)
         exponent = sa.func.max(
             -EXPONENT_BOUND, sa.func.min(EXPONENT_BOUND, sign * days / half_life_days)
         )
@@ -108,3 +108,12 @@ def decay_factor_sql(
     now: datetime, epoch: Any, half_life_days: Any, postgresql: bool
 ) -> ColumnElement[float]:
     return weight_sql(now, epoch, half_life_days, postgresql, sign=-1.0)
+
+
+def _julian_day(value: Any) -> ColumnElement[Any]:
+    """SQLite's Julian day of a time column or value; a `MicrosecondTime` column holds an
+    integer of microseconds there (an event's time)."""
+    if isinstance(getattr(value, "type", None), MicrosecondTime):
+        seconds = sa.type_coerce(value, sa.BigInteger()) / 1_000_000.0
+        return sa.func.julianday(seconds, "unixepoch")
+    return sa.func.julianday(value)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from sodate.conditions.sql import EVENTS, matching_contacts, property_filters
-from sodate.db.base import UTCDateTime
+from sodate.db.base import MicrosecondTime, UTCDateTime, floor_seconds, micros_of_text
 from sodate.db.bulk import driver_values, insert_rows
 from sodate.scoring.decay import threshold_bound, weight_sql
 from sodate.scoring.live import MODELS, EngagementPoints, LiveModel
@@ -156,7 +156,10 @@ def _engagement(
             ~sa.exists().where(
                 RESETS.c.model_id == model.id,
                 RESETS.c.contact_id == EVENTS.c.contact_id,
-                RESETS.c.at >= EVENTS.c.timestamp,
+                RESETS.c.at >= EVENTS.c.timestamp
+                if postgresql
+                else micros_of_text(RESETS.c.at)
+                >= sa.type_coerce(EVENTS.c.timestamp, sa.BigInteger()),
             )
         )
     columns: list[ColumnElement[object]] = [
@@ -254,12 +257,12 @@ def _local_day(
     spans = offset_spans(zone, low, high) if low is not None else [(None, 0)]
 
     def shifted(offset: int) -> ColumnElement[object]:
-        return sa.func.date(ts, sa.literal(f"{offset:+d} seconds"))
+        return sa.func.date(floor_seconds(ts), "unixepoch", sa.literal(f"{offset:+d} seconds"))
 
     if len(spans) == 1:
         return shifted(spans[0][1])
     whens = [
-        (ts < sa.literal(start, UTCDateTime()), shifted(offset))
+        (ts < sa.literal(start, MicrosecondTime()), shifted(offset))
         for (_, offset), (start, _) in pairwise(spans)
     ]
     return sa.case(*whens, else_=shifted(spans[-1][1]))
