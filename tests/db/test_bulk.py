@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sodate.db.base import epoch_micros, floor_seconds, micros_of_text
 from sodate.db.bulk import DriverValues
 
 ZONES = st.sampled_from([UTC, ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")])
@@ -46,3 +48,25 @@ def test_the_two_times_of_a_repeated_hour_are_an_hour_apart() -> None:
     assert values.time(first) == "2026-11-01 05:30:00.000000"
     assert values.time(second) == "2026-11-01 06:30:00.000000"
     assert values.time(first) == "2026-11-01 05:30:00.000000"
+
+
+PAST_AND_FUTURE = st.datetimes(
+    min_value=datetime(1900, 1, 1),  # noqa: DTZ001
+    max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
+)
+
+
+@given(st.one_of(PAST_AND_FUTURE, st.just(datetime(2026, 11, 24, 23, 59, 59, 999_600, UTC))))
+def test_sqlite_reads_a_text_time_as_its_microseconds_and_their_day(moment: datetime) -> None:
+    """`micros_of_text` and `floor_seconds`, what SQL on SQLite compares event times with and
+    counts their days by: exact to the microsecond, before 1970 too."""
+    engine = sa.create_engine("sqlite://")
+    text = sa.literal(DriverValues("sqlite").time(moment), sa.String())
+    micros = sa.literal(epoch_micros(moment), sa.BigInteger())
+    with engine.connect() as connection:
+        found, day = connection.execute(
+            sa.select(micros_of_text(text), sa.func.date(floor_seconds(micros), "unixepoch"))
+        ).one()
+    assert found == epoch_micros(moment)
+    assert day == moment.date().isoformat()

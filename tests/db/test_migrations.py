@@ -206,6 +206,8 @@ def test_event_times_keep_their_instants_as_microseconds_and_back(
         "2026-11-24 10:00:00.123456",
         "1969-12-31 23:59:59.500000",
         "2026-01-01 00:00:00.000000",
+        "2026-11-24 23:59:59.999999",  # strftime alone would round these to the next second
+        "2026-11-24 10:00:00.999500",
     ]
     try:
         migrate.upgrade(engine, "0028")

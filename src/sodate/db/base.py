@@ -79,7 +79,9 @@ def micros_of_text(text: sa.ColumnElement[Any]) -> sa.ColumnElement[int]:
     """A `UTCDateTime` column's SQLite text (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC) as microseconds
     since the epoch, to compare with a `MicrosecondTime` column."""
     value = sa.type_coerce(text, sa.String())
-    seconds = sa.cast(sa.func.strftime("%s", value), sa.BigInteger())
+    # The whole seconds alone: strftime rounds a fraction to the millisecond first (.9995 and
+    # above would count one second more).
+    seconds = sa.cast(sa.func.strftime("%s", sa.func.substr(value, 1, 19)), sa.BigInteger())
     return seconds * _MICROS_A_SECOND + sa.cast(sa.func.substr(value, 21, 6), sa.BigInteger())
 
 

@@ -28,8 +28,10 @@ TIMES = {"events": ("timestamp", "received_at"), "event_daily_counts": ("first_a
 
 
 def _to_micros(column: str) -> str:
+    # The whole seconds alone: strftime rounds a fraction to the millisecond first, so that
+    # .9995 and above would count one second more.
     return (
-        f"CAST(strftime('%s', {column}) AS INTEGER) * 1000000"
+        f"CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000"
         f" + CAST(substr({column}, 21, 6) AS INTEGER)"
     )
 
