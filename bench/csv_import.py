@@ -7,13 +7,13 @@ Generates a CSV of `--rows` contacts (Japanese and English names, companies, dep
 titles, phone numbers, a date; 1 % duplicates of earlier rows, 0.5 % invalid rows), its rows
 in random order of persons (`--ordered`: emails and phones ascending, as this benchmark's
 figures before that option were measured), then imports it as `sodate import contacts`
-does — chunks of `LOCAL_CHUNK_ROWS`, one transaction each — into a fresh SQLite file (or the
-PostgreSQL database given, which is emptied first). Prints rows/s and the process's peak RSS.
-`--profile` runs the import under cProfile and prints where the time goes.
+does — chunks of `PARSED_CHUNK_ROWS`, `CHUNKS_PER_TRANSACTION` a transaction — into a fresh
+SQLite file (or the PostgreSQL database given, which is emptied first). Prints rows/s and the
+process's peak RSS. `--profile` runs the import under cProfile and prints where the time goes.
 
 `--raw` (SQLite) then inserts the rows the import wrote, as stored (its contacts, their
 identities, the identify events), into a fresh database with the pipeline's own bulk inserts,
-`LOCAL_CHUNK_ROWS` file rows' worth a transaction and the log checkpointed as an import does:
+an import transaction's share of the file a transaction, the log checkpointed as an import does:
 the storage limit the import is measured against, as for tracking ingest.
 """
 
@@ -39,7 +39,7 @@ from bench.common import SECRET, reset  # the root is on the path now
 from sodate.contacts.models import Contact
 from sodate.db.bulk import fetch_all, insert_rows
 from sodate.db.engine import Database
-from sodate.imports.local import LOCAL_CHUNK_ROWS, import_file
+from sodate.imports.local import CHUNKS_PER_TRANSACTION, PARSED_CHUNK_ROWS, import_file
 from sodate.imports.schemas import ImportOptions, ImportOut
 from sodate.runtime import Runtime
 from sodate.settings import Settings
@@ -114,7 +114,7 @@ RAW_TABLES = ("contacts", "contact_identities", "events")
 
 def raw_insert_rate(source: Database, url: str, rows: int, checkpoint_interval: float) -> float:
     """File rows a second for inserting what the import stored into a fresh database at `url`,
-    each table in id order, a `LOCAL_CHUNK_ROWS`-row share of the file a transaction."""
+    each table in id order, an import transaction's share of the file a transaction."""
     reset(url)
     target = Database.from_url(url)
     with source.read() as reading, target.transaction() as writing:
@@ -123,7 +123,7 @@ def raw_insert_rate(source: Database, url: str, rows: int, checkpoint_interval: 
             insert_rows(writing, table, columns, stored)
     with source.read() as reading:
         totals = {t: fetch_all(reading, f"SELECT count(*) FROM {t}")[0][0] for t in RAW_TABLES}  # noqa: S608
-    chunks = -(-rows // LOCAL_CHUNK_ROWS)
+    chunks = -(-rows // (PARSED_CHUNK_ROWS * CHUNKS_PER_TRANSACTION))
     last_ids = dict.fromkeys(RAW_TABLES, 0)
     elapsed = 0.0
     with target.checkpointing(checkpoint_interval):

@@ -34,11 +34,20 @@ def import_file(
     workspace_id: str,
     path: Path,
     *,
-    chunk: int = local.LOCAL_CHUNK_ROWS,
+    chunk: int = local.PARSED_CHUNK_ROWS,
+    transaction_chunks: int = local.CHUNKS_PER_TRANSACTION,
     **options: Any,
 ) -> ImportOut:
-    """Import a file the way `sodate import` does: one transaction per chunk."""
-    return local.import_file(runtime, workspace_id, path, ImportOptions(**options), chunk=chunk)
+    """Import a file the way `sodate import` does: chunks of `chunk` records, parsed by a
+    second process, `transaction_chunks` of them a transaction."""
+    return local.import_file(
+        runtime,
+        workspace_id,
+        path,
+        ImportOptions(**options),
+        chunk=chunk,
+        transaction_chunks=transaction_chunks,
+    )
 
 
 def errors_of(runtime: Runtime, workspace_id: str, import_id: int) -> list[RowErrorOut]:

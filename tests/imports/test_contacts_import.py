@@ -281,6 +281,46 @@ def test_a_chunk_whose_every_row_fails_is_a_failure_not_a_rejection(
         import_file(runtime, workspace.workspace.id, write_csv(tmp_path / "c.csv", rows))
 
 
+def test_the_chunks_of_a_transaction_commit_together_with_the_position(
+    tmp_path: Path,
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = service.write_chunk
+    calls = 0
+
+    def failing_fourth(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "write_chunk", failing_fourth)
+    rows = [["email"]] + [[f"p{n}@example.jp"] for n in range(9)]
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_file(
+            runtime,
+            workspace.workspace.id,
+            write_csv(tmp_path / "t.csv", rows),
+            chunk=2,
+            transaction_chunks=2,
+        )
+    # The first transaction (chunks 1 and 2) stands; the second's first chunk went with it.
+    emails = sorted(c["email"] for c in contacts(client, admin_headers))
+    assert emails == [f"p{n}@example.jp" for n in range(4)]
+    with runtime.db.read() as session:
+        [listed] = service.list_imports(
+            session, workspace.workspace.id, limit=10, before=None
+        ).items
+        record = service.import_record(session, workspace.workspace.id, listed.id)
+        # Resuming would start at the fifth row of data, line 6.
+        assert (record.status, record.total, record.created, record.line) == ("failed", 4, 4, 6)
+
+
 def test_the_error_report_is_bounded_but_counts_everything(
     tmp_path: Path, runtime: Runtime, workspace: Created, monkeypatch: pytest.MonkeyPatch
 ) -> None:

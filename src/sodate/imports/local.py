@@ -17,13 +17,14 @@ from sodate.imports.reading import ParsedChunk, ParserStopped, parsed_chunks
 from sodate.imports.schemas import ImportOptions, ImportOut
 from sodate.runtime import Runtime, collection_deferred
 
-LOCAL_CHUNK_ROWS = 10_000
-"""Records a transaction of a local import: five API chunks. Index pages that rows reach at
-random (identities, a company's contacts) are written once a transaction, so larger ones write
-fewer of them a row: 10,921 → 14,846 rows/s on 300,000 rows in random order. At 1,000,000
-rows a transaction holds SQLite's writer for about a second, longer as the tables grow, and
-the writing process peaks near 235 MB, the parsing one holding up to three parsed chunks
-besides (BENCHMARKS.md, "CSV contact import")."""
+PARSED_CHUNK_ROWS = 5_000
+"""Records the parsing process hands over at a time. The writer holds a parsed chunk and what
+it makes of it while writing it, so this, not the transaction, sets the writer's memory."""
+CHUNKS_PER_TRANSACTION = 4
+"""Parsed chunks a transaction of a local import writes: 20,000 rows. Index pages that rows
+reach at random (identities, a company's contacts) are written once a transaction, so larger
+ones write fewer of them a row. At 1,000,000 rows in random order a transaction holds
+SQLite's writer for about a second (BENCHMARKS.md, "CSV contact import")."""
 
 
 def import_file(
@@ -32,10 +33,12 @@ def import_file(
     path: Path,
     options: ImportOptions,
     *,
-    chunk: int = LOCAL_CHUNK_ROWS,
+    chunk: int = PARSED_CHUNK_ROWS,
+    transaction_chunks: int = CHUNKS_PER_TRANSACTION,
     on_chunk: Callable[[ImportOut], None] | None = None,
 ) -> ImportOut:
-    """Import the file, one transaction per chunk; `on_chunk` sees the import after each.
+    """Import the file, `transaction_chunks` chunks of `chunk` records a transaction;
+    `on_chunk` sees the import after each transaction.
 
     If the import stops on an error, it is marked failed with the reason before the error
     goes on.
@@ -61,9 +64,9 @@ def import_file(
         with runtime.db.checkpointing(interval):
             while True:
                 with collection_deferred():
-                    result = _write_next(runtime, workspace_id, import_id, chunks, chunk)
-                if result is None:
-                    raise ParserStopped("the file ended before its last chunk")
+                    result = _write_next(
+                        runtime, workspace_id, import_id, chunks, chunk, transaction_chunks
+                    )
                 if on_chunk is not None:
                     on_chunk(result)
                 if result.status is ImportStatus.DONE:
@@ -84,14 +87,17 @@ def _write_next(
     import_id: int,
     chunks: Iterator[ParsedChunk],
     limit: int,
-) -> ImportOut | None:
-    """Write the next parsed chunk in a transaction of its own; None if there is none."""
-    parsed = next(chunks, None)
-    if parsed is None:
-        return None
+    count: int,
+) -> ImportOut:
+    """Write the next `count` parsed chunks (fewer at the end of the file) in one transaction."""
     with runtime.db.transaction() as session:
-        return service.import_out(
-            service.write_chunk(
+        for _ in range(count):
+            parsed = next(chunks, None)
+            if parsed is None:
+                raise ParserStopped("the file ended before its last chunk")
+            record = service.write_chunk(
                 session, workspace_id, import_id, parsed, now=runtime.clock.now(), limit=limit
             )
-        )
+            if record.status == ImportStatus.DONE:
+                break
+        return service.import_out(record)

@@ -27,10 +27,10 @@ class ImportStatus(StrEnum):
 class Import(Base):
     """One CSV file imported into a workspace, its settings, progress and counts.
 
-    `position` and `line` say how far the file has been read: each chunk commits them with its
-    rows, so an interrupted import resumes after the last committed chunk. Counts: `total` =
-    `imported` + `rejected`; contacts: `imported` = `created` + `updated`; events: `imported`
-    = `created` + `skipped` (rows imported before, recognized by their message id).
+    `position` and `line` say how far the file has been read: they commit with the rows of
+    the chunks read, so an interrupted import resumes after the last committed chunk. Counts:
+    `total` = `imported` + `rejected`; contacts: `imported` = `created` + `updated`; events:
+    `imported` = `created` + `skipped` (rows imported before, recognized by their message id).
     """
 
     __tablename__ = "imports"

@@ -1,10 +1,10 @@
 """Imports: accepting a file, running it chunk by chunk, and reporting on it.
 
 An import reads its file in chunks of CHUNK_ROWS records (a local import, of
-`local.LOCAL_CHUNK_ROWS`). Each chunk is one transaction: its valid rows are written, its
-invalid rows reported, and the import's position in the file and its counts move on, all
-together; so a crash loses at most the chunk in progress, which runs again from the same
-position. The functions here flush and never commit.
+`local.PARSED_CHUNK_ROWS`, several a transaction). With each chunk its valid rows are written,
+its invalid rows reported, and the import's position in the file and its counts move on, in
+the chunk's transaction; so a crash loses at most the transaction in progress, which runs
+again from the same position. The functions here flush and never commit.
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ def _let_go(error: BaseException) -> None:
     """Clear the frames of a caught error and of the errors it chains: they refer to the error,
     in cycles (some fifty objects a failed row) that reference counting cannot free. A local
     import writes its chunk with the collector paused (`runtime.collection_deferred`), and a
-    chunk of 10,000 rows retried one by one would hold them all until it ends."""
+    transaction's chunks retried row by row would hold them all until it ends."""
     seen: BaseException | None = error
     while seen is not None:
         traceback.clear_frames(seen.__traceback__)
