@@ -99,8 +99,8 @@ def resolve_identities(
         session,
         _INSERT_IDENTITIES,
         [
-            (hashed, workspace_id, key.kind, key.value, contact, stamp)
-            for hashed, key, contact in new
+            (key_hash, workspace_id, key.kind, key.value, contact, stamp)
+            for key_hash, key, contact in new
         ],
     )
     return Resolution(

@@ -124,12 +124,12 @@ def _import(
         with Progress(*columns, console=base.err, transient=True) as progress:
             task = progress.add_task(file.name, total=file.stat().st_size, rows=0, rate=0.0)
 
-            def show(chunk: ImportOut) -> None:
-                rate = chunk.total / max(time.monotonic() - started, 1e-6)
-                progress.update(task, completed=chunk.bytes_read, rows=chunk.total, rate=rate)
+            def show(done: ImportOut) -> None:
+                rate = done.total / max(time.monotonic() - started, 1e-6)
+                progress.update(task, completed=done.bytes_read, rows=done.total, rate=rate)
 
             try:
-                result = import_file(runtime, workspace_id, file, options, on_chunk=show)
+                result = import_file(runtime, workspace_id, file, options, on_commit=show)
             except OSError as exc:
                 base.fail(f"cannot read {escape(str(file))}: {exc.strerror or exc}")
         elapsed = time.monotonic() - started

@@ -35,10 +35,10 @@ def import_file(
     *,
     chunk: int = PARSED_CHUNK_ROWS,
     transaction_chunks: int = CHUNKS_PER_TRANSACTION,
-    on_chunk: Callable[[ImportOut], None] | None = None,
+    on_commit: Callable[[ImportOut], None] | None = None,
 ) -> ImportOut:
     """Import the file, `transaction_chunks` chunks of `chunk` records a transaction;
-    `on_chunk` sees the import after each transaction.
+    `on_commit` sees the import after each transaction.
 
     If the import stops on an error, it is marked failed with the reason before the error
     goes on.
@@ -67,8 +67,8 @@ def import_file(
                     result = _write_next(
                         runtime, workspace_id, import_id, chunks, chunk, transaction_chunks
                     )
-                if on_chunk is not None:
-                    on_chunk(result)
+                if on_commit is not None:
+                    on_commit(result)
                 if result.status is ImportStatus.DONE:
                     return result
     except BaseException as exc:
@@ -89,15 +89,17 @@ def _write_next(
     limit: int,
     count: int,
 ) -> ImportOut:
-    """Write the next `count` parsed chunks (fewer at the end of the file) in one transaction."""
+    """Write the next `count` parsed chunks (fewer at the end of the file; at least one) in
+    one transaction."""
+    written = 0
     with runtime.db.transaction() as session:
-        for _ in range(count):
+        while True:
             parsed = next(chunks, None)
             if parsed is None:
                 raise ParserStopped("the file ended before its last chunk")
             record = service.write_chunk(
                 session, workspace_id, import_id, parsed, now=runtime.clock.now(), limit=limit
             )
-            if record.status == ImportStatus.DONE:
-                break
-        return service.import_out(record)
+            written += 1
+            if record.status == ImportStatus.DONE or written >= count:
+                return service.import_out(record)
