@@ -80,8 +80,10 @@ def test_a_prepared_profile_makes_the_row_the_change_makes(
 ) -> None:
     row = Row(email, phone, user_id, {}, traits)
     change = _change_of(row, source=source, company_id=company_id)
-    prepared = dataclasses.replace(change, prepared=prepare_contact(row, source=source).profile)
+    ready = prepare_contact(row, source=source)
+    prepared = dataclasses.replace(change, prepared=ready.profile)
     assert _row_of([prepared], source, postgresql) == _row_of([change], source, postgresql)
+    assert ready.event_traits == DriverValues.json(identify_traits(row))
 
 
 # A profile prepared for other traits of the same user id, so that a row shows whether it

@@ -67,6 +67,38 @@ def test_japanese_file_in_either_encoding(
     assert takahashi["name"] == "髙橋 一"
 
 
+def test_each_row_is_on_its_contacts_timeline_as_written(
+    tmp_path: Path,
+    runtime: Runtime,
+    workspace: Created,
+    client: TestClient,
+    admin_headers: dict[str, str],
+) -> None:
+    # The parsing process serializes each row's traits for its identify event: the timeline
+    # shows the row's checked values (the phone as written, in half-width), not the profile's
+    # normalized ones (E.164).
+    path = write_csv(tmp_path / "名刺.csv", [HEADER, *PEOPLE])
+    import_file(
+        runtime, workspace.workspace.id, path, source=EXHIBITION, mapping={"来場日": "visited:date"}
+    )
+    takahashi = contacts(client, admin_headers, phone="+81312345678")[0]
+    response = client.get(f"/api/v1/contacts/{takahashi['id']}/timeline", headers=admin_headers)
+    assert response.status_code == 200, response.text
+    [event] = response.json()["items"]
+    assert event["type"] == "identify"
+    assert event["properties"] == {
+        "lastName": "髙橋",
+        "firstName": "一",
+        "department": "開発部",
+        "phone": "03-1234-5678",
+    }
+    assert event["context"] == {
+        "importId": event["context"]["importId"],
+        "source": EXHIBITION,
+        "externalIds": [],
+    }
+
+
 def test_bad_rows_are_reported_and_every_good_row_is_imported(
     tmp_path: Path,
     runtime: Runtime,

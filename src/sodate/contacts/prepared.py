@@ -20,6 +20,7 @@ from sodate.contacts.identifiers import (
 )
 from sodate.contacts.profiles import PreparedProfile, prepare_profile
 from sodate.contacts.resolution import IdentityClaim
+from sodate.db.bulk import DriverValues
 
 
 class ContactData(Protocol):
@@ -70,6 +71,9 @@ class PreparedContact(NamedTuple):
     claim: IdentityClaim
     profile: PreparedProfile
     """The profile the row's contact is created with, when this row alone creates it."""
+    event_traits: str
+    """The row's identify event's traits as its stored JSON text. Usually equal to the new
+    profile's traits, and then the same string: it is pickled, and unpickled, once."""
 
 
 def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:
@@ -77,6 +81,8 @@ def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:
     worked out ahead of the upsert (`upsert_contacts`' `prepared`), in an import's parsing
     process, while the writer writes."""
     traits = identify_traits(row)
-    return PreparedContact(
-        row_claim(row, traits), prepare_profile(traits, user_id=row.user_id, source=source)
-    )
+    profile = prepare_profile(traits, user_id=row.user_id, source=source)
+    event_traits = DriverValues.json(traits)
+    if event_traits == profile.traits:
+        event_traits = profile.traits
+    return PreparedContact(row_claim(row, traits), profile, event_traits)

@@ -30,6 +30,7 @@ from sodate.contacts.prepared import (
 from sodate.contacts.profiles import ProfileChange, apply_profile_changes
 from sodate.contacts.schemas import ContactPatch, ContactUpsert
 from sodate.contacts.service import live_contact_id
+from sodate.db.bulk import DriverValues
 from sodate.db.locks import lock_workspace
 from sodate.errors import InvalidInput
 from sodate.events.pipeline import BatchEvent, EventBatch
@@ -86,7 +87,8 @@ def upsert_contacts(
     `profiles_applied`: the pipeline's profile step has nothing left to do for them.
     """
     lock_workspace(session, workspace_id, wait=True)
-    events = _identify_events(rows, now, source, context)
+    prepared_rows = prepared if prepared is not None else [None] * len(rows)
+    events = _identify_events(rows, prepared_rows, now, source, context)
     keys = {row.company_key for row in rows if row.company_key}
     companies = upsert_companies(
         session,
@@ -94,7 +96,6 @@ def upsert_contacts(
         [CompanyChange(key, (company_traits or {}).get(key, {})) for key in sorted(keys)],
         now=now,
     )
-    prepared_rows = prepared if prepared is not None else [None] * len(rows)
     changes = [
         ProfileChange(
             contact_id=0,
@@ -209,16 +210,22 @@ def patch_contact(
 
 
 def _identify_events(
-    rows: Sequence[ContactData], now: datetime, source: str, context: dict[str, Any] | None
+    rows: Sequence[ContactData],
+    prepared: Sequence[PreparedContact | None],
+    now: datetime,
+    source: str,
+    context: dict[str, Any] | None,
 ) -> list[BatchEvent]:
     """Each row's identify event. The message ids share one random part, numbered after it
-    (a random id each cost more than the rest of the event), and rows without external ids
-    share one context: no step changes an event's context."""
+    (a random id each cost more than the rest of the event). Rows without external ids share
+    one context, as stored JSON text (no step changes an event's context), and a prepared
+    row's event takes its traits' text from `prepare_contact`: neither is serialized again
+    for each row."""
     prefix = f"{source}-{uuid.uuid4()}"
     shared_context = {**(context or {}), "source": source}
-    no_external_ids = {**shared_context, "externalIds": []}
+    no_external_ids = DriverValues.json({**shared_context, "externalIds": []})
     events = []
-    for number, row in enumerate(rows):
+    for number, (row, prepared_row) in enumerate(zip(rows, prepared, strict=True)):
         traits = identify_traits(row)
         external_ids = row.external_ids
         events.append(
@@ -228,7 +235,7 @@ def _identify_events(
                 name=None,
                 user_id=row.user_id,
                 anonymous_id=None,
-                properties=traits,
+                properties=traits if prepared_row is None else prepared_row.event_traits,
                 traits=traits,
                 context={
                     **shared_context,
