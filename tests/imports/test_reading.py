@@ -41,7 +41,6 @@ def _make_parser(path: Path) -> functools.partial[RowParser]:
         fields,
         encoding=layout.encoding,
         zone=ZoneInfo("Asia/Tokyo"),
-        workspace_id="w8k2m4q7",
         source="import",
     )
 

@@ -18,7 +18,6 @@ from sodate.contacts.identifiers import (
     normalize_phone,
     usable_id,
 )
-from sodate.contacts.models import identity_key
 from sodate.contacts.profiles import PreparedProfile, prepare_profile
 from sodate.contacts.resolution import IdentityClaim
 from sodate.db.bulk import DriverValues
@@ -73,19 +72,15 @@ class PreparedContact(NamedTuple):
     profile: PreparedProfile
     """The profile the row's contact is created with, when this row alone creates it."""
     event_traits: str
-    """The row's identify event's traits as its stored JSON text. Usually equal to the new
-    profile's traits, and then the same string: it is pickled, and unpickled, once."""
+    """The row's identify event's traits as its stored JSON text. Usually the new profile's
+    traits too, and then the same string: it is serialized, pickled and unpickled once."""
 
 
-def prepare_contact(row: ContactData, *, workspace_id: str, source: str) -> PreparedContact:
-    """The row's identity claim (with its keys' hashes in the workspace) and new profile, as an
-    upsert with this source works them out; worked out ahead of the upsert (`upsert_contacts`'
-    `prepared`), in an import's parsing process, while the writer writes."""
+def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:
+    """The row's identity claim and new profile, as an upsert with this source works them out;
+    worked out ahead of the upsert (`upsert_contacts`' `prepared`), in an import's parsing
+    process, while the writer writes."""
     traits = identify_traits(row)
-    claim = row_claim(row, traits)
-    hashes = tuple(identity_key(workspace_id, key.kind, key.value) for key in claim.keys)
-    profile = prepare_profile(traits, user_id=row.user_id, source=source)
     event_traits = DriverValues.json(traits)
-    if event_traits == profile.traits:
-        event_traits = profile.traits
-    return PreparedContact(claim._replace(key_hashes=hashes), profile, event_traits)
+    profile = prepare_profile(traits, user_id=row.user_id, source=source, text=event_traits)
+    return PreparedContact(row_claim(row, traits), profile, event_traits)

@@ -348,15 +348,20 @@ class PreparedProfile(NamedTuple):
 
 
 def prepare_profile(
-    traits: Mapping[str, Any], *, user_id: str | None, source: str
+    traits: Mapping[str, Any], *, user_id: str | None, source: str, text: str | None = None
 ) -> PreparedProfile:
     """What `new_contact_row` makes of a `ProfileChange` with these traits, user id and
     source, and nothing else, when the batch that creates the contact has this source. It
-    needs no database, so it can be worked out before the write, and in another process."""
+    needs no database, so it can be worked out before the write, and in another process.
+
+    `text`, the traits' JSON if the caller has it, is taken as the profile's when the profile
+    keeps every trait as given (none empty): then it is one string, not two equal ones."""
     profile = _Profile({}, None, None, None, None, [source])
     _apply(profile, ProfileChange(0, traits=traits, user_id=user_id, source=source))
+    if text is None or profile.traits != traits:
+        text = DriverValues.json(profile.traits)
     return PreparedProfile(
-        traits=DriverValues.json(profile.traits),
+        traits=text,
         user_id=profile.user_id,
         email=profile.email,
         phone=profile.phone,
