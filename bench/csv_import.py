@@ -8,8 +8,10 @@ titles, phone numbers, a date; 1 % duplicates of earlier rows, 0.5 % invalid row
 in random order of persons (`--ordered`: emails and phones ascending, as this benchmark's
 figures before that option were measured), then imports it as `sodate import contacts`
 does — chunks of `PARSED_CHUNK_ROWS`, `CHUNKS_PER_TRANSACTION` a transaction — into a fresh
-SQLite file (or the PostgreSQL database given, which is emptied first). Prints rows/s and the
-process's peak RSS. `--profile` runs the import under cProfile and prints where the time goes.
+SQLite file (or the PostgreSQL database given, which is emptied first). Prints rows/s, the
+process's peak RSS, and the CPU a row of the writing process and of its parsing process: the
+two share the machine's cores, so work moved from one to the other gains nothing when both are
+busy. `--profile` runs the import under cProfile and prints where the time goes.
 
 `--raw` (SQLite) then inserts the rows the import wrote, as stored (its contacts, their
 identities, the identify events), into a fresh database with the pipeline's own bulk inserts,
