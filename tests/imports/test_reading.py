@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import pickle
 import time
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sodate.contacts.resolution import IdentityClaim
 from sodate.imports.csvfile import iter_records, read_layout
 from sodate.imports.mapping import resolve_mapping
 from sodate.imports.models import ImportKind
@@ -69,9 +72,55 @@ def test_chunks_parsed_by_the_second_process_are_those_of_one(tmp_path: Path) ->
             time.sleep(3)  # the second process is ready by now: it parses the rest
     expected = _in_one_process(path, 4)
     assert chunks == expected
+    # Equal tuples are equal whatever their class: the rows must cross as the named tuples
+    # (and claim) the writer reads by attribute, which they are rebuilt as (`ParsedChunk`).
+    assert [_shape(chunk.rows) for chunk in chunks] == [_shape(c.rows) for c in expected]
     assert sum(chunk.total for chunk in chunks) == 60 - 9
     assert sum(chunk.rejected for chunk in chunks) == 4  # rows 5, 16, 27, 49
     assert chunks[-1].read < 4
+
+
+def _shape(value: Any) -> Any:
+    """The classes a value is made of, all the way down."""
+    if isinstance(value, IdentityClaim):
+        return (IdentityClaim, _shape(value.keys), _shape(value.aliases))
+    if isinstance(value, tuple | list):
+        return (type(value), tuple(_shape(item) for item in value))
+    if isinstance(value, dict):
+        return (dict, tuple((key, _shape(item)) for key, item in value.items()))
+    return type(value)
+
+
+def test_an_events_chunk_crosses_processes_whole(tmp_path: Path) -> None:
+    header = ["email", "event", "timestamp", "user_id", "external:line", "amount"]
+    path = write_csv(
+        tmp_path / "events.csv",
+        [
+            header,
+            ["taro@example.jp", "Order Completed", "2026-03-01 10:00", "u-1", "U123", "1200"],
+            ["", "Store Visit", "2026/3/2", "", "U456", ""],
+        ],
+    )
+    with path.open("rb") as stream:
+        layout = read_layout(stream)
+        fields = resolve_mapping(ImportKind.EVENTS, layout.header, {"amount": "amount:int"})
+        parser = RowParser(
+            ImportKind.EVENTS,
+            layout.header,
+            fields,
+            encoding=layout.encoding,
+            zone=ZoneInfo("Asia/Tokyo"),
+            source="import",
+        )
+        records = iter_records(
+            stream, layout.encoding, layout.delimiter, start=layout.data_start, line=2
+        )
+        chunk = parse_chunk(parser, records, 10)
+    assert len(chunk.rows) == 2
+    crossed = pickle.loads(pickle.dumps(chunk))  # noqa: S301 (bytes it made itself)
+    assert crossed == chunk
+    assert _shape(crossed.rows) == _shape(chunk.rows)
+    assert crossed.rows[0].prepared.claim.keys[0] == ("user_id", "u-1")
 
 
 def test_a_file_of_one_chunk_is_parsed_here(tmp_path: Path) -> None:

@@ -20,8 +20,12 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from sodate.contacts.identifiers import IdentityKey
+from sodate.contacts.prepared import PreparedContact
+from sodate.contacts.profiles import PreparedProfile
+from sodate.contacts.resolution import IdentityClaim
 from sodate.imports.csvfile import Layout, Record, iter_records
-from sodate.imports.rows import ParsedRow, RowError, RowParser
+from sodate.imports.rows import ImportedContact, ParsedRow, RowError, RowParser
 from sodate.runtime import tune_garbage_collection
 
 AHEAD = 2
@@ -42,6 +46,59 @@ class ParsedChunk:
     """Records read, blank lines too: fewer than the limit at the end of the file."""
     end: tuple[int, int] | None
     """The byte offset and line after the last record read; None when none was."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # How a chunk crosses from the parsing process: its rows as plain tuples. Pickle
+        # reduces every named tuple by a call to Python (some 0.8 µs each, seven a row) and
+        # rebuilds it by another; plain tuples are C's work alone. In a script, 5,000 rows:
+        # pickling 9.8 -> 4.7 µs a row (flattening included), unpickling 5.2 -> 5.0.
+        rows = [_row_fields(row) for row in self.rows]
+        return (_chunk, (rows, self.errors, self.total, self.rejected, self.read, self.end))
+
+
+def _row_fields(row: ParsedRow) -> tuple[Any, ...]:
+    prepared, claim = row.prepared, row.prepared.claim
+    return (
+        row.line,
+        tuple(row.contact),
+        row.company_name,
+        row.event,
+        row.timestamp,
+        row.properties,
+        tuple(map(tuple, claim.keys)),
+        tuple(map(tuple, claim.aliases)),
+        tuple(prepared.profile),
+        prepared.event_traits,
+    )
+
+
+_named = tuple.__new__
+"""A named tuple of its fields without a call to Python: its `_make` less the length check,
+which `_row_fields` makes needless."""
+
+
+def _chunk(
+    rows: list[tuple[Any, ...]],
+    errors: list[RowError],
+    total: int,
+    rejected: int,
+    read: int,
+    end: tuple[int, int] | None,
+) -> ParsedChunk:
+    return ParsedChunk([_parsed_row(fields) for fields in rows], errors, total, rejected, read, end)
+
+
+def _parsed_row(fields: tuple[Any, ...]) -> ParsedRow:
+    line, contact, company, event, timestamp, properties, keys, aliases, profile, text = fields
+    claim = IdentityClaim(
+        tuple([_named(IdentityKey, key) for key in keys]),
+        tuple([_named(IdentityKey, key) for key in aliases]),
+    )
+    prepared = _named(PreparedContact, (claim, _named(PreparedProfile, profile), text))
+    return _named(
+        ParsedRow,
+        (line, _named(ImportedContact, contact), company, event, timestamp, properties, prepared),
+    )
 
 
 class ParserStopped(RuntimeError):
