@@ -80,7 +80,7 @@ def test_a_prepared_profile_makes_the_row_the_change_makes(
 ) -> None:
     row = Row(email, phone, user_id, {}, traits)
     change = _change_of(row, source=source, company_id=company_id)
-    ready = prepare_contact(row, source=source)
+    ready = prepare_contact(row, workspace_id="ws", source=source)
     prepared = dataclasses.replace(change, prepared=ready.profile)
     assert _row_of([prepared], source, postgresql) == _row_of([change], source, postgresql)
     assert ready.event_traits == DriverValues.json(identify_traits(row))
@@ -89,7 +89,9 @@ def test_a_prepared_profile_makes_the_row_the_change_makes(
 # A profile prepared for other traits of the same user id, so that a row shows whether it
 # was taken; each case below differs from it in one way only.
 TARO = Row(email="taro@example.jp", user_id="taro", traits={"firstName": "太郎"})
-OTHER = prepare_contact(TARO._replace(email="other@example.jp"), source="import").profile
+OTHER = prepare_contact(
+    TARO._replace(email="other@example.jp"), workspace_id="ws", source="import"
+).profile
 
 
 @pytest.mark.parametrize(
@@ -170,7 +172,9 @@ def test_an_upsert_stores_the_same_with_the_rows_prepared_as_without(runtime: Ru
     for prepare in (False, True):
         workspace_id = new_workspace(runtime, f"prepared {prepare}").workspace.id
         prepared: list[PreparedContact | None] | None = (
-            [prepare_contact(row, source="展示会2026") for row in chunk] if prepare else None
+            [prepare_contact(row, workspace_id=workspace_id, source="展示会2026") for row in chunk]
+            if prepare
+            else None
         )
         with runtime.db.transaction() as session:
             upsert_contacts(session, workspace_id, stored, now=NOW, source="展示会2026")

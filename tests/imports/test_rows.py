@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sodate.contacts.identifiers import IdentityKind, normalize_email, normalize_phone
+from sodate.contacts.models import identity_key
 from sodate.contacts.prepared import prepare_contact
 from sodate.contacts.schemas import ContactUpsert
 from sodate.imports.csvfile import Record
@@ -43,10 +44,19 @@ ROWS = st.tuples(
 ).map(list)
 
 
+WORKSPACE = "w8k2m4q7"
+
+
 def _parser(header: list[str], mapping: dict[str, str], source: str = "import") -> RowParser:
     fields = resolve_mapping(ImportKind.CONTACTS, header, mapping)
     return RowParser(
-        ImportKind.CONTACTS, header, fields, encoding="utf-8", zone=TOKYO, source=source
+        ImportKind.CONTACTS,
+        header,
+        fields,
+        encoding="utf-8",
+        zone=TOKYO,
+        workspace_id=WORKSPACE,
+        source=source,
     )
 
 
@@ -72,8 +82,14 @@ def test_a_row_carries_its_contacts_claim_and_profile_prepared_with_the_source(
     # resolve the row to another person.
     result = _parse(_parser(HEADER, {"年齢": "age:int"}, source="展示会2026"), cells)
     if isinstance(result, ParsedRow):
-        assert result.prepared == prepare_contact(result.contact, source="展示会2026")
-        keys = dict(result.prepared.claim.keys)
+        assert result.prepared == prepare_contact(
+            result.contact, workspace_id=WORKSPACE, source="展示会2026"
+        )
+        claim = result.prepared.claim
+        assert claim.key_hashes == tuple(
+            identity_key(WORKSPACE, key.kind, key.value) for key in claim.keys
+        )
+        keys = dict(claim.keys)
         assert keys.get(IdentityKind.EMAIL) == normalize_email(result.contact.email)
         assert keys.get(IdentityKind.PHONE) == normalize_phone(result.contact.phone)
         assert result.prepared.profile.source == "展示会2026"

@@ -56,8 +56,16 @@ def resolve_identities(
     profile as they are created: then the caller applies only the changes of the claims whose
     contact was already stored (`Resolution.created` tells them apart).
     """
-    wanted = {key for claim in claims for key in (*claim.keys, *claim.aliases)}
-    hashed = {key: identity_key(workspace_id, key.kind, key.value) for key in wanted}
+    hashed: dict[IdentityKey, int] = {}
+    for claim in claims:
+        rest = claim.aliases
+        if claim.key_hashes:
+            hashed.update(zip(claim.keys, claim.key_hashes, strict=True))
+        else:
+            rest = (*claim.keys, *rest)
+        for key in rest:
+            if key not in hashed:
+                hashed[key] = identity_key(workspace_id, key.kind, key.value)
     found = dict(_identities_by_key(session, workspace_id, hashed))
     settled: list[int | None] = []
     for claim in claims:

@@ -18,6 +18,7 @@ from sodate.contacts.identifiers import (
     normalize_phone,
     usable_id,
 )
+from sodate.contacts.models import identity_key
 from sodate.contacts.profiles import PreparedProfile, prepare_profile
 from sodate.contacts.resolution import IdentityClaim
 from sodate.db.bulk import DriverValues
@@ -40,8 +41,11 @@ class ContactData(Protocol):
     def company_key(self) -> str | None: ...
 
 
-def row_claim(row: ContactData, traits: Mapping[str, Any]) -> IdentityClaim:
-    """The identifiers the pipeline reads from the row's identify event, strongest first."""
+def row_claim(
+    row: ContactData, traits: Mapping[str, Any], *, workspace_id: str | None = None
+) -> IdentityClaim:
+    """The identifiers the pipeline reads from the row's identify event, strongest first;
+    with their keys' hashes when the claim's workspace is given."""
     keys: list[IdentityKey] = []
     if row.user_id:
         keys.append(IdentityKey(IdentityKind.USER_ID, row.user_id))
@@ -52,7 +56,10 @@ def row_claim(row: ContactData, traits: Mapping[str, Any]) -> IdentityClaim:
         keys.append(IdentityKey(IdentityKind.EMAIL, email))
     if phone := normalize_phone(traits.get("phone")):
         keys.append(IdentityKey(IdentityKind.PHONE, phone))
-    return IdentityClaim(keys=tuple(keys))
+    if workspace_id is None:
+        return IdentityClaim(tuple(keys))
+    hashes = tuple([identity_key(workspace_id, key.kind, key.value) for key in keys])
+    return IdentityClaim(tuple(keys), (), hashes)
 
 
 def identify_traits(row: ContactData) -> dict[str, Any]:
@@ -76,11 +83,11 @@ class PreparedContact(NamedTuple):
     traits too, and then the same string: it is serialized, pickled and unpickled once."""
 
 
-def prepare_contact(row: ContactData, *, source: str) -> PreparedContact:
-    """The row's identity claim and new profile, as an upsert with this source works them out;
-    worked out ahead of the upsert (`upsert_contacts`' `prepared`), in an import's parsing
-    process, while the writer writes."""
+def prepare_contact(row: ContactData, *, workspace_id: str, source: str) -> PreparedContact:
+    """The row's identity claim (with its keys' hashes in the workspace) and new profile, as an
+    upsert with this source works them out; worked out ahead of the upsert (`upsert_contacts`'
+    `prepared`), in an import's parsing process, while the writer writes."""
     traits = identify_traits(row)
     event_traits = DriverValues.json(traits)
     profile = prepare_profile(traits, user_id=row.user_id, source=source, text=event_traits)
-    return PreparedContact(row_claim(row, traits), profile, event_traits)
+    return PreparedContact(row_claim(row, traits, workspace_id=workspace_id), profile, event_traits)

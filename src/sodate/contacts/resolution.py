@@ -23,16 +23,23 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sodate.contacts.identifiers import IdentityKey, IdentityKind
 
 
-@dataclass(frozen=True)
-class IdentityClaim:
-    """The identifiers one message carries, strongest first; `aliases` are alias previousIds."""
+class IdentityClaim(NamedTuple):
+    """The identifiers one message carries, strongest first; `aliases` are alias previousIds.
+
+    A tuple: an import's parsing process prepares claims, and tuples cross to the writer
+    cheaper than dataclasses.
+    """
 
     keys: tuple[IdentityKey, ...]
     aliases: tuple[IdentityKey, ...] = ()
+    key_hashes: tuple[int, ...] = ()
+    """The `identity_key` of each of `keys` in the workspace the claim is for, when worked out
+    ahead (an import's parsing process, for its workspace); empty when not."""
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ def _row_fields(row: ParsedRow) -> tuple[Any, ...]:
         row.properties,
         tuple(map(tuple, claim.keys)),
         tuple(map(tuple, claim.aliases)),
+        claim.key_hashes,
         tuple(prepared.profile),
         prepared.event_traits,
     )
@@ -89,10 +90,16 @@ def _chunk(
 
 
 def _parsed_row(fields: tuple[Any, ...]) -> ParsedRow:
-    line, contact, company, event, timestamp, properties, keys, aliases, profile, text = fields
-    claim = IdentityClaim(
-        tuple([_named(IdentityKey, key) for key in keys]),
-        tuple([_named(IdentityKey, key) for key in aliases]),
+    line, contact, company, event, timestamp, properties, keys, aliases, hashes, profile, text = (
+        fields
+    )
+    claim = _named(
+        IdentityClaim,
+        (
+            tuple([_named(IdentityKey, key) for key in keys]),
+            tuple([_named(IdentityKey, key) for key in aliases]),
+            hashes,
+        ),
     )
     prepared = _named(PreparedContact, (claim, _named(PreparedProfile, profile), text))
     return _named(

@@ -115,6 +115,7 @@ class RowParser:
         *,
         encoding: str,
         zone: tzinfo,
+        workspace_id: str,
         source: str,
         fixed_event: str | None = None,
         submitted_at: datetime | None = None,
@@ -152,8 +153,9 @@ class RowParser:
         self.encoding = encoding
         self.zone = zone
         self.fixed_event = fixed_event
+        self.workspace_id = workspace_id
         self.source = source
-        """The import's source, which rows' contacts are prepared with."""
+        """The import's workspace and source, which rows' contacts are prepared for."""
 
     def parse(self, record: Record) -> ParsedRow | list[RowError]:
         line = record.line
@@ -239,7 +241,7 @@ class RowParser:
             event=event,
             timestamp=values.timestamp,
             properties=values.named if self.events else {},
-            prepared=prepare_contact(contact, source=self.source),
+            prepared=prepare_contact(contact, workspace_id=self.workspace_id, source=self.source),
         )
 
     def _name_of(self, target: Target) -> str | None:

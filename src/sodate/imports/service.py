@@ -240,6 +240,7 @@ def row_parser(session: Session, record: Import) -> Callable[[], RowParser]:
         fields_from_specs(record.mapping, kind),
         encoding=record.encoding,
         zone=workspaces.workspace_zone(session, record.workspace_id),
+        workspace_id=record.workspace_id,
         fixed_event=record.options.get("event"),
         source=record.source,
         submitted_at=record.created_at,
