@@ -26,7 +26,7 @@ from sodate.contacts.profiles import PreparedProfile
 from sodate.contacts.resolution import IdentityClaim
 from sodate.imports.csvfile import Layout, Record, iter_records
 from sodate.imports.rows import ImportedContact, ParsedRow, RowError, RowParser
-from sodate.runtime import tune_garbage_collection
+from sodate.runtime import collection_deferred, tune_garbage_collection
 
 AHEAD = 2
 """Parsed chunks waiting for the writer: enough to keep it busy, few enough for memory."""
@@ -225,7 +225,10 @@ def _parse_rest(
                 stream, layout.encoding, layout.delimiter, start=position, line=line
             )
             while True:
-                chunk = parse_chunk(parser, records, limit)
+                # The collector would walk the chunk's rows again and again while they are
+                # made (3 µs a row at 200,000 rows, a tenth of parsing them).
+                with collection_deferred():
+                    chunk = parse_chunk(parser, records, limit)
                 _waiting(functools.partial(chunks.put, chunk))
                 if chunk.read < limit:
                     return
