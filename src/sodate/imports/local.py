@@ -20,11 +20,11 @@ from sodate.runtime import Runtime, collection_deferred
 PARSED_CHUNK_ROWS = 5_000
 """Records the parsing process hands over at a time. The writer holds a parsed chunk and what
 it makes of it while writing it, so this, not the transaction, sets the writer's memory."""
-CHUNKS_PER_TRANSACTION = 4
-"""Parsed chunks a transaction of a local import writes: 20,000 rows. Index pages that rows
+CHUNKS_PER_TRANSACTION = 6
+"""Parsed chunks a transaction of a local import writes: 30,000 rows. Index pages that rows
 reach at random (identities, a company's contacts) are written once a transaction, so larger
 ones write fewer of them a row. At 1,000,000 rows in random order a transaction holds
-SQLite's writer for about a second (BENCHMARKS.md, "CSV contact import")."""
+SQLite's writer for about a second and a half (BENCHMARKS.md, "CSV contact import")."""
 
 
 def import_file(
