@@ -31,8 +31,8 @@ from sodate.contacts.identifiers import IdentityKey, IdentityKind
 class IdentityClaim(NamedTuple):
     """The identifiers one message carries, strongest first; `aliases` are alias previousIds.
 
-    A tuple: an import's parsing process prepares claims, and tuples cross to the writer
-    cheaper than dataclasses.
+    A tuple, so that an import's writer rebuilds the claims its parsing process prepared
+    without a call to Python (`sodate.imports.reading`).
     """
 
     keys: tuple[IdentityKey, ...]
