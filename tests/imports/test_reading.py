@@ -6,6 +6,7 @@ import functools
 import multiprocessing
 import pickle
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,13 +33,18 @@ def _file(path: Path) -> Path:
     return write_csv(path, rows, encoding="cp932")
 
 
-def _make_parser(path: Path) -> functools.partial[RowParser]:
+AGES = {"年齢": "age:int"}
+
+
+def _make_parser(
+    path: Path, kind: ImportKind = ImportKind.CONTACTS, mapping: dict[str, str] = AGES
+) -> functools.partial[RowParser]:
     with path.open("rb") as stream:
         layout = read_layout(stream)
-    fields = resolve_mapping(ImportKind.CONTACTS, layout.header, {"年齢": "age:int"})
+    fields = resolve_mapping(kind, layout.header, mapping)
     return functools.partial(
         RowParser,
-        ImportKind.CONTACTS,
+        kind,
         layout.header,
         fields,
         encoding=layout.encoding,
@@ -48,13 +54,15 @@ def _make_parser(path: Path) -> functools.partial[RowParser]:
     )
 
 
-def _in_one_process(path: Path, limit: int) -> list[ParsedChunk]:
+def _in_one_process(
+    path: Path, limit: int, make_parser: Callable[[], RowParser] | None = None
+) -> list[ParsedChunk]:
     with path.open("rb") as stream:
         layout = read_layout(stream)
         records = iter_records(
             stream, layout.encoding, layout.delimiter, start=layout.data_start, line=2
         )
-        parser = _make_parser(path)()
+        parser = (make_parser or _make_parser(path))()
         chunks = [parse_chunk(parser, records, limit)]
         while chunks[-1].read == limit:
             chunks.append(parse_chunk(parser, records, limit))
@@ -99,22 +107,9 @@ def test_an_events_chunk_crosses_processes_whole(tmp_path: Path) -> None:
             ["", "Store Visit", "2026/3/2", "", "U456", ""],
         ],
     )
-    with path.open("rb") as stream:
-        layout = read_layout(stream)
-        fields = resolve_mapping(ImportKind.EVENTS, layout.header, {"amount": "amount:int"})
-        parser = RowParser(
-            ImportKind.EVENTS,
-            layout.header,
-            fields,
-            encoding=layout.encoding,
-            zone=ZoneInfo("Asia/Tokyo"),
-            workspace_id="w8k2m4q7",
-            source="import",
-        )
-        records = iter_records(
-            stream, layout.encoding, layout.delimiter, start=layout.data_start, line=2
-        )
-        chunk = parse_chunk(parser, records, 10)
+    [chunk] = _in_one_process(
+        path, 10, _make_parser(path, ImportKind.EVENTS, {"amount": "amount:int"})
+    )
     assert len(chunk.rows) == 2
     crossed = pickle.loads(pickle.dumps(chunk))  # noqa: S301 (bytes it made itself)
     assert crossed == chunk
