@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 import tests.commerce.isolation_cases
+import tests.consents.isolation_cases
 import tests.contacts.isolation_cases
 import tests.handoff.isolation_cases
 import tests.imports.isolation_cases
@@ -40,6 +41,7 @@ from tests.workspaces.helpers import create_key, create_user, login, use_cheap_a
 # Imported for the cases they register.
 CAPABILITY_CASES = (
     tests.commerce.isolation_cases,
+    tests.consents.isolation_cases,
     tests.contacts.isolation_cases,
     tests.imports.isolation_cases,
     tests.scoring.isolation_cases,

@@ -54,9 +54,14 @@ def _live(client: TestClient, headers: dict[str, str]) -> None:
     browsed = {
         "event": {"name": "Page Viewed", "where": [{"prop": "path", "op": "eq", "value": "/p"}]}
     }
+    mailable = {"consent": {"channel": "email"}}
     for path, body in (
         ("/api/v1/segments/pro-shoppers", {"name": "pro shoppers", "condition": condition}),
         ("/api/v1/segments/browsers", {"name": "browsers", "condition": browsed}),
+        (
+            "/api/v1/segments/mailable-pros",
+            {"name": "mailable pros", "condition": {"all": [condition, mailable]}},
+        ),
         ("/api/v1/scoring-models/engaged", model),
         ("/api/v1/lifecycle", rules),
     ):

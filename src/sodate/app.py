@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sodate import __version__
 from sodate.commerce.routes import router as commerce_router
 from sodate.conditions.schemas import error_path
+from sodate.consents.routes import router as consents_router
 from sodate.contacts.routes import router as contacts_router
 from sodate.db.engine import WriteLockTimeout
 from sodate.deps import known_query_parameters
@@ -72,6 +73,7 @@ def create_app(runtime: Runtime, *, runner: BackgroundServices | None = None) ->
         workspaces_router,
         queue_router,
         contacts_router,
+        consents_router,
         commerce_router,
         imports_router,
         segments_router,

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from sodate.commerce import pipeline as commerce
 from sodate.conditions import filtered
+from sodate.consents import service as consents
 from sodate.contacts import service as contacts
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.locks import lock_workspace
@@ -47,6 +48,7 @@ MERGE_STEPS: tuple[MergeStep, ...] = (
     scoring.move_scores,
     lifecycle.move_stages,
     handoff.move_handoffs,
+    consents.move_consents,
     segments.move_memberships,
 )
 

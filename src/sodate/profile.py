@@ -1,8 +1,8 @@
 """What a contact's representation shows from the capabilities built on contacts.
 
-Contacts know nothing of stages, scores or segments (those capabilities build on contacts), so the
-routes that show contacts complete them here: each capability's service says what it holds
-for a set of contacts, in one query whatever their number.
+Contacts know nothing of stages, scores, segments or consents (those capabilities build on
+contacts), so the routes that show contacts complete them here: each capability's service
+says what it holds for a set of contacts, in one query whatever their number.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from sodate.consents import service as consents
 from sodate.contacts.schemas import ContactOut
 from sodate.lifecycle import service as lifecycle
 from sodate.scoring import service as scoring
@@ -21,11 +22,13 @@ from sodate.segments import service as segments
 def complete(
     session: Session, workspace_id: str, contacts: Sequence[ContactOut], *, now: datetime
 ) -> list[ContactOut]:
-    """The contacts with their stage, scores per model and the keys of their segments."""
+    """The contacts with their stage, scores per model, the keys of their segments and their
+    consents now."""
     ids = [contact.id for contact in contacts]
     stages = lifecycle.stages_of(session, workspace_id, ids)
     scores = scoring.score_summaries(session, workspace_id, ids, now=now)
     keys = segments.segment_keys(session, workspace_id, ids)
+    held = consents.consents_of(session, workspace_id, ids)
     return [
         contact.model_copy(
             update={
@@ -34,6 +37,7 @@ def complete(
                     model: score.model_dump() for model, score in scores.get(contact.id, {}).items()
                 },
                 "segments": keys.get(contact.id, []),
+                "consents": held.get(contact.id, {}),
             }
         )
         for contact in contacts

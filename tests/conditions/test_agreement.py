@@ -1,7 +1,8 @@
 """The SQL and in-memory evaluators agree on every condition, contact and event history.
 
 Hypothesis builds contacts (traits of every JSON type, companies, time zones, events with
-properties and times around "now", segment memberships, scores, lifecycle stages) and
+properties and times around "now", segment memberships, scores, lifecycle stages, consents
+granted and withdrawn) and
 conditions over the same names, stores the contacts in the real database, and asks both
 evaluators. Values are drawn from small vocabularies so that conditions often match: text
 differing only in case, dates on either side of a time zone's midnight, 29 February, numbers
@@ -21,9 +22,10 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from sodate.conditions.memory import Evaluation, EventFact
-from sodate.conditions.schemas import STAGES, ConditionError, parse_condition
+from sodate.conditions.schemas import CHANNELS, STAGES, ConditionError, parse_condition
 from sodate.conditions.sql import (
     COMPANIES,
+    CONTACT_CONSENTS,
     CONTACT_SCORES,
     CONTACT_STAGES,
     CONTACTS,
@@ -88,6 +90,7 @@ TRAIT_KEYS = ("plan", "tags", "birthday", "役職", "address.city")
 PROP_KEYS = ("path", "date", "plan.name")
 EVENT_NAMES = ("Page Viewed", "Order Completed", "Signed Up")
 SEGMENT_KEYS = ("vip", "lapsed")
+PURPOSES = ("marketing", "newsletter")
 SCORING_MODELS = {"decaying": 30.0, "steady": None}
 """Scoring models by key, with their half-lives in days; their epoch is `SCORE_EPOCH`."""
 SCORE_EPOCH = datetime(2026, 1, 10, 6, 0, tzinfo=UTC)
@@ -144,6 +147,11 @@ def contacts(draw: st.DrawFn, now: datetime) -> dict[str, Any]:
             )
         ),
         "stage": draw(st.one_of(st.none(), st.sampled_from(STAGES))),
+        "consents": draw(
+            st.dictionaries(
+                st.tuples(st.sampled_from(CHANNELS), st.sampled_from(PURPOSES)), st.booleans()
+            )
+        ),
         "company": draw(
             st.one_of(
                 st.none(),
@@ -365,9 +373,18 @@ def conditions(seen: Seen) -> st.SearchStrategy[dict[str, Any]]:
     stages = st.lists(st.sampled_from(STAGES), min_size=1, max_size=3, unique=True).map(
         lambda names: {"lifecycle": {"in": names}}
     )
+    consents = st.fixed_dictionaries(
+        {"channel": st.sampled_from(CHANNELS)},
+        optional={"purpose": st.sampled_from(PURPOSES)},
+    ).map(lambda spec: {"consent": spec})
     return st.recursive(
         st.one_of(
-            attribute_conditions(seen), event_conditions(seen), segments, score_conditions(), stages
+            attribute_conditions(seen),
+            event_conditions(seen),
+            segments,
+            score_conditions(),
+            stages,
+            consents,
         ),
         lambda children: st.one_of(
             st.lists(children, min_size=1, max_size=3).map(lambda items: {"all": items}),
@@ -391,6 +408,7 @@ def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) ->
         )
         for table in (
             CONTACT_STAGES,
+            CONTACT_CONSENTS,
             CONTACT_SCORES,
             SCORING_MODELS_TABLE,
             MEMBERS,
@@ -488,6 +506,18 @@ def _store(runtime: Runtime, workspace_id: str, people: list[dict[str, Any]]) ->
                         since=NOWS[0],
                         resume_stage=None,
                         cycle_started_at=None,
+                    )
+                )
+            for (channel, purpose), granted in person.get("consents", {}).items():
+                session.execute(
+                    sa.insert(CONTACT_CONSENTS).values(
+                        workspace_id=workspace_id,
+                        contact_id=contact_id,
+                        channel=channel,
+                        purpose=purpose,
+                        granted=granted,
+                        since=NOWS[0],
+                        record_id=0,
                     )
                 )
             for key in person.get("segments", ()):

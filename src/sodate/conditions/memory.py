@@ -29,6 +29,7 @@ from sodate.conditions.schemas import (
     AnyCondition,
     AttrCondition,
     Condition,
+    ConsentCondition,
     EventCondition,
     EventSpec,
     LifecycleCondition,
@@ -91,6 +92,8 @@ class ContactState(NamedTuple):
     """By model key; need only hold the models the condition names."""
     stage: str | None = None
     """Its lifecycle stage; None: it has none yet."""
+    consents: frozenset[tuple[str, str]] = frozenset()
+    """The (channel, purpose) pairs it has given consent to and not withdrawn."""
 
 
 class Evaluation:
@@ -194,6 +197,9 @@ class Evaluation:
         if isinstance(condition, LifecycleCondition):
             stages = frozenset(condition.lifecycle.in_)
             return lambda _contact, state: state.stage in stages
+        if isinstance(condition, ConsentCondition):
+            wanted = (condition.consent.channel, condition.consent.purpose)
+            return lambda _contact, state: wanted in state.consents
         assert isinstance(condition, EventCondition)
         spec = condition.event
         counted = self._event_counts(spec)

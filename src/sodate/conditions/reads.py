@@ -11,6 +11,7 @@ from sodate.conditions.schemas import (
     AnyCondition,
     AttrCondition,
     Condition,
+    ConsentCondition,
     EventCondition,
     LifecycleCondition,
     NotCondition,
@@ -38,6 +39,8 @@ class Reads:
     """Keys of the scoring models whose scores it compares."""
     lifecycle: bool = False
     """It reads the lifecycle stage."""
+    consent: bool = False
+    """It reads consents."""
     clock: bool = False
     """Its answer can change with no change to the contact (a window, a relative date)."""
 
@@ -108,6 +111,8 @@ def reads(condition: Condition) -> Reads:
             found.clock = True  # engagement decays as time passes
         elif isinstance(node, LifecycleCondition):
             found.lifecycle = True
+        elif isinstance(node, ConsentCondition):
+            found.consent = True
     return found
 
 

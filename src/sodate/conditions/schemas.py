@@ -1,9 +1,9 @@
 """The condition language as a validated model (DESIGN §4.3).
 
 A condition is a tree: `all` / `any` of conditions, `not` a condition, and leaves that test an
-attribute (`attr`), a contact's events (`event`), segments (`segment`), scores (`score`) or its
-lifecycle stage (`lifecycle`). Validation names the path to every bad node and what was
-expected there; nothing unknown is silently false.
+attribute (`attr`), a contact's events (`event`), segments (`segment`), scores (`score`), its
+lifecycle stage (`lifecycle`) or its consent (`consent`). Validation names the path to every
+bad node and what was expected there; nothing unknown is silently false.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from sodate.conditions import terms
 from sodate.conditions.terms import ValueKind
+from sodate.consents.models import DEFAULT_PURPOSE, Channel
 from sodate.errors import InvalidInput
 from sodate.lifecycle.models import Stage
 
@@ -461,6 +462,31 @@ class LifecycleCondition(_Node):
     lifecycle: LifecycleSpec
 
 
+CHANNELS = tuple(channel.value for channel in Channel)
+
+
+def _channel(value: Any) -> Any:
+    if not isinstance(value, str) or value not in CHANNELS:
+        raise _error(
+            "channel",
+            "not a channel that takes consent: use one of {allowed}",
+            allowed=", ".join(CHANNELS),
+        )
+    return value
+
+
+class ConsentSpec(_Node):
+    """The contact has given consent, not withdrawn since, to messages on `channel` for
+    `purpose`."""
+
+    channel: Annotated[str, BeforeValidator(_channel)]
+    purpose: SegmentKey = DEFAULT_PURPOSE
+
+
+class ConsentCondition(_Node):
+    consent: ConsentSpec
+
+
 class AllCondition(_Node):
     all: Annotated[list[Condition], Field(min_length=1, max_length=MAX_CHILDREN)]
 
@@ -475,7 +501,7 @@ class NotCondition(_Node):
     not_: Condition = Field(alias="not")
 
 
-KINDS = ("all", "any", "not", "attr", "event", "segment", "score", "lifecycle")
+KINDS = ("all", "any", "not", "attr", "event", "segment", "score", "lifecycle", "consent")
 # Pydantic puts a union member's tag into error paths; these spellings cannot be field names,
 # so they can be taken out again (`error_path`).
 _TAGS = {kind: f"<{kind}>" for kind in KINDS}
@@ -502,6 +528,7 @@ Condition = Annotated[
         Annotated[SegmentCondition, Tag(_TAGS["segment"])],
         Annotated[ScoreCondition, Tag(_TAGS["score"])],
         Annotated[LifecycleCondition, Tag(_TAGS["lifecycle"])],
+        Annotated[ConsentCondition, Tag(_TAGS["consent"])],
     ],
     Discriminator(
         _kind,
@@ -519,6 +546,7 @@ _MODEL_KIND: dict[type[BaseModel], str] = {
     SegmentCondition: "segment",
     ScoreCondition: "score",
     LifecycleCondition: "lifecycle",
+    ConsentCondition: "consent",
 }
 for _model in (AllCondition, AnyCondition, NotCondition):
     _model.model_rebuild()

@@ -28,6 +28,7 @@ from sodate.conditions.schemas import (
     AnyCondition,
     AttrCondition,
     Condition,
+    ConsentCondition,
     EventCondition,
     EventSpec,
     LifecycleCondition,
@@ -46,6 +47,7 @@ from sodate.conditions.sql_values import (
     json_value,
 )
 from sodate.conditions.terms import Source, ValueKind
+from sodate.consents.models import ContactConsent
 from sodate.contacts.models import Company, Contact
 from sodate.db.plans import workspace_check
 from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
@@ -65,6 +67,7 @@ MEMBERS: sa.Table = SegmentMember.__table__  # type: ignore[assignment]
 SCORING_MODELS: sa.Table = ScoringModel.__table__  # type: ignore[assignment]
 CONTACT_SCORES: sa.Table = ContactScore.__table__  # type: ignore[assignment]
 CONTACT_STAGES: sa.Table = ContactStage.__table__  # type: ignore[assignment]
+CONTACT_CONSENTS: sa.Table = ContactConsent.__table__  # type: ignore[assignment]
 
 
 def matching_contacts(
@@ -147,6 +150,8 @@ class _Compiler:
             return self.score(condition, contacts)
         if isinstance(condition, LifecycleCondition):
             return self.stage(condition, contacts)
+        if isinstance(condition, ConsentCondition):
+            return self.consent(condition, contacts)
         assert isinstance(condition, EventCondition)
         return self.events(condition, contacts)
 
@@ -165,6 +170,16 @@ class _Compiler:
             CONTACT_STAGES.c.stage.in_(condition.lifecycle.in_),
         )
         return contacts.c.id.in_(staged)
+
+    def consent(self, condition: ConsentCondition, contacts: sa.FromClause) -> Boolean:
+        spec = condition.consent
+        consenting = sa.select(CONTACT_CONSENTS.c.contact_id).where(
+            CONTACT_CONSENTS.c.workspace_id == self.workspace_id,
+            CONTACT_CONSENTS.c.channel == spec.channel,
+            CONTACT_CONSENTS.c.purpose == spec.purpose,
+            CONTACT_CONSENTS.c.granted,
+        )
+        return contacts.c.id.in_(consenting)
 
     def score(self, condition: ScoreCondition, contacts: sa.FromClause) -> Boolean:
         spec = condition.score

@@ -5,7 +5,7 @@ a few queries whatever their number: the contacts with their companies; for each
 conditions count, how many each contact has, read from its latest times of that event (or of
 that event's kept filter, `sodate.conditions.filtered`) when its comparisons need no more than
 the times kept, else counted by the database over the contacts' own events; and segment
-memberships, scores and lifecycle stages only when the conditions read them. Events whose
+memberships, scores, lifecycle stages and consents only when the conditions read them. Events whose
 filters read the contact's local date are loaded instead, and counted in memory where each
 contact's time zone is at hand.
 """
@@ -28,6 +28,7 @@ from sodate.conditions.memory import ContactState, Evaluation, EventFact, ScoreS
 from sodate.conditions.reads import nodes, reads, reads_zone
 from sodate.conditions.schemas import Condition, EventCondition, EventSpec
 from sodate.conditions.sql import (
+    CONTACT_CONSENTS,
     CONTACT_SCORES,
     CONTACT_STAGES,
     EVENTS,
@@ -147,6 +148,8 @@ def load_states(
     scores = _load_scores(session, workspace_id, live, models)
     lifecycle = any(found.lifecycle for found in read)
     stages = _load_stages(session, workspace_id, live) if lifecycle else {}
+    consent = any(found.consent for found in read)
+    consents = _load_consents(session, workspace_id, live) if consent else {}
     states = {
         contact: ContactState(
             **fields,
@@ -154,6 +157,7 @@ def load_states(
             segments=frozenset(memberships.get(contact, ())),
             scores=scores.get(contact, {}),
             stage=stages.get(contact),
+            consents=consents.get(contact, _NO_CONSENTS),
         )
         for contact, fields in contacts.items()
     }
@@ -417,6 +421,31 @@ def _load_stages(session: Session, workspace_id: str, contact_ids: Sequence[int]
         )
         found.update((contact_id, stage) for contact_id, stage in rows)
     return found
+
+
+_NO_CONSENTS: frozenset[tuple[str, str]] = frozenset()
+
+
+def _load_consents(
+    session: Session, workspace_id: str, contact_ids: Sequence[int]
+) -> dict[int, frozenset[tuple[str, str]]]:
+    """The (channel, purpose) pairs each contact has given consent to and not withdrawn."""
+    found: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    for chunk in _chunks(contact_ids):
+        rows = session.execute(
+            sa.select(
+                CONTACT_CONSENTS.c.contact_id,
+                CONTACT_CONSENTS.c.channel,
+                CONTACT_CONSENTS.c.purpose,
+            ).where(
+                workspace_check(CONTACT_CONSENTS.c.workspace_id, workspace_id),
+                CONTACT_CONSENTS.c.contact_id.in_(chunk),
+                CONTACT_CONSENTS.c.granted,
+            )
+        )
+        for contact_id, channel, purpose in rows:
+            found[contact_id].add((channel, purpose))
+    return {contact: frozenset(pairs) for contact, pairs in found.items()}
 
 
 def _chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sodate import clock
 from sodate.commerce import models as commerce_models
 from sodate.conditions import models as condition_models
+from sodate.consents import models as consent_models
 from sodate.contacts import models as contact_models
 from sodate.db.base import Base
 from sodate.events import models as event_models
@@ -23,6 +24,7 @@ MODEL_MODULES = (
     clock,
     commerce_models,
     condition_models,
+    consent_models,
     contact_models,
     event_models,
     handoff_models,

@@ -131,6 +131,32 @@ def lift_to_mql(session: Session, workspace_id: str, *, now: datetime) -> int:
     return len(moved)
 
 
+def recheck_consent_rules(
+    session: Session, workspace_id: str, contacts: set[int], *, now: datetime
+) -> None:
+    """Contacts whose consent changed: the rules that read consent, or segments (which may
+    read it), are checked for them; the segments reading stages then for those moved."""
+    rules = progress.saved_rules(session, workspace_id)
+    if rules is None or not contacts:
+        return
+    reading = [
+        (stage, condition)
+        for stage, condition in rules.ordered_rules()
+        if (found := reads(condition)).consent or found.segments
+    ]
+    if not reading:
+        return
+    moved = progress.promote_by_rules(
+        session,
+        workspace_id,
+        reading,
+        now=now,
+        zone=workspace_zone(session, workspace_id),
+        candidates={stage: contacts for stage, _condition in reading},
+    )
+    segments.recheck_stage_readers(session, workspace_id, set(moved), now=now)
+
+
 def workspaces_with_rules(session: Session) -> list[str]:
     return list(session.scalars(sa.select(LifecycleRules.workspace_id)))
 

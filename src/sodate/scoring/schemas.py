@@ -20,6 +20,7 @@ from sodate.conditions.reads import nodes, reads, reads_zone
 from sodate.conditions.schemas import (
     MAX_CHILDREN,
     Condition,
+    ConsentCondition,
     EventCondition,
     LifecycleCondition,
     PropFilter,
@@ -66,7 +67,9 @@ class FitRule(_Strict):
     @classmethod
     def _attributes_only(cls, when: Condition) -> Condition:
         for _path, node in nodes(when):
-            if isinstance(node, EventCondition | SegmentCondition | LifecycleCondition):
+            if isinstance(
+                node, EventCondition | SegmentCondition | LifecycleCondition | ConsentCondition
+            ):
                 raise ValueError(
                     "fit rules read attributes only (the contact's and its company's);"
                     " score events with engagement rules"

@@ -33,6 +33,8 @@ class ChangeCause(StrEnum):
     STAGE = "stage"
     """Lifecycle stages the condition reads changed outside event processing (by hand, by
     saved lifecycle rules, by inactivity)."""
+    CONSENT = "consent"
+    """A consent the condition reads was given or withdrawn."""
 
 
 class Segment(Base):

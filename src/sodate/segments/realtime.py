@@ -204,6 +204,12 @@ def refresh_stage_readers(
     _refresh_readers(session, workspace_id, contacts, lambda found: found.lifecycle, now, cause)
 
 
+def refresh_consent_readers(
+    session: Session, workspace_id: str, contacts: set[int], *, now: datetime, cause: ChangeCause
+) -> None:
+    _refresh_readers(session, workspace_id, contacts, lambda found: found.consent, now, cause)
+
+
 def _refresh_readers(
     session: Session,
     workspace_id: str,

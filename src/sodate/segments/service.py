@@ -347,6 +347,16 @@ def recheck_stage_readers(
     )
 
 
+def recheck_consent_readers(
+    session: Session, workspace_id: str, contacts: set[int], *, now: datetime
+) -> None:
+    """Contacts whose consent changed: re-check them in the segments that read consent (and
+    those reading these)."""
+    realtime.refresh_consent_readers(
+        session, workspace_id, contacts, now=now, cause=ChangeCause.CONSENT
+    )
+
+
 def existing_segment_keys(session: Session, workspace_id: str) -> set[str]:
     """Keys of the existing segments, to check the segments a definition names."""
     return set(
