@@ -170,16 +170,18 @@ def move_consents(
             (row.channel, row.purpose): row.since
             for row in session.execute(
                 sa.select(CURRENT.c.channel, CURRENT.c.purpose, CURRENT.c.since).where(
-                    CURRENT.c.contact_id == merge.survivor
+                    CURRENT.c.workspace_id == workspace_id, CURRENT.c.contact_id == merge.survivor
                 )
             )
         }
-        for row in session.execute(sa.select(CURRENT).where(CURRENT.c.contact_id == merge.merged)):
+        merged = (CURRENT.c.workspace_id == workspace_id, CURRENT.c.contact_id == merge.merged)
+        for row in session.execute(sa.select(CURRENT).where(*merged)):
             since = held.get((row.channel, row.purpose))
             if since is not None and since >= row.since:
                 continue
             session.execute(
                 sa.delete(CURRENT).where(
+                    CURRENT.c.workspace_id == workspace_id,
                     CURRENT.c.contact_id == merge.survivor,
                     CURRENT.c.channel == row.channel,
                     CURRENT.c.purpose == row.purpose,
@@ -196,4 +198,4 @@ def move_consents(
                     record_id=row.record_id,
                 )
             )
-        session.execute(sa.delete(CURRENT).where(CURRENT.c.contact_id == merge.merged))
+        session.execute(sa.delete(CURRENT).where(*merged))
