@@ -108,9 +108,10 @@ def fold(text: str) -> str:
     """Text as comparisons see it: Latin capitals A–Z lowered, everything else as it is.
 
     Only ASCII is folded because that is what both databases fold alike (SQLite's `lower`,
-    PostgreSQL's `lower` under the "C" collation); Japanese text has no case.
+    PostgreSQL's `lower` under the "C" collation); Japanese text has no case. ASCII text takes
+    `str.lower` (in C, and the same there), which is several times faster than a translation.
     """
-    return text.translate(_ASCII_LOWER)
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
 DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
