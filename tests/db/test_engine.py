@@ -14,7 +14,12 @@ from sqlalchemy.exc import StatementError
 
 from sodate.clock import ClockState
 from sodate.db.base import NaiveDatetimeError
-from sodate.db.engine import SQLITE_CACHE_KIB, SQLITE_IDLE_CONNECTIONS, Database
+from sodate.db.engine import (
+    SQLITE_CACHE_KIB,
+    SQLITE_IDLE_CONNECTIONS,
+    Database,
+    create_db_engine,
+)
 from sodate.events.inbox import INBOX_CACHE_KIB
 from sodate.runtime import Runtime
 
@@ -38,6 +43,36 @@ def test_the_sqlite_inbox_keeps_a_small_page_cache(runtime: Runtime) -> None:
     with runtime.inbox.read() as session:
         assert session.execute(sa.text("PRAGMA cache_size")).scalar() == -INBOX_CACHE_KIB
     assert INBOX_CACHE_KIB < SQLITE_CACHE_KIB
+
+
+def test_the_database_erases_what_is_deleted_and_the_inbox_does_not(runtime: Runtime) -> None:
+    if runtime.db.dialect != "sqlite":
+        pytest.skip("SQLite pragmas")
+    with runtime.db.read() as session:
+        assert session.execute(sa.text("PRAGMA secure_delete")).scalar() == 1
+    with runtime.inbox.read() as session:
+        assert session.execute(sa.text("PRAGMA secure_delete")).scalar() == 0
+
+
+@pytest.mark.parametrize("erase_deleted", [True, False])
+def test_deleted_text_is_gone_from_the_file_only_when_erased(
+    tmp_path: Path, erase_deleted: bool
+) -> None:
+    path = tmp_path / "erase.db"
+    engine = create_db_engine(f"sqlite:///{path}", erase_deleted=erase_deleted)
+    secret = "佐藤花子-090-1234-5678-" * 20
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE people (id INTEGER PRIMARY KEY, note TEXT)")
+            connection.exec_driver_sql("INSERT INTO people (note) VALUES (?)", (secret,))
+            connection.exec_driver_sql("INSERT INTO people (note) VALUES ('kept')")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DELETE FROM people WHERE note = ?", (secret,))
+    finally:
+        engine.dispose()
+    with closing(sqlite3.connect(path)) as driver:
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert (secret.encode() in path.read_bytes()) is not erase_deleted
 
 
 def test_sqlite_pools_keep_one_idle_connection_the_first_given_back(

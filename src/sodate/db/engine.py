@@ -62,10 +62,20 @@ def json_text(document: Any) -> str:
     return json.dumps(document, ensure_ascii=False)
 
 
-def create_db_engine(url: str, *, pool_size: int = 10, cache_kib: int = SQLITE_CACHE_KIB) -> Engine:
-    """An engine for the URL; `cache_kib` is each SQLite connection's page cache, at most."""
+def create_db_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    cache_kib: int = SQLITE_CACHE_KIB,
+    erase_deleted: bool = True,
+) -> Engine:
+    """An engine for the URL; `cache_kib` is each SQLite connection's page cache, at most.
+
+    `erase_deleted`: SQLite overwrites what is deleted with zeros (`secure_delete`), so that
+    deleted personal data does not linger in the file's free pages. Set, not left to how the
+    system's SQLite was built (Debian's erases, SQLite's own default does not)."""
     if url.startswith("sqlite"):
-        return _create_sqlite_engine(url, cache_kib)
+        return _create_sqlite_engine(url, cache_kib, erase_deleted)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # psycopg prepares a statement run five times; PostgreSQL may then keep a generic plan made
@@ -81,7 +91,7 @@ def create_db_engine(url: str, *, pool_size: int = 10, cache_kib: int = SQLITE_C
     )
 
 
-def _create_sqlite_engine(url: str, cache_kib: int) -> Engine:
+def _create_sqlite_engine(url: str, cache_kib: int, erase_deleted: bool) -> Engine:
     database = sa.engine.make_url(url).database
     pool: dict[str, Any] = {}
     if database and database != ":memory:":
@@ -113,6 +123,7 @@ def _create_sqlite_engine(url: str, cache_kib: int) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
+        cursor.execute(f"PRAGMA secure_delete={'ON' if erase_deleted else 'OFF'}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -143,8 +154,10 @@ class Database:
         self._writer: int | None = None
 
     @classmethod
-    def from_url(cls, url: str, *, cache_kib: int = SQLITE_CACHE_KIB) -> Database:
-        return cls(create_db_engine(url, cache_kib=cache_kib))
+    def from_url(
+        cls, url: str, *, cache_kib: int = SQLITE_CACHE_KIB, erase_deleted: bool = True
+    ) -> Database:
+        return cls(create_db_engine(url, cache_kib=cache_kib, erase_deleted=erase_deleted))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -27,6 +27,12 @@ INBOX_CACHE_KIB = 2048
 processor and deleted, so a cache keeps nothing that is read again; a large one only held
 what the last batch read, in every pooled connection of both processes."""
 
+ERASE_DELETED_REQUESTS = False
+"""Whether SQLite overwrites a processed request's pages with zeros when it is deleted
+(`create_db_engine`'s `erase_deleted`). Not: the messages live on as the events they became,
+which are erased with their contact, and zeroing a batch's requests cost the processor as much
+again as deleting them (0.6 of 0.7 µs an event, `BENCHMARKS.md`)."""
+
 
 def sqlite_inbox_url(database_url: str) -> str:
     """The URL of the inbox file beside an SQLite database file; an in-memory database's inbox
@@ -44,7 +50,11 @@ def open_inbox(db: Database, database_url: str) -> Database:
     its table created if it is new."""
     if db.dialect != "sqlite":
         return db
-    inbox = Database.from_url(sqlite_inbox_url(database_url), cache_kib=INBOX_CACHE_KIB)
+    inbox = Database.from_url(
+        sqlite_inbox_url(database_url),
+        cache_kib=INBOX_CACHE_KIB,
+        erase_deleted=ERASE_DELETED_REQUESTS,
+    )
     create_inbox_tables(inbox)
     return inbox
 
