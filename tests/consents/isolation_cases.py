@@ -46,3 +46,10 @@ def _records(pair: Pair) -> None:
     not_found(
         pair.client.get(f"/api/v1/contacts/{contact_id}/consents/records", headers=pair.b_key)
     )
+
+
+@case("GET", "/api/v1/consents")
+def _workspace_records(pair: Pair) -> None:
+    _a_consenting(pair)
+    assert pair.client.get("/api/v1/consents", headers=pair.a_key).json()["items"] != []
+    assert pair.client.get("/api/v1/consents", headers=pair.b_key).json()["items"] == []

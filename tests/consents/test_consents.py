@@ -190,3 +190,31 @@ def test_a_merge_keeps_the_later_consent_and_every_record(
         f"/api/v1/contacts/{survivor}/consents/records", headers=admin_headers
     ).json()["items"]
     assert len(items) == 3
+
+
+def test_the_workspace_lists_every_record_by_channel_and_purpose(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    sato = new_contact(client, admin_headers, "sato@example.jp")
+    suzuki = new_contact(client, admin_headers, "suzuki@example.jp")
+    record(client, admin_headers, sato, channel="email", granted=True)
+    record(client, admin_headers, suzuki, channel="line", granted=True)
+    record(client, admin_headers, suzuki, channel="email", purpose="newsletter", granted=True)
+    listed = client.get("/api/v1/consents", headers=admin_headers).json()["items"]
+    assert [(r["contact_id"], r["channel"], r["purpose"]) for r in listed] == [
+        (sato, "email", "marketing"),
+        (suzuki, "line", "marketing"),
+        (suzuki, "email", "newsletter"),
+    ]
+    emails = client.get("/api/v1/consents?channel=email", headers=admin_headers).json()
+    assert [r["contact_id"] for r in emails["items"]] == [sato, suzuki]
+    news = client.get("/api/v1/consents?purpose=newsletter", headers=admin_headers).json()
+    assert [r["contact_id"] for r in news["items"]] == [suzuki]
+    first = client.get("/api/v1/consents?limit=2", headers=admin_headers).json()
+    rest = client.get(
+        f"/api/v1/consents?limit=2&cursor={first['next_cursor']}", headers=admin_headers
+    ).json()
+    assert len(first["items"]) == 2
+    assert len(rest["items"]) == 1
+    bad = client.get("/api/v1/consents?channel=fax", headers=admin_headers)
+    assert bad.status_code == 422

@@ -41,7 +41,11 @@ class ConsentRecord(Base):
     """One grant or withdrawal of consent, with its proof."""
 
     __tablename__ = "consent_records"
-    __table_args__ = (sa.Index("ix_consent_records_contact_id_id", "contact_id", "id"),)
+    # Read by contact (its proof), and by workspace (every opt-in record, for an audit).
+    __table_args__ = (
+        sa.Index("ix_consent_records_contact_id_id", "contact_id", "id"),
+        sa.Index("ix_consent_records_workspace_id_id", "workspace_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspaces.id", ondelete="CASCADE"))

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from sodate.consents import service
-from sodate.consents.models import ConsentSource
-from sodate.consents.schemas import ConsentIn, ConsentOut, ConsentRecordPage
+from sodate.consents.models import Channel, ConsentSource
+from sodate.consents.schemas import ConsentIn, ConsentOut, ConsentRecordPage, Purpose
 from sodate.contacts import service as contacts
 from sodate.deps import Caller, allowed
 from sodate.workspaces.roles import Permission
@@ -66,5 +66,26 @@ def consent_records(
     with caller.runtime.db.read() as session:
         live_id = contacts.live_contact_id(session, caller.workspace_id, contact_id)
         return service.list_records(
-            session, caller.workspace_id, live_id, limit=limit, after=cursor
+            session, caller.workspace_id, contact_id=live_id, limit=limit, after=cursor
+        )
+
+
+@router.get("/consents", response_model=ConsentRecordPage, tags=["consents"])
+def list_records(
+    caller: Caller = Depends(allowed(Permission.READ)),
+    channel: Channel | None = None,
+    purpose: Annotated[Purpose | None, Query()] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> ConsentRecordPage:
+    """Every consent record of the workspace, oldest first, with its proof: the opt-in records
+    that Japan's 特定電子メール法 asks a sender to keep."""
+    with caller.runtime.db.read() as session:
+        return service.list_records(
+            session,
+            caller.workspace_id,
+            channel=channel,
+            purpose=purpose,
+            limit=limit,
+            after=cursor,
         )

@@ -48,6 +48,7 @@ class ConsentRecordOut(BaseModel):
     """One grant or withdrawal, with its proof."""
 
     id: int
+    contact_id: int
     channel: str
     purpose: str
     granted: bool

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sodate.consents.models import ConsentRecord, ConsentSource, ContactConsent
+from sodate.consents.models import Channel, ConsentRecord, ConsentSource, ContactConsent
 from sodate.consents.schemas import ConsentIn, ConsentOut, ConsentRecordOut, ConsentRecordPage
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.locks import lock_workspace
@@ -140,12 +140,24 @@ def consents_of(
 
 
 def list_records(
-    session: Session, workspace_id: str, contact_id: int, *, limit: int, after: int | None
+    session: Session,
+    workspace_id: str,
+    *,
+    contact_id: int | None = None,
+    channel: Channel | None = None,
+    purpose: str | None = None,
+    limit: int,
+    after: int | None,
 ) -> ConsentRecordPage:
-    """The contact's consent records, oldest first: the proof of each grant and withdrawal."""
-    statement = sa.select(RECORDS).where(
-        RECORDS.c.workspace_id == workspace_id, RECORDS.c.contact_id == contact_id
-    )
+    """Consent records oldest first, the proof of each grant and withdrawal: one contact's, or
+    the workspace's, of one channel or purpose if asked."""
+    statement = sa.select(RECORDS).where(RECORDS.c.workspace_id == workspace_id)
+    if contact_id is not None:
+        statement = statement.where(RECORDS.c.contact_id == contact_id)
+    if channel is not None:
+        statement = statement.where(RECORDS.c.channel == channel.value)
+    if purpose is not None:
+        statement = statement.where(RECORDS.c.purpose == purpose)
     if after is not None:
         statement = statement.where(RECORDS.c.id > after)
     page, cursor = fetch_page(session, statement.order_by(RECORDS.c.id), limit=limit, rows=True)

@@ -46,6 +46,12 @@ def upgrade() -> None:
     op.create_index(
         "ix_consent_records_contact_id_id", "consent_records", ["contact_id", "id"], unique=False
     )
+    op.create_index(
+        "ix_consent_records_workspace_id_id",
+        "consent_records",
+        ["workspace_id", "id"],
+        unique=False,
+    )
     op.create_table(
         "contact_consents",
         sa.Column("contact_id", sodate.db.base.BigId, nullable=False),
@@ -72,5 +78,6 @@ def downgrade() -> None:
         "ix_contact_consents_workspace_id_channel_purpose_granted", table_name="contact_consents"
     )
     op.drop_table("contact_consents")
+    op.drop_index("ix_consent_records_workspace_id_id", table_name="consent_records")
     op.drop_index("ix_consent_records_contact_id_id", table_name="consent_records")
     op.drop_table("consent_records")
