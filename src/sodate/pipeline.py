@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import orjson
 from sqlalchemy.orm import Session
@@ -142,7 +142,7 @@ def _process_workspace(
             event_log.delete_inbox(session, taken.request_ids)
     if apart:
         # After the commit: should this fail, the requests are read again and their
-        # messages dropped as stored (`_fresh_events`).
+        # messages dropped as stored (`_take_events`).
         with runtime.inbox.transaction() as inbox:
             event_log.delete_inbox(inbox, taken.request_ids)
     return taken.messages
@@ -155,31 +155,27 @@ class _Taken(NamedTuple):
 
 
 def _take_events(session: Session, inbox: Session, workspace_id: str, limit: int) -> _Taken:
-    """The events of the workspace's oldest requests, up to `limit` messages.
+    """The events of the workspace's oldest requests, up to `limit` messages, of messages not
+    processed before; a message id sent twice counts once.
 
-    The requests' texts and parsed messages are let go here: the steps read the events alone,
-    and the texts and messages held for a whole batch were most of its memory (4 of 5.6 KB an
-    event), which held the batch size down.
+    One request at a time is read, parsed and made into events, then let go: the steps read
+    the events alone. The whole batch's texts and parsed messages, held at once, set the
+    process's peak memory (4.5 KB an event at a batch of 40,000, the events themselves under a
+    third of it), which held the batch size down.
     """
-    rows = event_log.take_inbox(inbox, workspace_id, limit=limit)
-    documents = [document for row in rows for document in orjson.loads(row.messages)]
-    return _Taken(
-        request_ids=[row.id for row in rows],
-        messages=len(documents),
-        events=_fresh_events(session, workspace_id, documents),
-    )
-
-
-def _fresh_events(
-    session: Session, workspace_id: str, documents: list[dict[str, Any]]
-) -> list[events.BatchEvent]:
-    """The events of messages not processed before; a message id sent twice counts once."""
-    first: dict[str, dict[str, Any]] = {}
-    for document in documents:
-        first.setdefault(document["messageId"], document)
+    request_ids: list[int] = []
+    messages = 0
+    first: dict[str, events.BatchEvent] = {}
+    for row in event_log.take_inbox(inbox, workspace_id, limit=limit):
+        request_ids.append(row.id)
+        for document in orjson.loads(row.messages):
+            messages += 1
+            message_id = document["messageId"]
+            if message_id not in first:
+                first[message_id] = events.BatchEvent.from_document(document)
     stored = event_log.stored_message_ids(session, workspace_id, list(first))
-    return [
-        events.BatchEvent.from_document(document)
-        for message_id, document in first.items()
-        if message_id not in stored
-    ]
+    return _Taken(
+        request_ids=request_ids,
+        messages=messages,
+        events=[event for message_id, event in first.items() if message_id not in stored],
+    )

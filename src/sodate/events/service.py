@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -61,8 +61,9 @@ def oldest_pending_workspace(session: Session, *, skip: Sequence[str] = ()) -> s
     return session.execute(statement).scalar()
 
 
-def take_inbox(session: Session, workspace_id: str, *, limit: int) -> list[InboxRow]:
-    """The workspace's oldest requests, as many as fit in `limit` messages (at least one)."""
+def take_inbox(session: Session, workspace_id: str, *, limit: int) -> Iterator[InboxRow]:
+    """The workspace's oldest requests, as many as fit in `limit` messages (at least one), read
+    one at a time as they are asked for: each holds up to 2,500 messages of text."""
     counts = session.execute(
         sa.select(INBOX.c.id, INBOX.c.message_count)
         .where(INBOX.c.workspace_id == workspace_id)
@@ -76,12 +77,14 @@ def take_inbox(session: Session, workspace_id: str, *, limit: int) -> list[Inbox
             break
         ids.append(row_id)
         total += count
-    if not ids:
-        return []
-    rows = session.execute(
-        sa.select(INBOX.c.id, INBOX.c.messages).where(INBOX.c.id.in_(ids)).order_by(INBOX.c.id)
-    )
-    return [InboxRow(id=row.id, messages=row.messages) for row in rows]
+    for start in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            sa.select(INBOX.c.id, INBOX.c.messages)
+            .where(INBOX.c.id.in_(ids[start : start + CHUNK]))
+            .order_by(INBOX.c.id)
+        )
+        for row in rows:
+            yield InboxRow(id=row.id, messages=row.messages)
 
 
 def delete_inbox(session: Session, ids: Sequence[int]) -> None:
