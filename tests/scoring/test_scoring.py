@@ -464,3 +464,28 @@ def test_events_up_to_an_engagement_reset_give_no_points_even_when_they_arrive_l
     process_all(runtime)
     assert round(scores(client, admin_headers, sato)["default"]["engagement"]) == 10
     assert_exact(runtime, workspace)  # as a recomputation (a model save) scores them
+
+
+def test_each_model_keeps_its_own_fit_rules_in_real_time(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    """Two models' first fit rules share a name (`fit.0`), not a condition."""
+    titles = {
+        "fit": [{"when": {"attr": "job_title", "op": "contains", "value": "部長"}, "points": 7}]
+    }
+    plans = {"fit": [{"when": {"attr": "plan", "op": "eq", "value": "pro"}, "points": 3}]}
+    put_model(client, admin_headers, "titles", titles)
+    put_model(client, admin_headers, "plans", plans)
+    identify(client, workspace, "u1", job_title="営業部長", plan="free")
+    identify(client, workspace, "u2", job_title="担当", plan="pro")
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    suzuki = only_contact(client, admin_headers, user_id="u2")["id"]
+    held = {
+        contact: {
+            key: score["fit"] for key, score in scores(client, admin_headers, contact).items()
+        }
+        for contact in (sato, suzuki)
+    }
+    assert held == {sato: {"titles": 7, "plans": 0}, suzuki: {"titles": 0, "plans": 3}}
+    assert_exact(runtime, workspace)

@@ -44,6 +44,10 @@ from sodate.events.models import LATEST_KEPT
 from sodate.scoring.decay import SECONDS_A_DAY
 
 _CHUNK = 500
+CONTACTS_AT_ONCE = 5_000
+"""How many contacts' states real-time work loads at once (3–4 KB a contact): a batch's
+contacts are checked in parts this large, so that what is loaded for them stays the same
+whatever the batch's size."""
 Kept = TypeVar("Kept", str, int)
 """What a table of latest times is keyed by: an event name, or a kept filter's id."""
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from sodate.conditions.comparisons import property_matcher
-from sodate.conditions.state import LoadedStates, load_states
+from sodate.conditions.state import CONTACTS_AT_ONCE, load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import (
     DriverValues,
@@ -46,21 +46,51 @@ def update_scores(session: Session, batch: EventBatch) -> None:
         return
     zone = workspaces.workspace_zone(session, batch.workspace_id)
     refit = sorted(batch.changed_profiles | batch.created_contacts)
-    conditions = [rule.condition for model in models for rule in model.fit]
-    loaded = (
-        load_states(
-            session, batch.workspace_id, refit, conditions=conditions, now=batch.now, zone=zone
-        )
-        if refit and conditions
-        else LoadedStates({}, {})
-    )
+    fits = _fits(session, batch.workspace_id, models, refit, now=batch.now, zone=zone)
     named = sorted(
         (event for event in batch.events if event.name is not None),
         key=lambda event: (event.timestamp, event.event_id),
     )
     for model in models:
-        changed = _Scoring(session, batch.workspace_id, model, batch.now, zone).run(named, loaded)
+        changed = _Scoring(session, batch.workspace_id, model, batch.now, zone).run(named, fits)
         batch.changed_scores |= changed
+
+
+@dataclass
+class _Fits:
+    """The fit rules evaluated again for the contacts whose profile changed (or that are new)."""
+
+    contacts: list[int]
+    """Those of them that are live."""
+    holding: dict[tuple[int, str], set[int]]
+    """By model id and fit rule, the contacts the rule holds for."""
+
+
+def _fits(
+    session: Session,
+    workspace_id: str,
+    models: Sequence[LiveModel],
+    refit: list[int],
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+) -> _Fits:
+    """Every model's fit rules over `refit`, whose state is loaded `CONTACTS_AT_ONCE` at a time:
+    a batch of new contacts (an import's, a fresh site's) is most of the batch."""
+    rules = [((model.id, fit.rule), fit.condition) for model in models for fit in model.fit]
+    found = _Fits([], {rule: set() for rule, _condition in rules})
+    if not rules:
+        return found
+    conditions = [condition for _rule, condition in rules]
+    for start in range(0, len(refit), CONTACTS_AT_ONCE):
+        part = refit[start : start + CONTACTS_AT_ONCE]
+        loaded = load_states(session, workspace_id, part, conditions=conditions, now=now, zone=zone)
+        live = sorted(loaded.states)
+        evaluation = loaded.evaluation(now=now, zone=zone)
+        for rule, condition in rules:
+            found.holding[rule] |= evaluation.matching(condition, live)
+        found.contacts += live
+    return found
 
 
 @dataclass
@@ -85,9 +115,9 @@ class _Scoring:
     days: dict[datetime, date] = field(default_factory=dict)
     """An event's time → its date in the workspace's zone (`_day`)."""
 
-    def run(self, events: Sequence[BatchEvent], loaded: LoadedStates) -> set[int]:
+    def run(self, events: Sequence[BatchEvent], fits: _Fits) -> set[int]:
         hits = self._after_resets(self._hits(events))
-        refit = sorted(loaded.states) if self.model.fit else []
+        refit = fits.contacts if self.model.fit else []
         touched = sorted({event.contact_id for event, _rule in hits} | set(refit))
         if not touched:
             return set()
@@ -98,8 +128,7 @@ class _Scoring:
         causes: dict[int, ScoreCause] = {}
         gained: list[tuple[int, str, float]] = []
         lost: list[tuple[int, str]] = []
-        evaluation = loaded.evaluation(now=self.now, zone=self.zone)
-        holding = {fit.rule: evaluation.matching(fit.condition, refit) for fit in self.model.fit}
+        holding = {fit.rule: fits.holding[self.model.id, fit.rule] for fit in self.model.fit}
         for contact in refit:
             for fit in self.model.fit:
                 holds = contact in holding[fit.rule]

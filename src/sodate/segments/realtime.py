@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from sodate.conditions import filtered
 from sodate.conditions.reads import Reads, reads
-from sodate.conditions.state import load_states
+from sodate.conditions.state import CONTACTS_AT_ONCE, load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import fetch_in
 from sodate.events.pipeline import EventBatch
@@ -30,7 +30,6 @@ from sodate.segments.models import ChangeCause
 from sodate.workspaces.service import workspace_zone
 
 _NONE: frozenset[int] = frozenset()
-CONTACTS_AT_ONCE = 5_000
 
 
 def keep_filtered_times(session: Session, batch: EventBatch) -> None:
