@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from sodate.conditions import terms
@@ -63,19 +64,21 @@ class Changes:
     events: Mapping[str, set[int]]
     """By event name, the contacts with events of it."""
 
-    def candidates(self, found: Reads) -> set[int]:
+    def candidates(self, found: Reads, *, among: AbstractSet[int] | None = None) -> set[int]:
         """The contacts for which a condition that reads `found` may now answer otherwise (the
-        segments it reads aside: their changes are the caller's to add)."""
-        contacts = set(self.always)
+        segments it reads aside: their changes are the caller's to add); only those `among`
+        these, if given."""
+        parts = [self.always]
         if found.profile:
-            contacts |= self.profiles
+            parts.append(self.profiles)
         if found.seen:
-            contacts |= self.seen
+            parts.append(self.seen)
         if found.scores:
-            contacts |= self.scores
-        for name in found.events:
-            contacts |= self.events.get(name, set())
-        return contacts
+            parts.append(self.scores)
+        parts += [self.events[name] for name in found.events if name in self.events]
+        if among is None:
+            return set().union(*parts)
+        return set().union(*(among & contacts for contacts in parts))
 
 
 def nodes(condition: Condition) -> Iterator[tuple[list[int | str], Condition]]:

@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions import filtered
-from sodate.conditions.reads import Reads, reads
+from sodate.conditions.reads import Changes, Reads, reads
 from sodate.conditions.state import CONTACTS_AT_ONCE, load_states
 from sodate.contacts.resolution import PlannedMerge
 from sodate.db.bulk import fetch_in
@@ -57,54 +58,99 @@ def update_memberships(session: Session, batch: EventBatch) -> None:
     segments = membership.dynamic_segments(session, batch.workspace_id)
     if not segments:
         return
-    changes = batch.changes()
-    # Segments that read the same kinds of change share one set of candidates (`refresh` only
-    # reads them): the sets are as large as the batch's contacts, and one each cost as much as
-    # the evaluation.
-    shared: dict[tuple[bool, bool, bool, frozenset[str]], set[int]] = {}
-    candidates: dict[str, AbstractSet[int]] = {}
-    for segment in segments:
-        found = reads(segment.condition)
-        kinds = found.kinds_of_change()
-        contacts = shared.get(kinds)
-        if contacts is None:
-            contacts = shared[kinds] = changes.candidates(found)
-        candidates[segment.key] = contacts
     refresh(
-        session, batch.workspace_id, segments, candidates, now=batch.now, cause=ChangeCause.EVENT
+        session,
+        batch.workspace_id,
+        segments,
+        _Changed(batch.changes(), segments),
+        now=batch.now,
+        cause=ChangeCause.EVENT,
     )
+
+
+class Candidates(Protocol):
+    """Which contacts each segment is to be checked for, asked part by part."""
+
+    def everyone(self) -> set[int]:
+        """The contacts some segment is to be checked for."""
+
+    def among(self, part: AbstractSet[int]) -> Mapping[str, AbstractSet[int]]:
+        """By segment key, its candidates among `part` (of `everyone`); the sets are read,
+        never changed, and several segments may share one."""
+
+
+class _Given:
+    """Candidates given as sets, by segment key."""
+
+    def __init__(self, candidates: Mapping[str, AbstractSet[int]]) -> None:
+        self.candidates = candidates
+
+    def everyone(self) -> set[int]:
+        return set().union(*self.candidates.values())
+
+    def among(self, part: AbstractSet[int]) -> Mapping[str, AbstractSet[int]]:
+        # By a candidate set's id (each is alive until this returns): a shared one is cut once.
+        cut: dict[int, AbstractSet[int]] = {}
+        for contacts in self.candidates.values():
+            if id(contacts) not in cut:
+                cut[id(contacts)] = part & contacts
+        return {key: cut[id(contacts)] for key, contacts in self.candidates.items()}
+
+
+class _Changed:
+    """Candidates of a batch's changes (`Changes.candidates`), made part by part: a batch's
+    sets, one per kind of change the segments read, were each as large as its contacts (28
+    of 1 MB for a batch of 40,000 new contacts), where a part's are a part's size."""
+
+    def __init__(self, changes: Changes, segments: Sequence[LiveSegment]) -> None:
+        self.changes = changes
+        # Segments that read the same kinds of change share one set of candidates.
+        self.kinds = {segment.key: reads(segment.condition) for segment in segments}
+
+    def everyone(self) -> set[int]:
+        return set().union(*(self.changes.candidates(found) for found in self._distinct()))
+
+    def among(self, part: AbstractSet[int]) -> Mapping[str, AbstractSet[int]]:
+        shared: dict[tuple[bool, bool, bool, frozenset[str]], set[int]] = {}
+        found_for: dict[str, AbstractSet[int]] = {}
+        for key, found in self.kinds.items():
+            kinds = found.kinds_of_change()
+            contacts = shared.get(kinds)
+            if contacts is None:
+                contacts = shared[kinds] = self.changes.candidates(found, among=part)
+            found_for[key] = contacts
+        return found_for
+
+    def _distinct(self) -> list[Reads]:
+        distinct: dict[tuple[bool, bool, bool, frozenset[str]], Reads] = {}
+        for found in self.kinds.values():
+            distinct.setdefault(found.kinds_of_change(), found)
+        return list(distinct.values())
 
 
 def refresh(
     session: Session,
     workspace_id: str,
     segments: Sequence[LiveSegment],
-    candidates: Mapping[str, AbstractSet[int]],
+    candidates: Candidates | Mapping[str, AbstractSet[int]],
     *,
     now: datetime,
     cause: ChangeCause,
 ) -> None:
     """Re-check each segment (in dependency order) for its candidate contacts.
 
-    Several segments may be given one set of candidates: it is read, never changed. A contact's
-    memberships depend on its own state alone, so the contacts are checked `CONTACTS_AT_ONCE`
-    at a time: what is loaded for them (3–4 KB a contact) stays the same whatever the batch.
+    A contact's memberships depend on its own state alone, so the contacts are checked
+    `CONTACTS_AT_ONCE` at a time: what is loaded for them (3–4 KB a contact) stays the same
+    whatever the batch.
     """
-    everyone = sorted(set().union(*candidates.values()))
+    source = _Given(candidates) if isinstance(candidates, Mapping) else candidates
+    everyone = sorted(source.everyone())
     if not everyone:
         return
     zone = workspace_zone(session, workspace_id)
     for start in range(0, len(everyone), CONTACTS_AT_ONCE):
         part = everyone[start : start + CONTACTS_AT_ONCE]
-        asked = candidates
-        if len(part) < len(everyone):
-            among = set(part)
-            # By a candidate set's id (each is alive until this returns): a shared one is cut once.
-            cut: dict[int, set[int]] = {}
-            for contacts in candidates.values():
-                if id(contacts) not in cut:
-                    cut[id(contacts)] = among & contacts
-            asked = {key: cut[id(contacts)] for key, contacts in candidates.items()}
+        asked = source.among(set(part))
         _refresh_contacts(session, workspace_id, segments, asked, part, now, zone, cause)
 
 
