@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     job_runner_interval_seconds: float = Field(default=1.0, gt=0)
     event_processor_enabled: bool = True
     event_processor_interval_seconds: float = Field(default=0.2, gt=0)
-    event_batch_size: int = Field(default=20_000, ge=1, le=20_000)
+    event_batch_size: int = Field(default=30_000, ge=1, le=30_000)
     tracking_rate_limit: float = Field(default=10_000, ge=0)
     tracking_burst_seconds: float = Field(default=5, gt=0)
     maintenance_enabled: bool = True
