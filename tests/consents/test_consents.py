@@ -10,17 +10,11 @@ from fastapi.testclient import TestClient
 
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
+from tests.events.helpers import new_contact
 from tests.segments.test_segments import assert_exact, changes, member_ids, put
 from tests.workspaces.helpers import error_locs, error_of, key_headers
 
 EMAIL_OPT_IN: dict[str, Any] = {"consent": {"channel": "email"}}
-
-
-def new_contact(client: TestClient, headers: dict[str, str], email: str) -> int:
-    response = client.post("/api/v1/contacts", json={"email": email}, headers=headers)
-    assert response.status_code == 201, response.text
-    contact_id: int = response.json()["contact"]["id"]
-    return contact_id
 
 
 def record(
@@ -35,7 +29,7 @@ def record(
 def test_a_grant_is_kept_with_its_proof_and_shown_on_the_contact(
     client: TestClient, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
-    sato = new_contact(client, admin_headers, "sato@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
     given_at = runtime.clock.now() - timedelta(hours=2)
     held = record(
         client,
@@ -64,7 +58,7 @@ def test_a_grant_is_kept_with_its_proof_and_shown_on_the_contact(
 def test_the_latest_record_by_when_it_was_given_is_in_force(
     client: TestClient, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
-    sato = new_contact(client, admin_headers, "sato@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
     now = runtime.clock.now()
     record(client, admin_headers, sato, channel="sms", granted=True, at=now.isoformat())
     # A withdrawal told late (given before the grant) is kept as proof but changes nothing.
@@ -78,7 +72,7 @@ def test_the_latest_record_by_when_it_was_given_is_in_force(
 
 
 def test_purposes_are_apart(client: TestClient, admin_headers: dict[str, str]) -> None:
-    sato = new_contact(client, admin_headers, "sato@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
     record(client, admin_headers, sato, channel="email", purpose="newsletter", granted=True)
     held = record(client, admin_headers, sato, channel="email", granted=False)
     assert {(c["purpose"], c["granted"]) for c in held} == {
@@ -90,7 +84,7 @@ def test_purposes_are_apart(client: TestClient, admin_headers: dict[str, str]) -
 def test_bad_consents_are_refused_with_every_error_named(
     client: TestClient, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
-    sato = new_contact(client, admin_headers, "sato@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
     body = {"channel": "fax", "purpose": "", "granted": "maybe", "ip": "not-an-ip", "extra": 1}
     response = client.post(f"/api/v1/contacts/{sato}/consents", json=body, headers=admin_headers)
     assert response.status_code == 422, response.text
@@ -118,7 +112,7 @@ def test_bad_consents_are_refused_with_every_error_named(
 def test_a_viewer_reads_but_does_not_record(
     client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    sato = new_contact(client, admin_headers, "sato@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
     viewer = key_headers(client, admin_headers, role="viewer")
     body = {"channel": "email", "granted": True}
     response = client.post(f"/api/v1/contacts/{sato}/consents", json=body, headers=viewer)
@@ -129,8 +123,8 @@ def test_a_viewer_reads_but_does_not_record(
 def test_segments_follow_consent_as_it_is_recorded(
     client: TestClient, admin_headers: dict[str, str], runtime: Runtime, workspace: Created
 ) -> None:
-    sato = new_contact(client, admin_headers, "sato@example.jp")
-    suzuki = new_contact(client, admin_headers, "suzuki@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
+    suzuki = new_contact(client, admin_headers, email="suzuki@example.jp")
     record(client, admin_headers, suzuki, channel="email", granted=True)
     put(client, admin_headers, "mailable", {"name": "メール可", "condition": EMAIL_OPT_IN})
     put(
@@ -156,7 +150,7 @@ def test_lifecycle_rules_read_consent(client: TestClient, admin_headers: dict[st
     rules = {"rules": {"subscriber": EMAIL_OPT_IN}}
     response = client.put("/api/v1/lifecycle", json=rules, headers=admin_headers)
     assert response.status_code == 200, response.text
-    sato = new_contact(client, admin_headers, "sato@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
     assert client.get(f"/api/v1/contacts/{sato}", headers=admin_headers).json()["stage"] is None
     record(client, admin_headers, sato, channel="email", granted=True)
     contact = client.get(f"/api/v1/contacts/{sato}", headers=admin_headers).json()
@@ -173,8 +167,8 @@ def test_fit_rules_cannot_read_consent(client: TestClient, admin_headers: dict[s
 def test_a_merge_keeps_the_later_consent_and_every_record(
     client: TestClient, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
-    survivor = new_contact(client, admin_headers, "sato@example.jp")
-    merged = new_contact(client, admin_headers, "sato.home@example.jp")
+    survivor = new_contact(client, admin_headers, email="sato@example.jp")
+    merged = new_contact(client, admin_headers, email="sato.home@example.jp")
     now = runtime.clock.now()
     earlier = (now - timedelta(days=3)).isoformat()
     record(client, admin_headers, survivor, channel="email", granted=True, at=earlier)
@@ -195,8 +189,8 @@ def test_a_merge_keeps_the_later_consent_and_every_record(
 def test_the_workspace_lists_every_record_by_channel_and_purpose(
     client: TestClient, admin_headers: dict[str, str]
 ) -> None:
-    sato = new_contact(client, admin_headers, "sato@example.jp")
-    suzuki = new_contact(client, admin_headers, "suzuki@example.jp")
+    sato = new_contact(client, admin_headers, email="sato@example.jp")
+    suzuki = new_contact(client, admin_headers, email="suzuki@example.jp")
     record(client, admin_headers, sato, channel="email", granted=True)
     record(client, admin_headers, suzuki, channel="line", granted=True)
     record(client, admin_headers, suzuki, channel="email", purpose="newsletter", granted=True)
@@ -218,3 +212,19 @@ def test_the_workspace_lists_every_record_by_channel_and_purpose(
     assert len(rest["items"]) == 1
     bad = client.get("/api/v1/consents?channel=fax", headers=admin_headers)
     assert bad.status_code == 422
+
+
+def test_a_merge_keeps_the_survivors_consent_when_it_is_the_later(
+    client: TestClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    survivor = new_contact(client, admin_headers, email="sato@example.jp")
+    merged = new_contact(client, admin_headers, email="sato.home@example.jp")
+    earlier = (runtime.clock.now() - timedelta(days=3)).isoformat()
+    record(client, admin_headers, merged, channel="sms", granted=False, at=earlier)
+    record(client, admin_headers, survivor, channel="sms", granted=True)
+    response = client.post(
+        f"/api/v1/contacts/{survivor}/merge", json={"contact_id": merged}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    held = client.get(f"/api/v1/contacts/{survivor}/consents", headers=admin_headers).json()
+    assert [(c["channel"], c["granted"]) for c in held] == [("sms", True)]

@@ -90,6 +90,14 @@ def only_contact(client: TestClient, headers: dict[str, str], **filters: str) ->
     return found[0]
 
 
+def new_contact(client: TestClient, headers: dict[str, str], **fields: Any) -> int:
+    """A contact upserted through the API (`POST /api/v1/contacts`); its id."""
+    response = client.post("/api/v1/contacts", json=fields, headers=headers)
+    assert response.status_code in (200, 201), response.text
+    contact_id: int = response.json()["contact"]["id"]
+    return contact_id
+
+
 def timeline(client: TestClient, headers: dict[str, str], contact_id: int) -> list[Any]:
     """A contact's whole timeline, newest first."""
     response = client.get(

@@ -14,6 +14,7 @@ from sodate.errors import InvalidInput
 from sodate.imports import service
 from sodate.runtime import Runtime, collection_deferred
 from sodate.workspaces.schemas import Created
+from tests.events.helpers import timeline
 from tests.imports.helpers import contacts, errors_of, import_file, write_csv
 
 EXHIBITION = "展示会2026"
@@ -82,9 +83,7 @@ def test_each_row_is_on_its_contacts_timeline_as_written(
         runtime, workspace.workspace.id, path, source=EXHIBITION, mapping={"来場日": "visited:date"}
     )
     takahashi = contacts(client, admin_headers, phone="+81312345678")[0]
-    response = client.get(f"/api/v1/contacts/{takahashi['id']}/timeline", headers=admin_headers)
-    assert response.status_code == 200, response.text
-    [event] = response.json()["items"]
+    [event] = timeline(client, admin_headers, takahashi["id"])
     assert event["type"] == "identify"
     assert event["properties"] == {
         "lastName": "髙橋",

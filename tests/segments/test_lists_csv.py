@@ -15,18 +15,12 @@ from fastapi.testclient import TestClient
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.conftest import bearer, new_workspace
+from tests.events.helpers import new_contact as contact
 from tests.imports.helpers import csv_bytes
 from tests.segments.test_segments import assert_exact, changes, member_ids, put
 from tests.workspaces.helpers import error_of
 
 BOOTH = {"name": "展示会2026 来場者", "kind": "static"}
-
-
-def contact(client: TestClient, headers: dict[str, str], **fields: Any) -> int:
-    response = client.post("/api/v1/contacts", json=fields, headers=headers)
-    assert response.status_code in (200, 201), response.text
-    contact_id: int = response.json()["contact"]["id"]
-    return contact_id
 
 
 def post_csv(

@@ -32,6 +32,7 @@ from pydantic_core import PydanticCustomError
 from sodate.conditions import terms
 from sodate.conditions.terms import ValueKind
 from sodate.consents.models import DEFAULT_PURPOSE, Channel
+from sodate.consents.schemas import Purpose
 from sodate.errors import InvalidInput
 from sodate.lifecycle.models import Stage
 
@@ -480,7 +481,7 @@ class ConsentSpec(_Node):
     `purpose`."""
 
     channel: Annotated[str, BeforeValidator(_channel)]
-    purpose: SegmentKey = DEFAULT_PURPOSE
+    purpose: Purpose = DEFAULT_PURPOSE
 
 
 class ConsentCondition(_Node):

@@ -13,6 +13,7 @@ from sodate.consents.models import DEFAULT_PURPOSE, Channel
 Purpose = Annotated[
     str, StringConstraints(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
+"""What consent is for (`marketing`, `newsletter`, …): a key, as the API and conditions take it."""
 
 
 class ConsentIn(BaseModel):

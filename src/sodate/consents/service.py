@@ -171,43 +171,42 @@ def move_consents(
     session: Session, workspace_id: str, merges: Sequence[PlannedMerge], now: datetime
 ) -> None:
     """The merged contact's records become the survivor's; for each channel and purpose the
-    survivor holds the later of the two consents."""
+    survivor holds the later of the two consents (its own on a tie)."""
     for merge in merges:
         session.execute(
             sa.update(RECORDS)
             .where(RECORDS.c.workspace_id == workspace_id, RECORDS.c.contact_id == merge.merged)
             .values(contact_id=merge.survivor)
         )
-        held = {
-            (row.channel, row.purpose): row.since
-            for row in session.execute(
-                sa.select(CURRENT.c.channel, CURRENT.c.purpose, CURRENT.c.since).where(
-                    CURRENT.c.workspace_id == workspace_id, CURRENT.c.contact_id == merge.survivor
-                )
+        survivor, merged = CURRENT.alias("survivor"), CURRENT.alias("merged")
+        mine = CURRENT.c.workspace_id == workspace_id
+        # The survivor's consents that the merged contact's later ones replace, then the
+        # merged contact's that the survivor's outlast; what remains of the merged moves over.
+        session.execute(
+            sa.delete(CURRENT).where(
+                mine,
+                CURRENT.c.contact_id == merge.survivor,
+                sa.exists().where(
+                    merged.c.contact_id == merge.merged,
+                    merged.c.channel == CURRENT.c.channel,
+                    merged.c.purpose == CURRENT.c.purpose,
+                    merged.c.since > CURRENT.c.since,
+                ),
             )
-        }
-        merged = (CURRENT.c.workspace_id == workspace_id, CURRENT.c.contact_id == merge.merged)
-        for row in session.execute(sa.select(CURRENT).where(*merged)):
-            since = held.get((row.channel, row.purpose))
-            if since is not None and since >= row.since:
-                continue
-            session.execute(
-                sa.delete(CURRENT).where(
-                    CURRENT.c.workspace_id == workspace_id,
-                    CURRENT.c.contact_id == merge.survivor,
-                    CURRENT.c.channel == row.channel,
-                    CURRENT.c.purpose == row.purpose,
-                )
+        )
+        session.execute(
+            sa.delete(CURRENT).where(
+                mine,
+                CURRENT.c.contact_id == merge.merged,
+                sa.exists().where(
+                    survivor.c.contact_id == merge.survivor,
+                    survivor.c.channel == CURRENT.c.channel,
+                    survivor.c.purpose == CURRENT.c.purpose,
+                ),
             )
-            session.execute(
-                sa.insert(CURRENT).values(
-                    contact_id=merge.survivor,
-                    channel=row.channel,
-                    purpose=row.purpose,
-                    workspace_id=workspace_id,
-                    granted=row.granted,
-                    since=row.since,
-                    record_id=row.record_id,
-                )
-            )
-        session.execute(sa.delete(CURRENT).where(*merged))
+        )
+        session.execute(
+            sa.update(CURRENT)
+            .where(mine, CURRENT.c.contact_id == merge.merged)
+            .values(contact_id=merge.survivor)
+        )

@@ -105,27 +105,20 @@ class _Changed:
     def __init__(self, changes: Changes, segments: Sequence[LiveSegment]) -> None:
         self.changes = changes
         # Segments that read the same kinds of change share one set of candidates.
-        self.kinds = {segment.key: reads(segment.condition) for segment in segments}
+        self.groups: dict[tuple[bool, bool, bool, frozenset[str]], tuple[Reads, list[str]]] = {}
+        for segment in segments:
+            found = reads(segment.condition)
+            self.groups.setdefault(found.kinds_of_change(), (found, []))[1].append(segment.key)
 
     def everyone(self) -> set[int]:
-        return set().union(*(self.changes.candidates(found) for found in self._distinct()))
+        return set().union(*(self.changes.candidates(found) for found, _ in self.groups.values()))
 
     def among(self, part: AbstractSet[int]) -> Mapping[str, AbstractSet[int]]:
-        shared: dict[tuple[bool, bool, bool, frozenset[str]], set[int]] = {}
         found_for: dict[str, AbstractSet[int]] = {}
-        for key, found in self.kinds.items():
-            kinds = found.kinds_of_change()
-            contacts = shared.get(kinds)
-            if contacts is None:
-                contacts = shared[kinds] = self.changes.candidates(found, among=part)
-            found_for[key] = contacts
+        for found, keys in self.groups.values():
+            contacts = self.changes.candidates(found, among=part)
+            found_for.update(dict.fromkeys(keys, contacts))
         return found_for
-
-    def _distinct(self) -> list[Reads]:
-        distinct: dict[tuple[bool, bool, bool, frozenset[str]], Reads] = {}
-        for found in self.kinds.values():
-            distinct.setdefault(found.kinds_of_change(), found)
-        return list(distinct.values())
 
 
 def refresh(
