@@ -1,7 +1,7 @@
 """Memory with 1M contacts: the peak RSS of each of Sodate's processes, phase by phase.
 
     python bench/worker_memory.py [--contacts 1000000] [--events 200000] [--segments 50]
-                                  [--idle 70] [--json]
+                                  [--per-person 1] [--idle 70] [--json]
 
 DESIGN §6 asks a worker to stay under 300 MB of RSS with 1M contacts. This starts a real
 `sodate up` (127.0.0.1, a fresh SQLite database, its background services as deployed) and
@@ -15,8 +15,8 @@ between two readings counts too) through these phases:
    reading the clock) and bench/ingest.py's scoring model of 10 rules, saved through the API:
    each save computes its members or scores over every contact, in the HTTP process;
 3. "events": `--events` messages over /v1/batch for contacts picked at random among the
-   imported ones (an identify by email first, with a user id, then page views and tracks by
-   that user id), until the processor has emptied the inbox;
+   imported ones, `--per-person` in a row each (an identify by email first, with a user id,
+   then page views and tracks by that user id), until the processor has emptied the inbox;
 4. "idle": `--idle` seconds with nothing sent, long enough for the segment, score and
    lifecycle sweeps (every 60 s) to pass over the contacts;
 5. "export": every contact as CSV from `GET /api/v1/exports/contacts`, read to the end.
@@ -159,15 +159,18 @@ def email_of(person: int) -> str:
     return f"{ROMAJI[person % len(ROMAJI)]}.{person}@{DOMAINS[person % len(DOMAINS)]}"
 
 
-def event_bodies(contacts: int, events: int, seed: int) -> Iterator[bytes]:
-    """/v1/batch bodies: each message for a person at random, who identifies by email first."""
+def event_bodies(contacts: int, events: int, seed: int, per_person: int = 1) -> Iterator[bytes]:
+    """/v1/batch bodies: messages for people at random, `per_person` in a row each, who
+    identify by email first."""
     rng = random.Random(seed)
     identified: set[int] = set()
     start = datetime.now(UTC) - timedelta(hours=1)
+    person = 0
     for first in range(0, events, BATCH):
         batch = []
         for sequence in range(first, min(first + BATCH, events)):
-            person = rng.randrange(contacts)
+            if sequence % per_person == 0:
+                person = rng.randrange(contacts)
             message: dict[str, Any] = {
                 "messageId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 "userId": f"user-{person}",
@@ -230,7 +233,7 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, dict[str, float]
                 ).raise_for_status()
             with sampler.phase_of("events"):
                 write = {"Authorization": "Basic " + _basic(server.write_key)}
-                for body in event_bodies(args.contacts, args.events, args.seed):
+                for body in event_bodies(args.contacts, args.events, args.seed, args.per_person):
                     http.post("/v1/batch", content=body, headers=write).raise_for_status()
                 deadline = time.monotonic() + args.timeout
                 while scalar(inbox, INBOX_COUNT):
@@ -275,6 +278,13 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=50)
     parser.add_argument("--idle", type=float, default=70.0, help="seconds for the sweeps")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--per-person",
+        type=int,
+        default=1,
+        help="messages each person picked sends in a row (a batch holds more messages when"
+        " people send several)",
+    )
     parser.add_argument(
         "--timeout", type=float, default=1800.0, help="seconds the processor has for the events"
     )

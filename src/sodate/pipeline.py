@@ -17,7 +17,7 @@ tables they keep per contact to `MERGE_STEPS`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from datetime import datetime
 from typing import NamedTuple
 
@@ -154,9 +154,29 @@ class _Taken(NamedTuple):
     events: list[events.BatchEvent]
 
 
-def _take_events(session: Session, inbox: Session, workspace_id: str, limit: int) -> _Taken:
-    """The events of the workspace's oldest requests, up to `limit` messages, of messages not
-    processed before; a message id sent twice counts once.
+SENDER_WEIGHT = 2
+"""What each person a batch's messages come from counts for, in messages, against the batch's
+size. A batch's memory grows by about 1.5 KB a message and 3.3 KB a person (their profile,
+states and scores), and its time by about 23 µs a message and 100 µs a person (`BENCHMARKS.md`,
+"Batches measured by their senders"): a batch takes requests until its messages and twice
+their senders reach three times `event_batch_size`. So it holds `event_batch_size` messages
+when each is another person's, and more when people send several."""
+MESSAGES_PER_BATCH_SIZE = 2
+"""A batch holds at most this many times `event_batch_size` messages, however few send them:
+its transaction holds SQLite's writer, which the API's writes wait for."""
+
+
+def _batch_full(messages: int, senders: int, batch_size: int) -> bool:
+    return (
+        messages >= MESSAGES_PER_BATCH_SIZE * batch_size
+        or messages + SENDER_WEIGHT * senders >= (1 + SENDER_WEIGHT) * batch_size
+    )
+
+
+def _take_events(session: Session, inbox: Session, workspace_id: str, batch_size: int) -> _Taken:
+    """The events of the workspace's oldest requests, as many as the batch takes
+    (`SENDER_WEIGHT`, at least one request), of messages not processed before; a message id
+    sent twice counts once.
 
     One request at a time is read, parsed and made into events, then let go: the steps read
     the events alone. The whole batch's texts and parsed messages, held at once, set the
@@ -165,14 +185,20 @@ def _take_events(session: Session, inbox: Session, workspace_id: str, limit: int
     """
     request_ids: list[int] = []
     messages = 0
+    senders: set[str] = set()
     first: dict[str, events.BatchEvent] = {}
-    for row in event_log.take_inbox(inbox, workspace_id, limit=limit):
-        request_ids.append(row.id)
-        for document in orjson.loads(row.messages):
-            messages += 1
-            message_id = document["messageId"]
-            if message_id not in first:
-                first[message_id] = events.BatchEvent.from_document(document)
+    most = MESSAGES_PER_BATCH_SIZE * batch_size
+    with closing(event_log.take_inbox(inbox, workspace_id, limit=most)) as rows:
+        for row in rows:
+            if request_ids and _batch_full(messages, len(senders), batch_size):
+                break
+            request_ids.append(row.id)
+            for document in orjson.loads(row.messages):
+                messages += 1
+                senders.add(document.get("userId") or document["anonymousId"])
+                message_id = document["messageId"]
+                if message_id not in first:
+                    first[message_id] = events.BatchEvent.from_document(document)
     stored = event_log.stored_message_ids(session, workspace_id, list(first))
     return _Taken(
         request_ids=request_ids,

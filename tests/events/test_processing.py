@@ -337,27 +337,47 @@ def test_group_creates_and_updates_a_company_and_links_the_contact(
     assert acme["contact_count"] == 1
 
 
-def test_many_messages_are_processed_in_batches_of_the_given_size(
+def _send_pages(client: TestClient, write_key: str, senders: int) -> None:
+    """50 page views in requests of 10, from `senders` anonymous people in turn."""
+    for start in range(0, 50, 10):
+        pages = [
+            {"type": "page", "anonymousId": f"a-{i % senders}"} for i in range(start, start + 10)
+        ]
+        send(client, write_key, "batch", {"batch": pages})
+
+
+def _batch_sizes(runtime: Runtime, batch_size: int) -> list[int]:
+    sizes = []
+    while done := pipeline.process_pending(runtime, batch_size=batch_size):
+        sizes.append(done)
+    return sizes
+
+
+def test_messages_each_from_another_person_are_processed_in_batches_of_the_given_size(
     client: TestClient, runtime: Runtime, write_key: str
 ) -> None:
-    for start in range(0, 50, 10):
-        send(
-            client,
-            write_key,
-            "batch",
-            {
-                "batch": [
-                    {"type": "page", "anonymousId": f"a-{i % 7}"} for i in range(start, start + 10)
-                ]
-            },
-        )
-    assert inbox_count(runtime) == 50
-    sizes = []
-    while done := pipeline.process_pending(runtime, batch_size=20):
-        sizes.append(done)
-    assert sizes == [20, 20, 10]
+    _send_pages(client, write_key, senders=50)
+    assert _batch_sizes(runtime, batch_size=20) == [20, 20, 10]
     assert event_count(runtime) == 50
-    assert live_contact_count(runtime) == 7
+    assert live_contact_count(runtime) == 50
+
+
+@pytest.mark.parametrize(
+    ("senders", "sizes"),
+    [
+        # 30 messages and twice their 15 senders make three times the batch size.
+        (15, [30, 20]),
+        # Never more than twice the batch size, however few send them.
+        (7, [40, 10]),
+    ],
+)
+def test_a_batch_holds_more_messages_when_people_send_several(
+    client: TestClient, runtime: Runtime, write_key: str, senders: int, sizes: list[int]
+) -> None:
+    _send_pages(client, write_key, senders=senders)
+    assert _batch_sizes(runtime, batch_size=20) == sizes
+    assert event_count(runtime) == 50
+    assert live_contact_count(runtime) == senders
 
 
 FROM_EVENTS = re.compile(r"\bFROM events\b")

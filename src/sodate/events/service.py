@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -61,9 +61,12 @@ def oldest_pending_workspace(session: Session, *, skip: Sequence[str] = ()) -> s
     return session.execute(statement).scalar()
 
 
-def take_inbox(session: Session, workspace_id: str, *, limit: int) -> Iterator[InboxRow]:
+def take_inbox(
+    session: Session, workspace_id: str, *, limit: int
+) -> Generator[InboxRow, None, None]:
     """The workspace's oldest requests, as many as fit in `limit` messages (at least one), read
-    one at a time as they are asked for: each holds up to 2,500 messages of text."""
+    one at a time as they are asked for: each holds up to 2,500 messages of text. The caller
+    may stop early; the requests it did not read stay in the inbox."""
     counts = session.execute(
         sa.select(INBOX.c.id, INBOX.c.message_count)
         .where(INBOX.c.workspace_id == workspace_id)
