@@ -455,15 +455,8 @@ def test_wakes_that_cannot_be_read_stop_the_services(runtime: Runtime, tmp_path:
 
 def test_the_services_process_stops_cleanly_on_its_own_sigterm(runtime: Runtime) -> None:
     # As systemd stops a service: SIGTERM to every process, while the wakes pipe stays open.
-    settings = runtime.settings
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SODATE_")}
-    env |= {
-        "SODATE_DATABASE_URL": settings.resolved_database_url,
-        "SODATE_SECRET_KEY": settings.resolved_secret_key(),
-        "SODATE_DATA_DIR": str(settings.data_dir),
-    }
     child = subprocess.Popen(
-        SERVICES_COMMAND, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE
+        SERVICES_COMMAND, env=_services_env(runtime), stdin=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert child.stdin is not None
     assert child.stderr is not None
@@ -486,6 +479,39 @@ def test_the_services_process_stops_cleanly_on_its_own_sigterm(runtime: Runtime)
             child.kill()
             child.wait(timeout=10)
         child.stdin.close()
+
+
+def _services_env(runtime: Runtime) -> dict[str, str]:
+    settings = runtime.settings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SODATE_")}
+    return env | {
+        "SODATE_DATABASE_URL": settings.resolved_database_url,
+        "SODATE_SECRET_KEY": settings.resolved_secret_key(),
+        "SODATE_DATA_DIR": str(settings.data_dir),
+    }
+
+
+def test_a_ctrl_c_while_the_services_process_starts_leaves_it_to_its_parent(
+    runtime: Runtime,
+) -> None:
+    # Ctrl-C in `make run` reaches the whole process group, the services process too, which
+    # may still be importing: `up` stops it by closing its stdin, with no traceback on screen.
+    child = subprocess.Popen(
+        SERVICES_COMMAND,
+        env=_services_env(runtime),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(0.3)  # past the interpreter's start, within the imports (about a second)
+        child.send_signal(signal.SIGINT)
+        _out, errors = child.communicate(timeout=60)  # which closes its stdin
+        assert child.returncode == 0, errors.decode()[-2000:]
+        assert b"KeyboardInterrupt" not in errors
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
 
 
 def test_a_wake_never_blocks_and_a_child_that_will_not_stop_is_killed() -> None:
