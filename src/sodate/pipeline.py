@@ -157,10 +157,11 @@ class _Taken(NamedTuple):
 SENDER_WEIGHT = 2
 """What each person a batch's messages come from counts for, in messages, against the batch's
 size. A batch's memory grows by about 1.5 KB a message and 3.3 KB a person (their profile,
-states and scores), and its time by about 23 µs a message and 100 µs a person (`BENCHMARKS.md`,
-"Batches measured by their senders"): a batch takes requests until its messages and twice
-their senders reach three times `event_batch_size`. So it holds `event_batch_size` messages
-when each is another person's, and more when people send several."""
+states and scores), and its time by about 25–40 µs a message and 50–100 µs a person, the more
+when they are new (`BENCHMARKS.md`, "Batches measured by their senders"): a batch takes
+requests until its messages and twice their senders reach three times `event_batch_size`. So
+it holds `event_batch_size` messages when each is another person's, and more when people send
+several."""
 MESSAGES_PER_BATCH_SIZE = 2
 """A batch holds at most this many times `event_batch_size` messages, however few send them:
 its transaction holds SQLite's writer, which the API's writes wait for."""
