@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -39,8 +38,10 @@ REQUIRED_BY_TYPE: dict[MessageType, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class AcceptedMessage:
+class AcceptedMessage(NamedTuple):
+    """A tuple: a request makes one for each of up to 2,500 messages, and a frozen dataclass's
+    construction took 0.6 µs of it."""
+
     message_id: str
     payload: str
 
@@ -185,6 +186,13 @@ def _normalized(
         raise MessageRejected([FieldError(field=field, message=f"{when}: {advice}")])
     context = dict(batch_context or {})
     context.update(raw.get("context") or {})
+    stamped = _utc(timestamp)
+    if original is None:
+        original_text = None
+    elif original is timestamp:  # no sentAt to correct it by
+        original_text = stamped
+    else:
+        original_text = _utc(original)
     return {
         "type": kind.value,
         "messageId": message.messageId or str(uuid.uuid4()),
@@ -200,8 +208,8 @@ def _normalized(
         "properties": _text(_properties(kind, message)),
         "traits": _traits(kind, message.traits, context),
         "context": _text(context),
-        "timestamp": _iso(timestamp),
-        "originalTimestamp": _iso(original) if original else None,
+        "timestamp": stamped,
+        "originalTimestamp": original_text,
         "sentAt": _iso(sent_at) if sent_at else None,
         "receivedAt": _iso(received_at),
     }
@@ -223,10 +231,15 @@ def _traits(
     return traits or {}
 
 
+def _utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
 @lru_cache(maxsize=4096)
 def _iso(value: datetime) -> str:
-    # Cached: a request's messages share their receivedAt, and often a batch's sentAt.
-    return value.astimezone(UTC).isoformat()
+    """`_utc`, cached for the times a request's messages share (receivedAt, often a batch's
+    sentAt); a message's own time is another each time, and a cache only costs it."""
+    return _utc(value)
 
 
 def field_errors(exc: ValidationError) -> list[FieldError]:
