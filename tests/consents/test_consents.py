@@ -165,7 +165,7 @@ def test_fit_rules_cannot_read_consent(client: TestClient, admin_headers: dict[s
 
 
 def test_a_merge_keeps_the_later_consent_and_every_record(
-    client: TestClient, admin_headers: dict[str, str], runtime: Runtime
+    client: TestClient, admin_headers: dict[str, str], runtime: Runtime, workspace: Created
 ) -> None:
     survivor = new_contact(client, admin_headers, email="sato@example.jp")
     merged = new_contact(client, admin_headers, email="sato.home@example.jp")
@@ -174,6 +174,8 @@ def test_a_merge_keeps_the_later_consent_and_every_record(
     record(client, admin_headers, survivor, channel="email", granted=True, at=earlier)
     record(client, admin_headers, merged, channel="email", granted=False)
     record(client, admin_headers, merged, channel="line", granted=True)
+    put(client, admin_headers, "mailable", {"name": "メール可", "condition": EMAIL_OPT_IN})
+    assert member_ids(client, admin_headers, "mailable") == [survivor]
     response = client.post(
         f"/api/v1/contacts/{survivor}/merge", json={"contact_id": merged}, headers=admin_headers
     )
@@ -184,6 +186,9 @@ def test_a_merge_keeps_the_later_consent_and_every_record(
         f"/api/v1/contacts/{survivor}/consents/records", headers=admin_headers
     ).json()["items"]
     assert len(items) == 3
+    # The merged contact's later withdrawal is the survivor's now, and its segments follow.
+    assert member_ids(client, admin_headers, "mailable") == []
+    assert_exact(runtime, workspace)
 
 
 def test_the_workspace_lists_every_record_by_channel_and_purpose(
