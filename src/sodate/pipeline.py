@@ -74,6 +74,11 @@ STEPS: tuple[PipelineStep, ...] = (
 )
 
 
+SURVIVOR_STEPS: tuple[PipelineStep, ...] = (lifecycle.update_stages, segments.update_stage_readers)
+"""The steps an explicit merge runs after `MERGE_STEPS`, over a batch of the merge alone: the
+merge steps have moved the scores and re-checked the segments, not the stages."""
+
+
 def process_batch(session: Session, batch: events.EventBatch) -> None:
     """Run every step over the batch, holding the workspace's processing lock.
 
@@ -94,7 +99,8 @@ def merge_contacts(
     reason: str,
     now: datetime,
 ) -> None:
-    """An explicit merge (API, CLI): the contact rows, then every capability's history."""
+    """An explicit merge (API): the contact rows, every capability's history, then the survivor's
+    stage."""
     lock_workspace(session, workspace_id, wait=True)
     record = contacts.merge_contact_rows(
         session, workspace_id, survivor_id, merged_id, reason=reason, now=now
@@ -102,6 +108,11 @@ def merge_contacts(
     merge = PlannedMerge(survivor=record.survivor_id, merged=record.merged_id, reason=reason)
     for step in MERGE_STEPS:
         step(session, workspace_id, [merge], now)
+    # The two histories together may meet a stage rule or the MQL threshold that neither met
+    # alone: the survivor is checked as the event pipeline checks its merges' survivors.
+    batch = events.EventBatch(workspace_id=workspace_id, events=[], now=now, merges=[merge])
+    for survivor_step in SURVIVOR_STEPS:
+        survivor_step(session, batch)
 
 
 def process_pending(runtime: Runtime, *, batch_size: int) -> int:

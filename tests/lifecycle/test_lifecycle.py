@@ -267,6 +267,42 @@ def test_a_merge_keeps_the_further_stage(
     assert {c["stage"]: c["contacts"] for c in counts if c["contacts"]} == {"customer": 1}
 
 
+def test_a_merge_checks_the_survivor_against_the_rules_and_the_threshold(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    # Neither contact qualifies alone; the two histories together do, as they would had the
+    # events been resolved to one contact from the start.
+    response = client.put("/api/v1/scoring-models/default", json=MODEL, headers=admin_headers)
+    assert response.status_code in (200, 201), response.text
+    twice = {"event": {"name": "Form Submitted", "count": {"op": "gte", "value": 2}}}
+    put_rules(
+        client,
+        admin_headers,
+        {"rules": {"lead": twice}, "mql": {"model": "default", "threshold": "mql"}},
+    )
+    segment = {"name": "MQL", "condition": {"lifecycle": {"in": ["mql"]}}}
+    response = client.put("/api/v1/segments/mqls", json=segment, headers=admin_headers)
+    assert response.status_code == 201, response.text
+    for user_id in ("u1", "u2"):
+        track(client, workspace, user_id, "Form Submitted")
+        track(client, workspace, user_id, "Inquiry Submitted")
+    process_all(runtime)
+    first = only_contact(client, admin_headers, user_id="u1")["id"]
+    second = only_contact(client, admin_headers, user_id="u2")["id"]
+    assert stage(client, admin_headers, first) is None
+
+    response = client.post(
+        f"/api/v1/contacts/{first}/merge", json={"contact_id": second}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    assert moves(client, admin_headers, first) == [
+        (None, "lead", "rule", "lead"),
+        ("lead", "mql", "rule", "mql"),
+    ]
+    contact = client.get(f"/api/v1/contacts/{first}", headers=admin_headers).json()
+    assert (contact["stage"], contact["segments"]) == ("mql", ["mqls"])
+
+
 def test_segments_follow_stages(
     client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
 ) -> None:
