@@ -508,28 +508,7 @@ def run_http(
         env = {**env, "SODATE_EVENT_PROCESSOR_ENABLED": "false"}
     try:
         with Server(url, data_dir, env) as server:
-            with httpx.Client(base_url=server.base, timeout=120) as http:
-                for key, condition in segment_definitions(segments):
-                    response = http.put(
-                        f"/api/v1/segments/{key}",
-                        json={"name": key, "condition": condition},
-                        headers={"Authorization": f"Bearer {server.admin_key}"},
-                    )
-                    response.raise_for_status()
-                if scoring:
-                    response = http.put(
-                        "/api/v1/scoring-models/bench",
-                        json=SCORING_MODEL,
-                        headers={"Authorization": f"Bearer {server.admin_key}"},
-                    )
-                    response.raise_for_status()
-                if lifecycle:
-                    response = http.put(
-                        "/api/v1/lifecycle",
-                        json=lifecycle_rules(scoring),
-                        headers={"Authorization": f"Bearer {server.admin_key}"},
-                    )
-                    response.raise_for_status()
+            configure(server, segments=segments, scoring=scoring, lifecycle=lifecycle)
             result = _send_and_wait(
                 server, db, inbox, url, workload, clients, batch, timeout, accept_only=accept_only
             )
@@ -540,6 +519,21 @@ def run_http(
         if inbox is not db:
             inbox.dispose()
         db.dispose()
+
+
+def configure(server: Server, *, segments: int, scoring: bool, lifecycle: bool) -> None:
+    """Save the live segments, scoring model and lifecycle rules through the API."""
+    headers = {"Authorization": f"Bearer {server.admin_key}"}
+    with httpx.Client(base_url=server.base, timeout=120, headers=headers) as http:
+        for key, condition in segment_definitions(segments):
+            response = http.put(
+                f"/api/v1/segments/{key}", json={"name": key, "condition": condition}
+            )
+            response.raise_for_status()
+        if scoring:
+            http.put("/api/v1/scoring-models/bench", json=SCORING_MODEL).raise_for_status()
+        if lifecycle:
+            http.put("/api/v1/lifecycle", json=lifecycle_rules(scoring)).raise_for_status()
 
 
 def _send_and_wait(
@@ -555,7 +549,7 @@ def _send_and_wait(
     accept_only: bool,
 ) -> Result:
     auth = "Basic " + base64.b64encode(f"{server.write_key}:".encode()).decode()
-    requests = iter([(_post_request(body, auth), count) for body, count in workload.bodies])
+    requests = iter([(post_request(body, auth), count) for body, count in workload.bodies])
     lock = threading.Lock()
     errors: list[BaseException] = []
     finished: list[float] = []
@@ -634,7 +628,7 @@ def _send_and_wait(
     )
 
 
-def _post_request(body: bytes, authorization: str) -> bytes:
+def post_request(body: bytes, authorization: str) -> bytes:
     head = (
         "POST /v1/batch HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Authorization: {authorization}\r\nContent-Length: {len(body)}\r\n\r\n"
