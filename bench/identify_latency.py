@@ -15,6 +15,12 @@ start at once and repeat every `--poll-interval` (so a figure includes up to one
 polling granularity), for at most `--poll-timeout` seconds (then the identify counts as timed
 out). Identifies of the first `--warmup` seconds are not counted. The run stops by itself.
 
+With `--segments N` (and `--scoring`), the segments and scoring model of `bench/ingest.py`
+are live, and so is one more segment that the measured identifies alone enter
+(`PROBE_SEGMENT`): an identify is then visible once its contact shows in that segment, which
+is DESIGN's "event accepted → segment updated" (`python bench/identify_latency.py --rate 2000
+--segments 50 --scoring`).
+
 Each poll is a real API request, and so is load on the server: at 10 ms a slow answer costs
 many polls. The table gives the server's and the load generator's CPU (in cores), so a
 saturated server (about 1.0: one Python process) or a late load generator shows.
@@ -39,6 +45,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import reset  # the repository root is on the path from the line above
@@ -49,6 +57,7 @@ from bench.ingest import (
     INBOX_COUNT,
     Messages,
     Server,
+    configure,
     dialect_of,
     reproduce_command,
     scalar,
@@ -127,6 +136,21 @@ class Load:
             }
             self.schedule.append((at, "identify", message))
         self.schedule.sort(key=lambda item: item[0])
+
+
+PROBE_SEGMENT = "latency-probe"
+PROBE_CONDITION = {"attr": "plan", "op": "eq", "value": "trial"}
+"""With `--segments`, a live segment that the measured identifies alone enter (their plan is
+"trial"): an identify counts as visible once its contact shows in it."""
+
+
+def add_probe_segment(server: Server) -> None:
+    with httpx.Client(base_url=server.base, timeout=60) as http:
+        http.put(
+            f"/api/v1/segments/{PROBE_SEGMENT}",
+            json={"name": PROBE_SEGMENT, "condition": PROBE_CONDITION},
+            headers={"Authorization": f"Bearer {server.admin_key}"},
+        ).raise_for_status()
 
 
 class HttpError(Exception):
@@ -282,7 +306,11 @@ async def drive(server: Server, load: Load, args: argparse.Namespace, stats: Sta
                     stats.errors.append(f"poll: {status} {answer[:200]!r}")
                     return
                 items = json.loads(answer)["items"]
-                if items and items[0].get("email") == email:
+                if (
+                    items
+                    and items[0].get("email") == email
+                    and (not args.segments or PROBE_SEGMENT in items[0]["segments"])
+                ):
                     if measured:
                         stats.latencies.append(loop.time() - accepted)
                     return
@@ -466,6 +494,13 @@ def main() -> None:
     parser.add_argument(
         "--event-batch-size", type=int, help="SODATE_EVENT_BATCH_SIZE (default: the server's)"
     )
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=0,
+        help="live segments of bench/ingest.py, and one the measured identifies enter",
+    )
+    parser.add_argument("--scoring", action="store_true", help="bench/ingest.py's scoring model")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
@@ -486,6 +521,9 @@ def main() -> None:
                 else {}
             )
             with Server(url, Path(tmp), env) as server:
+                configure(server, segments=args.segments, scoring=args.scoring, lifecycle=False)
+                if args.segments:
+                    add_probe_segment(server)
                 watcher.start()
                 server_cpu, client_cpu, wall = (
                     server.cpu_seconds(),
