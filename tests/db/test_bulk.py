@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sodate.db.base import epoch_micros, floor_seconds, micros_of_text
-from sodate.db.bulk import DriverValues
+from sodate.db.bulk import DriverValues, upsert_many
+from sodate.runtime import Runtime
 
 ZONES = st.sampled_from([UTC, ZoneInfo("Asia/Tokyo"), ZoneInfo("America/New_York")])
 # Hypothesis takes naive bounds; `timezones` makes the times aware.
@@ -70,3 +71,51 @@ def test_sqlite_reads_a_text_time_as_its_microseconds_and_their_day(moment: date
         ).one()
     assert found == epoch_micros(moment)
     assert day == moment.date().isoformat()
+
+
+def test_upsert_many_inserts_new_rows_and_updates_those_in_conflict(runtime: Runtime) -> None:
+    # The scoring step's rule rows: points add up on a conflict. PostgreSQL runs the rows as
+    # arrays through `unnest`, SQLite as an executemany; both must come to the same table.
+    statement = (
+        "INSERT INTO upserted (owner, rule, day, points, at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (owner, rule) DO UPDATE SET points = upserted.points + excluded.points,"
+        " at = excluded.at"
+    )
+    types = ("bigint", "text", "date", "float8", "timestamptz")
+    values = DriverValues(runtime.db.engine.dialect.name)
+    day = date(2026, 11, 25)
+    stored_day: object = day if values.postgresql else day.isoformat()
+    first, later = (values.time(datetime(2026, 11, 25, 9, hour, tzinfo=UTC)) for hour in (0, 30))
+    with runtime.db.transaction() as session:
+        session.execute(
+            sa.text(
+                "CREATE TEMPORARY TABLE upserted (owner BIGINT, rule TEXT, day DATE,"
+                " points FLOAT, at TIMESTAMP WITH TIME ZONE, PRIMARY KEY (owner, rule))"
+            )
+        )
+        upsert_many(
+            session,
+            statement,
+            [(1, "fit.0", stored_day, 2.5, first), (2, "佐藤", stored_day, 1.0, first)],
+            types=types,
+        )
+        upsert_many(
+            session,
+            statement,
+            [(1, "fit.0", stored_day, 0.5, later), (3, "fit.0", stored_day, None, later)],
+            types=types,
+        )
+        upsert_many(session, statement, [], types=types)
+        rows = session.execute(
+            sa.text("SELECT owner, rule, points, at FROM upserted ORDER BY owner")
+        ).all()
+    assert [(owner, rule, points) for owner, rule, points, _at in rows] == [
+        (1, "fit.0", 3.0),
+        (2, "佐藤", 1.0),
+        (3, "fit.0", None),
+    ]
+    assert [values.stored_time(at) for *_, at in rows] == [
+        datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+        datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+    ]

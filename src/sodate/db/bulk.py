@@ -97,6 +97,31 @@ def execute_many(session: Session, statement: str, rows: Sequence[tuple[Any, ...
         connection.exec_driver_sql(DriverValues(connection.dialect.name).sql(statement), list(rows))
 
 
+def upsert_many(
+    session: Session, statement: str, rows: Sequence[tuple[Any, ...]], *, types: Sequence[str]
+) -> None:
+    """Run `INSERT … VALUES (?, …) ON CONFLICT …` for every row, whose conflict keys differ.
+
+    On SQLite one executemany. On PostgreSQL an executemany executes the statement once a row
+    on the server; instead the rows go as one array a column, of `types` (PostgreSQL's names),
+    and `SELECT * FROM unnest(…)` takes the place of `VALUES`: one execution for them all.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        execute_many(session, statement, rows)
+        return
+    values = "VALUES (" + ", ".join("?" * len(types)) + ")"
+    assert statement.count(values) == 1, statement
+    unnest = ", ".join(f"?::{kind}[]" for kind in types)
+    arrays = f"SELECT * FROM unnest({unnest})"  # noqa: S608 (type names only)
+    columns = tuple(list(column) for column in zip(*rows, strict=True))
+    connection.exec_driver_sql(
+        DriverValues("postgresql").sql(statement.replace(values, arrays)), columns
+    )
+
+
 def fetch_all(session: Session, statement: str, params: tuple[Any, ...] = ()) -> list[Any]:
     """The rows as the driver's tuples: SQLAlchemy still runs the statement (its events, its
     errors), but a row object for every row cost as much as SQLite's own reading of it."""

@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from sodate.db.base import epoch_micros
-from sodate.db.bulk import execute_many, fetch_in
+from sodate.db.bulk import fetch_in, upsert_many
 from sodate.db.plans import workspace_check
 from sodate.events.models import LATEST_KEPT, Event, EventLatestTimes, EventName
 
@@ -73,7 +73,7 @@ def merge_latest_times(
     times: dict[tuple[int, int], list[datetime]],
 ) -> None:
     """Merge new times, by (key, contact), into their rows of a table of latest times (this
-    one's, or one of its shape keyed by `key`): one statement per pair (`_merge_upsert`)."""
+    one's, or one of its shape keyed by `key`), in one statement (`_merge_upsert`)."""
     if not times:
         return
     on_postgresql = session.get_bind().dialect.name == "postgresql"
@@ -87,7 +87,10 @@ def merge_latest_times(
             moments = sorted(moments, reverse=True)[:LATEST_KEPT]
         padding = (None,) * (LATEST_KEPT - len(moments))
         rows.append((owner, contact_id, *map(stored, moments), *padding))
-    execute_many(session, statement, rows)
+    upsert_many(session, statement, rows, types=_LATEST_TYPES)
+
+
+_LATEST_TYPES = ("bigint", "bigint", *("timestamptz",) * LATEST_KEPT)
 
 
 def keep_latest_times(

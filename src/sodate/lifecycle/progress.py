@@ -21,7 +21,7 @@ from sodate.conditions.schemas import Condition
 from sodate.conditions.sql import COMPANIES, contact_condition
 from sodate.conditions.state import load_states
 from sodate.contacts.models import Contact
-from sodate.db.bulk import driver_values, execute_many
+from sodate.db.bulk import driver_values, execute_many, insert_rows
 from sodate.db.plans import workspace_check
 from sodate.lifecycle.models import (
     INACTIVE,
@@ -129,16 +129,28 @@ def moved_to(was: Placement | None, stage: Stage, *, now: datetime) -> Placement
 def apply_moves(
     session: Session, workspace_id: str, moves: Sequence[Move], *, actor: Actor, now: datetime
 ) -> list[int]:
-    """Record the moves and the new stages, in two batched statements each; return who moved."""
+    """Record the moves and the new stages, in a batched statement each (the inserts a COPY on
+    PostgreSQL); return who moved."""
     moves = [move for move in moves if move.was != move.to]
     if not moves:
         return []
     values = driver_values(session)
     stamp = values.time(now)
-    execute_many(
+    insert_rows(
         session,
-        "INSERT INTO lifecycle_changes (workspace_id, contact_id, from_stage, to_stage, source,"
-        " rule, user_id, api_key_id, reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "lifecycle_changes",
+        (
+            "workspace_id",
+            "contact_id",
+            "from_stage",
+            "to_stage",
+            "source",
+            "rule",
+            "user_id",
+            "api_key_id",
+            "reason",
+            "at",
+        ),
         [
             (
                 workspace_id,
@@ -172,10 +184,10 @@ def apply_moves(
         " WHERE contact_id = ?",
         [row(move) for move in moves if move.was is not None],
     )
-    execute_many(
+    insert_rows(
         session,
-        "INSERT INTO contact_stages (stage, since, resume_stage, cycle_started_at, contact_id,"
-        " workspace_id) VALUES (?, ?, ?, ?, ?, ?)",
+        "contact_stages",
+        ("stage", "since", "resume_stage", "cycle_started_at", "contact_id", "workspace_id"),
         [(*row(move), workspace_id) for move in moves if move.was is None],
     )
     return [move.contact_id for move in moves]

@@ -27,6 +27,7 @@ from sodate.db.bulk import (
     execute_many,
     fetch_in,
     insert_rows,
+    upsert_many,
 )
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.scoring.live import EngagementPoints, LiveModel, live_models
@@ -276,7 +277,7 @@ class _Scoring:
         lost: list[tuple[int, str]],
     ) -> None:
         model_id, workspace_id = self.model.id, self.workspace_id
-        execute_many(
+        upsert_many(
             self.session,
             "INSERT INTO contact_score_rules (model_id, contact_id, rule, workspace_id, points,"
             " base) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, contact_id, rule)"
@@ -290,13 +291,14 @@ class _Scoring:
                 (model_id, contact, rule, workspace_id, points, 0.0)
                 for contact, rule, points in gained
             ],
+            types=("bigint", "bigint", "text", "text", "float8", "float8"),
         )
         execute_many(
             self.session,
             "DELETE FROM contact_score_rules WHERE model_id = ? AND contact_id = ? AND rule = ?",
             [(model_id, contact, rule) for contact, rule in lost],
         )
-        execute_many(
+        upsert_many(
             self.session,
             "INSERT INTO score_daily_awards (model_id, contact_id, rule, day, points)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (model_id, contact_id, rule, day)"
@@ -305,6 +307,7 @@ class _Scoring:
                 (model_id, contact, rule, _day_value(values, day), points)
                 for (contact, rule, day), points in self.added_daily.items()
             ],
+            types=("bigint", "bigint", "text", "date", "float8"),
         )
 
     def _write_scores(
@@ -356,13 +359,14 @@ class _Scoring:
                     cause.value,
                 )
             )
-        execute_many(
+        upsert_many(
             self.session,
             "INSERT INTO contact_scores (model_id, contact_id, workspace_id, fit, engagement_base,"
             " level, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_id, contact_id)"
             " DO UPDATE SET fit = excluded.fit, engagement_base = excluded.engagement_base,"
             " level = excluded.level, updated_at = excluded.updated_at",
             rows,
+            types=("bigint", "bigint", "text", "float8", "float8", "integer", "timestamptz"),
         )
         insert_rows(
             self.session,

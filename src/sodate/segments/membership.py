@@ -175,14 +175,14 @@ def apply_changes(
     cause: ChangeCause,
 ) -> None:
     """Add and remove members already known to be new and present, and record it: one
-    statement of each kind for all the segments."""
+    statement of each kind for all the segments (the inserts a COPY on PostgreSQL)."""
     values = driver_values(session)
     stamp = values.time(now)
     entry, exit_ = values.truth(True), values.truth(False)
-    execute_many(
+    insert_rows(
         session,
-        "INSERT INTO segment_members (segment_id, contact_id, workspace_id, since)"
-        " VALUES (?, ?, ?, ?)",
+        "segment_members",
+        ("segment_id", "contact_id", "workspace_id", "since"),
         [(c.segment_id, contact, workspace_id, stamp) for c in changes for contact in c.entered],
     )
     execute_many(
@@ -190,10 +190,10 @@ def apply_changes(
         "DELETE FROM segment_members WHERE segment_id = ? AND contact_id = ?",
         [(c.segment_id, contact) for c in changes for contact in c.exited],
     )
-    execute_many(
+    insert_rows(
         session,
-        "INSERT INTO segment_changes (workspace_id, segment_id, contact_id, entered, cause, at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "segment_changes",
+        ("workspace_id", "segment_id", "contact_id", "entered", "cause", "at"),
         [
             (workspace_id, c.segment_id, contact, truth, cause.value, stamp)
             for c in changes
