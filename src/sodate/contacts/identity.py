@@ -23,7 +23,7 @@ from sodate.contacts.profiles import (
     search_text,
 )
 from sodate.contacts.resolution import IdentityClaim, PlannedMerge, Resolver
-from sodate.db.bulk import driver_values, execute_many, fetch_all, fetch_in, insert_rows
+from sodate.db.bulk import driver_values, fetch_all, fetch_in, insert_rows
 
 CONTACTS: sa.Table = Contact.__table__  # type: ignore[assignment]
 IDENTITIES: sa.Table = ContactIdentity.__table__  # type: ignore[assignment]
@@ -103,9 +103,10 @@ def resolve_identities(
     # In key order: the index's pages are then each reached once, in turn, where keys at
     # random reached them back and forth (`BENCHMARKS.md`).
     new = sorted((hashed[key], key, final(ref)) for key, ref in resolver.new_keys.items())
-    execute_many(
+    insert_rows(
         session,
-        _INSERT_IDENTITIES,
+        "contact_identities",
+        ("key", "workspace_id", "kind", "value", "contact_id", "created_at"),
         [
             (key_hash, workspace_id, key.kind, key.value, contact, stamp)
             for key_hash, key, contact in new
@@ -140,12 +141,6 @@ def _identities_of(session: Session, contacts: set[int]) -> list[tuple[IdentityK
         sorted(contacts),
     )
     return [(IdentityKey(kind, value), contact) for kind, value, contact in rows]
-
-
-_INSERT_IDENTITIES = (
-    "INSERT INTO contact_identities (key, workspace_id, kind, value, contact_id, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
 
 
 def _create_contacts(
