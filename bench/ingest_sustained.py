@@ -174,7 +174,8 @@ def summary(run: Run, *, rate: float, warmup: float) -> dict[str, Any]:
     for sample in window:
         while candidate.processed < sample.answered:
             candidate = next(later)
-        lags.append(candidate.at - sample.at)
+        # A candidate found for an earlier sample may come before this one.
+        lags.append(max(0.0, candidate.at - sample.at))
     total = run.drained
     # The processed rate in each third of the window: a processor whose cost grows with the
     # data already stored slows down from one to the next. A batch's messages count when it

@@ -74,9 +74,10 @@ STEPS: tuple[PipelineStep, ...] = (
 )
 
 
-SURVIVOR_STEPS: tuple[PipelineStep, ...] = (lifecycle.update_stages, segments.update_stage_readers)
+SURVIVOR_STEPS: tuple[PipelineStep, ...] = (lifecycle.update_stages, segments.merge_stage_readers)
 """The steps an explicit merge runs after `MERGE_STEPS`, over a batch of the merge alone: the
-merge steps have moved the scores and re-checked the segments, not the stages."""
+merge steps have moved the scores, stages and memberships; these check the survivor against
+the stage rules and the MQL threshold, then the segments that read stages."""
 
 
 def process_batch(session: Session, batch: events.EventBatch) -> None:

@@ -301,6 +301,10 @@ def test_a_merge_checks_the_survivor_against_the_rules_and_the_threshold(
     ]
     contact = client.get(f"/api/v1/contacts/{first}", headers=admin_headers).json()
     assert (contact["stage"], contact["segments"]) == ("mql", ["mqls"])
+    changes = client.get("/api/v1/segments/mqls/changes", headers=admin_headers).json()
+    assert [(c["contact_id"], c["entered"], c["cause"]) for c in changes["items"]] == [
+        (first, True, "merge")
+    ]
 
 
 def test_segments_follow_stages(

@@ -105,6 +105,8 @@ def upsert_many(
     On SQLite one executemany. On PostgreSQL an executemany executes the statement once a row
     on the server; instead the rows go as one array a column, of `types` (PostgreSQL's names),
     and `SELECT * FROM unnest(…)` takes the place of `VALUES`: one execution for them all.
+    There a column's values must be of one Python type (the driver refuses a list of ints and
+    floats), and a repeated conflict key is an error, where SQLite would apply both rows.
     """
     if not rows:
         return

@@ -1,10 +1,10 @@
 """Each contact's latest times per event name (`event_latest_times`), kept beside the events.
 
-The pipeline adds a batch's events with `keep_latest_times`: one statement per contact and name
-the batch touches, which merges the new times into the row in the database. Merges rebuild the
-survivor's rows from its events (`rebuild_latest_times`), which is also how a table filled by
-hand (a test, a benchmark's load) is brought in step. Rows name their event by its number in
-`event_names` (`name_ids`).
+The pipeline adds a batch's events with `keep_latest_times`: one upsert per contact and name
+the batch touches (one execution for them all on PostgreSQL, `upsert_many`), which merges the
+new times into the row in the database. Merges rebuild the survivor's rows from its events
+(`rebuild_latest_times`), which is also how a table filled by hand (a test, a benchmark's
+load) is brought in step. Rows name their event by its number in `event_names` (`name_ids`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def merge_latest_times(
     times: dict[tuple[int, int], list[datetime]],
 ) -> None:
     """Merge new times, by (key, contact), into their rows of a table of latest times (this
-    one's, or one of its shape keyed by `key`), in one statement (`_merge_upsert`)."""
+    one's, or one of its shape keyed by `key`): one upsert a pair (`_merge_upsert`), in one
+    driver call."""
     if not times:
         return
     on_postgresql = session.get_bind().dialect.name == "postgresql"
@@ -96,8 +97,8 @@ _LATEST_TYPES = ("bigint", "bigint", *("timestamptz",) * LATEST_KEPT)
 def keep_latest_times(
     session: Session, workspace_id: str, events: Iterable[tuple[int, str | None, datetime]]
 ) -> None:
-    """Add stored events (contact, name, time) to their contacts' latest times: one statement
-    per contact and name, which merges in the database (`_merge_upsert`)."""
+    """Add stored events (contact, name, time) to their contacts' latest times: one upsert per
+    contact and name, which merges in the database (`_merge_upsert`)."""
     added: dict[tuple[str, int], list[datetime]] = defaultdict(list)
     for contact_id, name, moment in events:
         if name:
