@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -50,3 +51,11 @@ def reset_peak_rss(pid: int | str = "self") -> bool:
     except OSError:
         return False
     return True
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; nan when there is nothing to rank."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]

@@ -45,11 +45,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import reset  # the repository root is on the path from the line above
+from bench.common import percentile, reset  # the repository root is on the path from the line above
 from bench.ingest import (
     EVENTS_COUNT,
     FAMILY,
@@ -85,14 +83,6 @@ class Stats:
     server_cores: float | None = None
     """The server process's CPU time over the run's wall time (1.0 = one core busy)."""
     client_cores: float | None = None
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile; nan when there is nothing to rank."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 class Load:
@@ -142,15 +132,6 @@ PROBE_SEGMENT = "latency-probe"
 PROBE_CONDITION = {"attr": "plan", "op": "eq", "value": "trial"}
 """With `--segments`, a live segment that the measured identifies alone enter (their plan is
 "trial"): an identify counts as visible once its contact shows in it."""
-
-
-def add_probe_segment(server: Server) -> None:
-    with httpx.Client(base_url=server.base, timeout=60) as http:
-        http.put(
-            f"/api/v1/segments/{PROBE_SEGMENT}",
-            json={"name": PROBE_SEGMENT, "condition": PROBE_CONDITION},
-            headers={"Authorization": f"Bearer {server.admin_key}"},
-        ).raise_for_status()
 
 
 class HttpError(Exception):
@@ -521,9 +502,13 @@ def main() -> None:
                 else {}
             )
             with Server(url, Path(tmp), env) as server:
-                configure(server, segments=args.segments, scoring=args.scoring, lifecycle=False)
-                if args.segments:
-                    add_probe_segment(server)
+                configure(
+                    server,
+                    segments=args.segments,
+                    scoring=args.scoring,
+                    lifecycle=False,
+                    more_segments=[(PROBE_SEGMENT, PROBE_CONDITION)] if args.segments else [],
+                )
                 watcher.start()
                 server_cpu, client_cpu, wall = (
                     server.cpu_seconds(),

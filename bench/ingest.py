@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -521,11 +521,21 @@ def run_http(
         db.dispose()
 
 
-def configure(server: Server, *, segments: int, scoring: bool, lifecycle: bool) -> None:
-    """Save the live segments, scoring model and lifecycle rules through the API."""
+def configure(
+    server: Server,
+    *,
+    segments: int,
+    scoring: bool,
+    lifecycle: bool,
+    more_segments: Sequence[tuple[str, dict[str, Any]]] = (),
+    timeout: float = 120,
+) -> None:
+    """Save the live segments (`segment_definitions`, then `more_segments`), scoring model and
+    lifecycle rules through the API; `timeout` is each request's (a segment's members are
+    computed as it is saved)."""
     headers = {"Authorization": f"Bearer {server.admin_key}"}
-    with httpx.Client(base_url=server.base, timeout=120, headers=headers) as http:
-        for key, condition in segment_definitions(segments):
+    with httpx.Client(base_url=server.base, timeout=timeout, headers=headers) as http:
+        for key, condition in [*segment_definitions(segments), *more_segments]:
             response = http.put(
                 f"/api/v1/segments/{key}", json={"name": key, "condition": condition}
             )

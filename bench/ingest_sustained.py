@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import math
 import os
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import reset  # the repository root is on the path from the line above
+from bench.common import percentile, reset  # the repository root is on the path from the line above
 from bench.ingest import (
     EVENTS_COUNT,
     INBOX_COUNT,
@@ -74,14 +73,6 @@ class Run:
     drained: float = 0.0
     cpu_seconds: float | None = None
     events: int = 0
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile; nan when there is nothing to rank."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def send_steadily(

@@ -54,11 +54,10 @@ from bench.csv_import import generate as generate_csv
 from bench.ingest import (
     INBOX_COUNT,
     PAGES,
-    SCORING_MODEL,
     TRACKS,
     Server,
+    configure,
     scalar,
-    segment_definitions,
 )
 from sodate.db.engine import Database
 from sodate.events.inbox import open_inbox
@@ -220,17 +219,9 @@ def run(args: argparse.Namespace, directory: Path) -> dict[str, dict[str, float]
             if importing.wait() != 0:
                 raise SystemExit(f"sodate import contacts exited with {importing.returncode}")
             del sampler.roots[importing.pid]
+        with sampler.phase_of("definitions"):
+            configure(server, segments=args.segments, scoring=True, lifecycle=False, timeout=3600)
         with httpx.Client(base_url=server.base, timeout=3600) as http:
-            with sampler.phase_of("definitions"):
-                for key, condition in segment_definitions(args.segments):
-                    http.put(
-                        f"/api/v1/segments/{key}",
-                        json={"name": key, "condition": condition},
-                        headers=admin,
-                    ).raise_for_status()
-                http.put(
-                    "/api/v1/scoring-models/bench", json=SCORING_MODEL, headers=admin
-                ).raise_for_status()
             with sampler.phase_of("events"):
                 write = {"Authorization": "Basic " + _basic(server.write_key)}
                 for body in event_bodies(args.contacts, args.events, args.seed, args.per_person):
