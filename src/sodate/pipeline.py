@@ -74,12 +74,6 @@ STEPS: tuple[PipelineStep, ...] = (
 )
 
 
-SURVIVOR_STEPS: tuple[PipelineStep, ...] = (lifecycle.update_stages, segments.merge_stage_readers)
-"""The steps an explicit merge runs after `MERGE_STEPS`, over a batch of the merge alone: the
-merge steps have moved the scores, stages and memberships; these check the survivor against
-the stage rules and the MQL threshold, then the segments that read stages."""
-
-
 def process_batch(session: Session, batch: events.EventBatch) -> None:
     """Run every step over the batch, holding the workspace's processing lock.
 
@@ -110,10 +104,11 @@ def merge_contacts(
     for step in MERGE_STEPS:
         step(session, workspace_id, [merge], now)
     # The two histories together may meet a stage rule or the MQL threshold that neither met
-    # alone: the survivor is checked as the event pipeline checks its merges' survivors.
+    # alone: the survivor is checked as the event pipeline checks its merges' survivors, then
+    # the segments that read stages (the merge steps re-checked the others).
     batch = events.EventBatch(workspace_id=workspace_id, events=[], now=now, merges=[merge])
-    for survivor_step in SURVIVOR_STEPS:
-        survivor_step(session, batch)
+    lifecycle.update_stages(session, batch)
+    segments.merge_stage_readers(session, batch)
 
 
 def process_pending(runtime: Runtime, *, batch_size: int) -> int:
