@@ -6,7 +6,7 @@ number of times in memory and writes it once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from sodate.commerce import spec
 from sodate.commerce.models import OPEN_CART_STATUSES, Cart, CartStatus
 from sodate.commerce.spec import Product
+from sodate.db.bulk import driver_values, execute_many
 from sodate.db.plans import workspace_check
 
 CARTS: sa.Table = Cart.__table__  # type: ignore[assignment]
@@ -224,10 +225,49 @@ def save(session: Session, workspace_id: str, carts: Iterable[CartState], *, now
     new = [cart.row(workspace_id, now) for cart in changed if cart.id is None]
     if new:
         session.execute(sa.insert(CARTS), new)
-    update_by_id(
+    update_stored(session, [(cart, now) for cart in changed if cart.id is not None])
+
+
+_UPDATE = (
+    "UPDATE carts SET contact_id = ?, status = ?, items = ?::jsonb, item_count = ?, value = ?,"
+    " currency = ?, last_activity_at = ?, checkout_started_at = ?, ordered_at = ?,"
+    " updated_at = ? WHERE id = ?"
+)
+
+
+def update_stored(session: Session, carts: Sequence[tuple[CartState, datetime]]) -> None:
+    """Write stored carts back, each as changed at its time, in one driver call (`db.bulk`):
+    a batch of the event pipeline writes thousands, and SQLAlchemy's processing of each row's
+    parameters cost more than the update. A cart's workspace, key and creation never change."""
+    if not carts:
+        return
+    values = driver_values(session)
+    money: Callable[[Any], Any] = CARTS.c.value.type.bind_processor(session.get_bind().dialect) or (
+        lambda value: value
+    )
+
+    def time(value: datetime | None) -> Any:
+        return None if value is None else values.time(value)
+
+    execute_many(
         session,
-        CARTS,
-        [{"id": cart.id, **cart.row(workspace_id, now)} for cart in changed if cart.id],
+        _UPDATE,
+        [
+            (
+                cart.contact_id,
+                cart.status,
+                values.json(cart.items),
+                cart.item_count,
+                money(cart.value),
+                cart.currency,
+                values.time(cart.last_activity_at),
+                time(cart.checkout_started_at),
+                time(cart.ordered_at),
+                values.time(changed_at),
+                cart.id,
+            )
+            for cart, changed_at in carts
+        ],
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -223,7 +222,7 @@ def _join_keyless_carts(session: Session, workspace_id: str, survivors: Sequence
         ).mappings()
         for row in rows:
             by_contact[row["contact_id"]].append(CartState.from_row(row))
-    joined: list[dict[str, Any]] = []
+    joined: list[tuple[CartState, datetime]] = []
     gone: list[int] = []
     for found in by_contact.values():
         if len(found) < 2:
@@ -235,6 +234,6 @@ def _join_keyless_carts(session: Session, workspace_id: str, survivors: Sequence
         gone.extend(other.id for other in found if other.id is not None)
         # A merge step is given no clock: the joined cart was last changed when either was.
         changed_at = max(cart.updated_at for cart in (keeper, *found) if cart.updated_at)
-        joined.append({"id": keeper.id, **keeper.row(workspace_id, changed_at)})
+        joined.append((keeper, changed_at))
     carts.delete(session, gone)
-    carts.update_by_id(session, CARTS, joined)
+    carts.update_stored(session, joined)
