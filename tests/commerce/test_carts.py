@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi.testclient import TestClient
 
+from sodate.clock import ManualClock
 from sodate.runtime import Runtime
 from sodate.workspaces.schemas import Created
 from tests.commerce.helpers import at, carts, event, get, lines, track
@@ -26,10 +29,17 @@ def test_adding_and_removing_keeps_one_open_cart(
         event("Product Added", {**TEA, "price": 1100}, minute=4),
     )
     process_all(runtime)
+    clock = runtime.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(timedelta(minutes=1))
     track(client, key, event("Product Removed", {"product_id": "tea", "quantity": 1}, minute=5))
     process_all(runtime)
 
     [cart] = carts(client, admin_headers)
+    assert (cart["created_at"], cart["updated_at"]) == (
+        "2026-04-01T00:00:00Z",
+        "2026-04-01T00:01:00Z",
+    )
     assert cart["cart_key"] is None
     assert cart["status"] == "open"
     assert lines(cart) == {"tea": 2, "pot": 1}
@@ -98,7 +108,7 @@ def test_cart_ids_name_carts_and_checkout_then_order_closes_them(
     by_key = {cart["cart_key"]: cart for cart in carts(client, admin_headers)}
     assert (by_key[None]["status"], lines(by_key[None])) == ("open", {"tea": 1})
     assert (by_key["c-1"]["status"], lines(by_key["c-1"])) == ("open", {"pot": 1})
-    assert by_key["c-1"]["ordered_at"] is None
+    assert (by_key["c-1"]["ordered_at"], by_key["c-1"]["checkout_started_at"]) == (None, None)
     assert (by_key["c-2"]["status"], lines(by_key["c-2"])) == ("ordered", {"pot": 1, "tea": 1})
 
 

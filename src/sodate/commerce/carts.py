@@ -242,9 +242,11 @@ def update_stored(session: Session, carts: Sequence[tuple[CartState, datetime]])
     if not carts:
         return
     values = driver_values(session)
-    money: Callable[[Any], Any] = CARTS.c.value.type.bind_processor(session.get_bind().dialect) or (
-        lambda value: value
-    )
+    # The dialect's own processing of the money column, as SQLAlchemy's update applied it: a
+    # float on SQLite, the Decimal itself for psycopg.
+    dialect = session.get_bind().dialect
+    processor = CARTS.c.value.type.dialect_impl(dialect).bind_processor(dialect)
+    money: Callable[[Any], Any] = processor or (lambda value: value)
 
     def time(value: datetime | None) -> Any:
         return None if value is None else values.time(value)
