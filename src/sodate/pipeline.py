@@ -37,6 +37,7 @@ from sodate.lifecycle import realtime as lifecycle
 from sodate.runtime import Runtime, collection_deferred
 from sodate.scoring import realtime as scoring
 from sodate.segments import realtime as segments
+from sodate.segments.models import ChangeCause
 
 PipelineStep = Callable[[Session, events.EventBatch], None]
 MergeStep = Callable[[Session, str, Sequence[PlannedMerge], datetime], None]
@@ -108,7 +109,9 @@ def merge_contacts(
     # the segments that read stages (the merge steps re-checked the others).
     batch = events.EventBatch(workspace_id=workspace_id, events=[], now=now, merges=[merge])
     lifecycle.update_stages(session, batch)
-    segments.merge_stage_readers(session, batch)
+    segments.refresh_stage_readers(
+        session, workspace_id, batch.changed_stages, now=now, cause=ChangeCause.MERGE
+    )
 
 
 def process_pending(runtime: Runtime, *, batch_size: int) -> int:

@@ -236,14 +236,6 @@ def update_stage_readers(session: Session, batch: EventBatch) -> None:
     )
 
 
-def merge_stage_readers(session: Session, batch: EventBatch) -> None:
-    """After an explicit merge's lifecycle step: the segments that read stages, for the
-    contacts it moved, with the cause `merge`."""
-    refresh_stage_readers(
-        session, batch.workspace_id, batch.changed_stages, now=batch.now, cause=ChangeCause.MERGE
-    )
-
-
 def refresh_stage_readers(
     session: Session, workspace_id: str, contacts: set[int], *, now: datetime, cause: ChangeCause
 ) -> None:
