@@ -28,6 +28,8 @@ def _free_port() -> int:
 def _clean_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SODATE_")}
     env["SODATE_DATA_DIR"] = str(data_dir)
+    # Beside the data: what a server killed outright leaves in its temporary directory.
+    env["TMPDIR"] = str(data_dir.parent)
     return env
 
 

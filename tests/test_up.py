@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from sodate.events.jobs import EVENT_PROCESSOR
 from sodate.runtime import Runtime
@@ -167,6 +168,34 @@ def test_a_killed_services_process_is_restarted(up: Up) -> None:
     assert not _alive(first)
     assert RESTARTED in up.output()
     up.assert_tracking_is_processed_at_once("u-after-restart")
+
+
+def test_the_servers_metrics_count_the_services_processes_passes(up: Up) -> None:
+    first = up.services_pid()
+
+    def passes() -> float:
+        return _metric(up, "sodate_service_passes_total", service=EVENT_PROCESSOR, outcome="ok")
+
+    up.wait_until(lambda: passes() >= 1, "the event processor's first pass counted", timeout=10)
+    os.kill(first, signal.SIGKILL)
+    counted_by_first = passes()
+    up.services_pid(other_than=first)
+
+    # The restarted process's passes add to those of the one that died.
+    up.wait_until(lambda: passes() > counted_by_first, "its successor's passes", timeout=10)
+    assert _metric(up, "sodate_service_last_pass_timestamp_seconds", service=EVENT_PROCESSOR) > 0
+    assert _metric(up, "sodate_http_requests_total", route="/healthz", status="200") >= 1
+    assert _metric(up, "process_cpu_seconds_total") > 0
+
+
+def _metric(up: Up, name: str, **labels: str) -> float:
+    """The value of the server's sample of that name with those labels; 0 if it has none."""
+    text = httpx.get(f"{up.base}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return sample.value
+    return 0.0
 
 
 @pytest.mark.parametrize(

@@ -152,6 +152,14 @@ def migrate() -> None:
 @app.command()
 def up(host: HostOption = None, port: PortOption = None) -> None:
     """Run everything: migrations, the HTTP server, and the background services beside it."""
+    from sodate.supervisor import metrics_shared_with_services
+
+    # Before anything makes a metric: the services process's counters reach `/metrics` so.
+    with metrics_shared_with_services():
+        _up(host, port)
+
+
+def _up(host: str | None, port: int | None) -> None:
     from sodate.app import create_app
     from sodate.supervisor import ServicesProcess
     from sodate.worker import enabled_services, load_plugins, new_worker_id

@@ -12,11 +12,14 @@ server runs is restarted after a pause that grows while it keeps dying.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import structlog
@@ -32,6 +35,31 @@ FIRST_RESTART_DELAY_SECONDS = 1.0
 MAX_RESTART_DELAY_SECONDS = 30.0
 # A child that lived this long was working, so its death starts the delays afresh.
 STABLE_AFTER_SECONDS = 60.0
+
+
+# `sodate.metrics.MULTIPROCESS_DIRECTORY`, named again: importing that module makes the metrics.
+_METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_shared_with_services() -> Iterator[None]:
+    """Keep the metrics of the server and of its services child in one directory, made now and
+    removed when the server ends, so that the server's `/metrics` sums both
+    (`sodate.metrics.exposition`). prometheus_client reads the directory's name when it is
+    first imported: this runs before. A directory set already (by a process manager) is
+    used as it is."""
+    if _METRICS_DIRECTORY in os.environ:
+        yield
+        return
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("metrics are shared only if set up before prometheus_client loads")
+    directory = tempfile.mkdtemp(prefix="sodate-metrics-")
+    os.environ[_METRICS_DIRECTORY] = directory
+    try:
+        yield
+    finally:
+        del os.environ[_METRICS_DIRECTORY]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class ServicesProcess:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from sodate import __version__
 from sodate.deps import Caller, allowed, get_runtime
 from sodate.errors import Unauthorized
+from sodate.metrics import exposition
 from sodate.runtime import Runtime
 from sodate.system import service
 from sodate.system.schemas import ClockAdvance, ClockAdvanced, ClockOut, Health
@@ -31,7 +32,7 @@ def metrics(request: Request, runtime: Runtime = Depends(get_runtime)) -> Respon
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not same(sent, token.get_secret_value()):
             raise Unauthorized("metrics need `Authorization: Bearer <SODATE_METRICS_TOKEN>`")
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/api/v1/clock", response_model=ClockOut, tags=["clock"])
