@@ -1,8 +1,9 @@
 """Saved definitions that other definitions read: segments read scoring models, lifecycle
-rules read models and segments (and, later, journeys read all three). Saving a model
-recomputes the segments that read it and lifts the contacts its MQL threshold now reaches;
-deleting a definition is refused while anything reads it, with the list of its readers. One
-place, so each capability's service stays unaware of the capabilities built on it."""
+rules and handoff assignment rules read models and segments (and, later, journeys read all
+three). Saving a model recomputes the segments that read it and lifts the contacts its MQL
+threshold now reaches; deleting a definition is refused while anything reads it, with the
+list of its readers. One place, so each capability's service stays unaware of the
+capabilities built on it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from sodate.documents import parse_documents
 from sodate.errors import Conflict, InvalidInput
+from sodate.handoff import service as handoff
 from sodate.lifecycle import service as lifecycle
 from sodate.scoring import service as scoring
 from sodate.scoring.schemas import (
@@ -85,10 +87,15 @@ def delete_scoring_model(session: Session, workspace_id: str, key: str) -> None:
 
 
 def delete_segment(session: Session, workspace_id: str, key: str, *, now: datetime) -> None:
-    """Delete a segment; refused while another segment or a lifecycle rule reads it."""
+    """Delete a segment; refused while another segment, a lifecycle rule or a handoff
+    assignment rule reads it."""
     readers = [
         {"kind": "lifecycle", "key": stage}
         for stage in lifecycle.rules_reading_segment(session, workspace_id, key)
+    ]
+    readers += [
+        {"kind": "handoff", "key": rule}
+        for rule in handoff.rules_reading_segment(session, workspace_id, key)
     ]
     if readers:
         raise Conflict(f"segment {key!r} is used by {_names(readers)}", details=readers)

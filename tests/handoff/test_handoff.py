@@ -57,6 +57,8 @@ def setup(
     assert response.status_code == 200, response.text
     if rules["crm_webhook"] is not None:
         assert response.json()["crm_webhook"] == {"url": f"{receiver.base}/crm"}  # no secret
+    # The Slack webhook's URL lets anyone post to the channel: its origin only.
+    assert response.json()["notify"]["slack_webhook"] == f"{receiver.base}/…"
     return users
 
 
@@ -116,6 +118,7 @@ def test_a_new_mql_is_assigned_and_its_owner_told_why_it_is_hot(
         users["tanaka"],
         "assign.0",
     )
+    assert [step["kind"] for step in handoff["steps"]] == ["opened"]
     assert handoff["due_at"] is not None
 
     drain_due_jobs(runtime, worker_id="test")
@@ -145,6 +148,36 @@ def test_a_new_mql_is_assigned_and_its_owner_told_why_it_is_hot(
     owners = [h["owner_user_id"] for h in handoffs(client, admin_headers)[1:]]
     assert sorted(owners) == sorted([users["tanaka"], users["suzuki"]])
     assert {h["assigned_by"] for h in handoffs(client, admin_headers)[1:]} == {"sales"}
+
+
+def test_what_a_visitor_sends_reaches_the_owner_as_text_and_not_as_markup(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: Created,
+    admin_headers: dict[str, str],
+    mailbox: Mailbox,
+    receiver: Receiver,
+) -> None:
+    setup(client, admin_headers, receiver, assign=[])
+    # Traits come from anyone with the public write key.
+    planted = "<!channel> <https://evil.example/login|請求書を確認> & co"
+    become_mql(client, workspace, runtime, "u1", name=planted)
+    become_mql(client, workspace, runtime, "u2", name="山田\r\nBcc: victim@example.com")
+    assert open_handoffs(runtime) == 2
+    drain_due_jobs(runtime, worker_id="test")
+
+    texts = [received.json()["text"] for received in receiver.at("/slack")]
+    assert len(texts) == 2
+    assert all("<!channel>" not in text and "<https://" not in text for text in texts)
+    assert any(
+        "&lt;!channel&gt; &lt;https://evil.example/login|請求書を確認&gt; &amp; co" in t
+        for t in texts
+    )
+    subjects = sorted(message["Subject"] for message in mailbox.messages)
+    assert len(subjects) == 2  # both owners emailed, the line break notwithstanding
+    assert "【ホットリード】山田 Bcc: victim@example.com さんを担当してください" in subjects
+    assert all(message["Bcc"] is None for message in mailbox.messages)
+    assert all(message["Date"].datetime == runtime.clock.now() for message in mailbox.messages)
 
 
 def test_the_sla_escalates_to_the_manager_and_passes_the_lead_on(
@@ -223,6 +256,12 @@ def test_sales_accepts_or_rejects_and_the_kpis_follow(
     )
     response = client.post(f"/api/v1/handoffs/{tanakas['id']}/accept", headers=csrf)
     assert response.status_code == 409, response.text
+    # Nor by moving the stage of a lead that waits on another owner, which would close it.
+    stage = f"/api/v1/contacts/{suzukis['contact_id']}/stage"
+    response = client.put(stage, json={"stage": "sql"}, headers=csrf)
+    assert response.status_code == 403, response.text
+    assert error_of(response)["message"] == "a sales user decides only the leads assigned to them"
+    assert client.get(stage, headers=admin_headers).json()["stage"] == "mql"
     client.cookies.clear()
 
     # Rejected with engagement reset: a lead again, at 0 engagement, in a new cycle.
@@ -386,4 +425,73 @@ def test_invalid_rules_are_refused_with_every_error(
     assert response.status_code == 422, response.text
     locs = [d["loc"][-2:] for d in error_of(response)["details"]]
     assert ["body", "sla_hours"] in locs
+    response = client.put("/api/v1/handoff", json={"sla_hours": True}, headers=admin_headers)
+    assert response.status_code == 422, response.text
+
+    # The segments and models a rule names must exist: an unknown one would never match.
+    response = client.put(
+        "/api/v1/handoff",
+        json={"assign": [{"when": {"segment": "no-such-segment"}, "owners": ["mori@example.jp"]}]},
+        headers=admin_headers,
+    )
+    assert response.status_code == 422, response.text
+    assert [(d["loc"], d["msg"]) for d in error_of(response)["details"]] == [
+        (
+            ["assign", 0, "owners", 0],
+            "mori@example.jp is marketer: only sales, admins and owners take leads",
+        ),
+        (["assign", 0, "when", "segment"], "no segment 'no-such-segment'"),
+    ]
     assert client.get("/api/v1/handoff", headers=admin_headers).json()["updated_at"] is None
+
+
+def test_a_segment_an_assignment_rule_reads_is_not_deleted(
+    client: TestClient, admin_headers: dict[str, str], receiver: Receiver
+) -> None:
+    setup(client, admin_headers, receiver)
+    vip = {
+        "kind": "dynamic",
+        "name": "VIP",
+        "condition": {"attr": "plan", "op": "eq", "value": "vip"},
+    }
+    assert client.put("/api/v1/segments/vip", json=vip, headers=admin_headers).is_success
+    when = {"any": [{"segment": "vip"}, {"attr": "plan", "op": "eq", "value": "gold"}]}
+    rules = {
+        "assign": [{"when": when, "owners": ["tanaka@example.jp"]}],
+        "notify": {"email": False},
+    }
+    response = client.put("/api/v1/handoff", json=rules, headers=admin_headers)
+    assert response.status_code == 200, response.text
+
+    response = client.delete("/api/v1/segments/vip", headers=admin_headers)
+    assert response.status_code == 409, response.text
+    assert error_of(response)["message"] == "segment 'vip' is used by handoff assign.0"
+    assert client.get("/api/v1/segments/vip", headers=admin_headers).status_code == 200
+
+
+def test_an_owner_who_may_no_longer_work_leads_gets_none(
+    client: TestClient,
+    runtime: Runtime,
+    workspace: Created,
+    admin_headers: dict[str, str],
+    receiver: Receiver,
+) -> None:
+    users = setup(
+        client,
+        admin_headers,
+        receiver,
+        assign=[
+            {
+                "when": {"attr": "email", "op": "ends_with", "value": "@kyoto.jp"},
+                "owners": ["tanaka@example.jp", "boss@example.jp"],
+            }
+        ],
+    )
+    response = client.patch(
+        f"/api/v1/users/{users['tanaka']}", json={"role": "viewer"}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    for user_id in ("u1", "u2"):
+        become_mql(client, workspace, runtime, user_id, email=f"{user_id}@kyoto.jp")
+    assert open_handoffs(runtime) == 2
+    assert {h["owner_user_id"] for h in handoffs(client, admin_headers)} == {users["boss"]}

@@ -76,7 +76,9 @@ def send_notifications(context: JobContext, jobs: Sequence[ClaimedJob]) -> None:
             if smtp_url is None:
                 raise mail.MailError("SODATE_SMTP_URL is not set: cannot email the owner")
             user = workspaces.get_user(context.session, workspace_id, job.payload["user_id"])
-            message = notify.email_message(lead, purpose, user.email, job.payload["round"])
+            message = notify.email_message(
+                lead, purpose, user.email, job.payload["round"], now=context.now
+            )
             mail.send(smtp_url, message)
         elif rules.notify.slack_webhook is not None:
             users = {u.id: u for u in workspaces.list_users(context.session, workspace_id)}

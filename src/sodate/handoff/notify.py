@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formataddr
+from email.utils import format_datetime, formataddr
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -55,7 +56,13 @@ class LeadBrief:
 
     @property
     def who(self) -> str:
-        return self.contact.name or self.contact.email or f"#{self.contact.id}"
+        """The lead's name on one line: a name's line breaks, which anyone who can identify
+        may send, would end an email's subject header (and break the send for good)."""
+        name = self.contact.name or self.contact.email or f"#{self.contact.id}"
+        return _CONTROLS.sub(" ", name).strip()
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
 def brief(
@@ -151,12 +158,15 @@ def _local(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
-def email_message(lead: LeadBrief, purpose: str, recipient: str, round_: int) -> EmailMessage:
+def email_message(
+    lead: LeadBrief, purpose: str, recipient: str, round_: int, *, now: datetime
+) -> EmailMessage:
     subject, body = render(lead, purpose)
     message = EmailMessage()
     message["From"] = lead.sender
     message["To"] = recipient
     message["Subject"] = subject
+    message["Date"] = format_datetime(now)
     # The same notification sent twice (a retried job) carries the same id, so a mail system
     # that de-duplicates shows it once.
     message["Message-ID"] = (
@@ -169,7 +179,15 @@ def email_message(lead: LeadBrief, purpose: str, recipient: str, round_: int) ->
 def post_slack(url: str, lead: LeadBrief, purpose: str, mentions: list[str]) -> None:
     subject, body = render(lead, purpose)
     text = f"*{subject}*\n" + (" ".join(mentions) + "\n" if mentions else "") + body
-    _post(url, orjson.dumps({"text": text}), {})
+    _post(url, orjson.dumps({"text": slack_escaped(text)}), {})
+
+
+def slack_escaped(text: str) -> str:
+    """Text as Slack's message format shows it literally: its only markup characters, `&`,
+    `<` and `>`, escaped. A lead's traits come from anyone with the public write key; left
+    as they are, `<!channel>` would notify the whole channel and `<https://…|text>` would
+    show a link under any words."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def crm_payload(lead: LeadBrief, event: str, *, now: datetime) -> bytes:

@@ -51,8 +51,13 @@ class Pools:
 
 
 def owner_pools(session: Session, workspace_id: str, rules: HandoffRulesIn) -> Pools:
-    """Active users only, each pool in id order (the round-robin order)."""
-    users = [user for user in workspaces.list_users(session, workspace_id) if user.is_active]
+    """Active users who may work leads only, each pool in id order (the round-robin order):
+    a rule's owner may have been made a viewer since the rules were saved."""
+    users = [
+        user
+        for user in workspaces.list_users(session, workspace_id)
+        if user.is_active and can_own(user.role)
+    ]
     by_email = {user.email.lower(): user for user in users}
     by_rule = {
         f"assign.{index}": sorted(

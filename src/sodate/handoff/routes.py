@@ -28,11 +28,6 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[int | None, Query(alias="cursor", ge=0, le=2**62)]
 
 
-def _decider(caller: Caller) -> Decider:
-    principal = caller.principal
-    return Decider(principal.user_id, principal.api_key_id, principal.role)
-
-
 @router.get("/handoff", response_model=HandoffRulesOut, tags=["handoff"])
 def get_rules(caller: Caller = Depends(allowed(Permission.READ))) -> HandoffRulesOut:
     with caller.runtime.db.read() as session:
@@ -85,7 +80,11 @@ def accept(
     """The owner takes the lead: the contact becomes SQL."""
     with caller.runtime.db.transaction() as session:
         return service.accept(
-            session, caller.workspace_id, handoff_id, by=_decider(caller), now=caller.now()
+            session,
+            caller.workspace_id,
+            handoff_id,
+            by=Decider.of(caller.principal),
+            now=caller.now(),
         )
 
 
@@ -103,7 +102,7 @@ def reject(
             handoff_id,
             reason=body.reason,
             reset_engagement=body.reset_engagement,
-            by=_decider(caller),
+            by=Decider.of(caller.principal),
             now=caller.now(),
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -68,7 +69,8 @@ class HandoffRulesIn(_Strict):
     assign: Annotated[list[AssignRule], Field(max_length=MAX_ASSIGN_RULES)] = []
     """The first rule the lead satisfies picks the owners; with none, every sales user."""
     notify: Notify = Notify()
-    sla_hours: Annotated[float, Field(gt=0, le=24 * 90)] = 24
+    # Strict: `true` is not an hour.
+    sla_hours: Annotated[float, Field(gt=0, le=24 * 90, strict=True)] = 24
     escalate_to: Annotated[list[EmailStr], Field(max_length=MAX_OWNERS)] = []
     """Users (managers) told when an owner lets the SLA pass."""
     reassign_on_escalation: bool = True
@@ -81,9 +83,25 @@ class CrmWebhookOut(BaseModel):
     """The secret is never shown."""
 
 
+class NotifyOut(BaseModel):
+    email: bool = True
+    slack_webhook: str | None = None
+    """The webhook's origin only (`https://hooks.slack.com/…`): its URL lets anyone post to
+    the channel, so it is a secret, as the CRM's is."""
+
+    @classmethod
+    def of(cls, notify: Notify) -> NotifyOut:
+        url = notify.slack_webhook
+        if url is None:
+            return cls(email=notify.email)
+        parts = urlsplit(str(url))
+        host = parts.netloc.rpartition("@")[2]
+        return cls(email=notify.email, slack_webhook=f"{parts.scheme}://{host}/…")
+
+
 class HandoffRulesOut(BaseModel):
     assign: list[dict[str, Any]] = []
-    notify: Notify = Notify()
+    notify: NotifyOut = NotifyOut()
     sla_hours: float = 24
     escalate_to: list[str] = []
     reassign_on_escalation: bool = True
@@ -97,7 +115,7 @@ class HandoffRulesOut(BaseModel):
                 {"when": dump_condition(rule.when), "owners": list(rule.owners)}
                 for rule in rules.assign
             ],
-            notify=rules.notify,
+            notify=NotifyOut.of(rules.notify),
             sla_hours=rules.sla_hours,
             escalate_to=list(rules.escalate_to),
             reassign_on_escalation=rules.reassign_on_escalation,

@@ -10,6 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sodate.conditions.reads import reads
+from sodate.conditions.references import unknown_references
 from sodate.contacts import service as contacts
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
@@ -29,7 +31,9 @@ from sodate.lifecycle.models import ChangeSource, Stage
 from sodate.lifecycle.progress import Actor
 from sodate.queue import service as queue
 from sodate.scoring import service as scoring
+from sodate.segments import service as segments
 from sodate.workspaces import service as workspaces
+from sodate.workspaces.auth import Principal
 from sodate.workspaces.roles import Role
 
 HANDOFFS = opening.HANDOFFS
@@ -45,6 +49,10 @@ class Decider:
     user_id: int | None
     api_key_id: int | None
     role: Role
+
+    @classmethod
+    def of(cls, principal: Principal) -> Decider:
+        return cls(principal.user_id, principal.api_key_id, principal.role)
 
     def actor(self, reason: str) -> Actor:
         source = ChangeSource.USER if self.api_key_id is None else ChangeSource.API
@@ -107,6 +115,11 @@ def _check(session: Session, workspace_id: str, data: HandoffRulesIn, *, can_ema
         user = users.get(email.lower())
         if user is None or not user.is_active:
             errors.append(_error(["escalate_to", place], f"no active user {email}"))
+    errors += unknown_references(
+        ((["assign", index, "when"], rule.when) for index, rule in enumerate(data.assign)),
+        segments=segments.existing_segment_keys(session, workspace_id),
+        models=scoring.model_keys(session, workspace_id),
+    )
     if data.notify.email and not can_email:
         errors.append(
             _error(
@@ -120,6 +133,19 @@ def _check(session: Session, workspace_id: str, data: HandoffRulesIn, *, can_ema
 
 def _error(loc: list[Any], message: str) -> dict[str, Any]:
     return {"loc": loc, "msg": message, "type": "reference"}
+
+
+def rules_reading_segment(session: Session, workspace_id: str, key: str) -> list[str]:
+    """The assignment rules (`assign.N`) whose conditions read the segment. (None reads a
+    scoring model: scores decay, and the rules may not read the clock.)"""
+    rules = saved_rules(session, workspace_id)
+    if rules is None:
+        return []
+    return [
+        f"assign.{index}"
+        for index, rule in enumerate(rules.assign)
+        if key in reads(rule.when).segments
+    ]
 
 
 def saved_rules(session: Session, workspace_id: str) -> HandoffRulesIn | None:
@@ -153,7 +179,7 @@ def list_handoffs(
 
 
 def get_handoff(session: Session, workspace_id: str, handoff_id: int) -> HandoffOut:
-    return _out(session, workspace_id, [_get(session, workspace_id, handoff_id)], steps=True)[0]
+    return _out(session, workspace_id, [_get(session, workspace_id, handoff_id)])[0]
 
 
 def accept(
@@ -201,6 +227,30 @@ def reject(
     return get_handoff(session, workspace_id, handoff.id)
 
 
+def check_stage_move(session: Session, workspace_id: str, contact_id: int, *, by: Decider) -> None:
+    """A sales user moves a lead's stage by hand only if its handoff waits on them, or it has
+    none waiting: leaving MQL closes the handoff, which would decide another owner's lead
+    (`_decide`) and keep it from the accepted leads the KPIs count."""
+    if not _decides_own_only(by):
+        return
+    owner = session.scalar(
+        sa.select(Handoff.owner_user_id).where(
+            Handoff.workspace_id == workspace_id,
+            Handoff.contact_id == contact_id,
+            Handoff.state == HandoffState.PENDING.value,
+        )
+    )
+    if owner is not None and owner != by.user_id:
+        raise Forbidden(_OWN_LEADS_ONLY)
+
+
+def _decides_own_only(by: Decider) -> bool:
+    return by.role is Role.SALES and by.user_id is not None
+
+
+_OWN_LEADS_ONLY = "a sales user decides only the leads assigned to them"
+
+
 def _decide(
     session: Session,
     workspace_id: str,
@@ -214,8 +264,8 @@ def _decide(
     handoff = _get(session, workspace_id, handoff_id)
     if handoff.state != HandoffState.PENDING.value:
         raise Conflict(f"handoff {handoff_id} is already {handoff.state}")
-    if by.role is Role.SALES and by.user_id is not None and handoff.owner_user_id != by.user_id:
-        raise Forbidden("a sales user decides only the leads assigned to them")
+    if _decides_own_only(by) and handoff.owner_user_id != by.user_id:
+        raise Forbidden(_OWN_LEADS_ONLY)
     handoff.state, handoff.due_at, handoff.decided_at = state.value, None, now
     session.add(
         HandoffStep(
@@ -379,12 +429,11 @@ def _get(session: Session, workspace_id: str, handoff_id: int) -> Handoff:
     return handoff
 
 
-def _out(
-    session: Session, workspace_id: str, handoffs: list[Handoff], *, steps: bool = False
-) -> list[HandoffOut]:
+def _out(session: Session, workspace_id: str, handoffs: list[Handoff]) -> list[HandoffOut]:
+    """The handoffs with their steps (one query for them all, whether one or a page)."""
     emails = {user.id: user.email for user in workspaces.list_users(session, workspace_id)}
     found: dict[int, list[StepOut]] = {handoff.id: [] for handoff in handoffs}
-    if steps and handoffs:
+    if handoffs:
         rows = session.scalars(
             sa.select(HandoffStep)
             .where(HandoffStep.handoff_id.in_(list(found)))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from sodate.contacts import service as contacts
 from sodate.deps import Caller, allowed
+from sodate.handoff import service as handoff
 from sodate.lifecycle import service
 from sodate.lifecycle.models import ChangeSource
 from sodate.lifecycle.progress import Actor
@@ -89,6 +90,9 @@ def set_stage(
     )
     with caller.runtime.db.transaction() as session:
         live_id = contacts.live_contact_id(session, caller.workspace_id, contact_id)
+        handoff.check_stage_move(
+            session, caller.workspace_id, live_id, by=handoff.Decider.of(principal)
+        )
         return service.set_stage(
             session, caller.workspace_id, live_id, body.stage, actor=actor, now=caller.now()
         )

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from sodate.conditions.reads import Reads, nodes, reads
-from sodate.conditions.schemas import ScoreCondition, SegmentCondition, error_path
+from sodate.conditions.reads import Reads, reads
+from sodate.conditions.references import unknown_references
+from sodate.conditions.schemas import error_path
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
 from sodate.errors import InvalidInput
@@ -312,17 +313,11 @@ def _check_references(session: Session, workspace_id: str, data: LifecycleRulesI
                     f"scoring model {data.mql.model!r} has no threshold {data.mql.threshold!r}",
                 )
             )
-    known_segments = segments.existing_segment_keys(session, workspace_id)
-    known_models = scoring.model_keys(session, workspace_id)
-    for stage, condition in data.rules.items():
-        for path, node in nodes(condition):
-            loc = ["rules", stage.value, *path]
-            if isinstance(node, SegmentCondition) and node.segment not in known_segments:
-                errors.append(_error([*loc, "segment"], f"no segment {node.segment!r}"))
-            if isinstance(node, ScoreCondition) and node.score.model not in known_models:
-                errors.append(
-                    _error([*loc, "score", "model"], f"no scoring model {node.score.model!r}")
-                )
+    errors += unknown_references(
+        ((["rules", stage.value], condition) for stage, condition in data.rules.items()),
+        segments=segments.existing_segment_keys(session, workspace_id),
+        models=scoring.model_keys(session, workspace_id),
+    )
     if errors:
         raise InvalidInput("the lifecycle rules name what does not exist", details=errors)
 
