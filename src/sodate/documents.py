@@ -4,8 +4,9 @@ document of a file before anything is saved (DESIGN §4: files hold one document
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -16,36 +17,71 @@ from sodate.errors import InvalidInput
 Document = TypeVar("Document", bound=BaseModel)
 
 
-def parse_documents(documents: Any, schema: type[Document], *, plural: str) -> dict[str, Document]:
-    """The valid documents of a file by key: one document, a list, or `{plural: [...]}`.
+@dataclass
+class CheckedDocuments(Generic[Document]):
+    """The documents of a file as validated: the valid ones by key, and every error."""
 
-    Every error of every document is named (`loc` starts with its index); InvalidInput if any.
-    """
+    valid: dict[str, Document]
+    errors: list[dict[str, Any]]
+    """`loc` starts with the document's index."""
+    invalid: dict[int, Any]
+    """The documents that are not valid, by index, as written."""
+
+
+def check_documents(
+    documents: Any, schema: type[Document], *, plural: str
+) -> CheckedDocuments[Document]:
+    """Validate every document of a file: one document, a list, or `{plural: [...]}`."""
     if isinstance(documents, dict) and isinstance(documents.get(plural), list):
         documents = documents[plural]
     if not isinstance(documents, list):
         documents = [documents]
-    parsed: dict[str, Document] = {}
-    errors: list[dict[str, Any]] = []
+    checked: CheckedDocuments[Document] = CheckedDocuments({}, [], {})
+    keys: set[str] = set()
     for index, document in enumerate(documents):
-        try:
-            item = schema.model_validate(document)
-        except ValidationError as exc:
-            errors += [
-                {"loc": [index, *error_path(e["loc"])], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False)
-            ]
+        key = _validate(schema, index, document, checked)
+        if key is None:
             continue
-        except ConditionError as exc:
-            errors += [{**detail, "loc": [index, *detail.get("loc", [])]} for detail in exc.details]
-            continue
+        if key in keys:
+            checked.errors.append(
+                {"loc": [index, "key"], "msg": "key repeated", "type": "duplicate"}
+            )
+        keys.add(key)
+    return checked
+
+
+def _validate(
+    schema: type[Document], index: int, document: Any, checked: CheckedDocuments[Document]
+) -> str | None:
+    """Validate one document into `checked`; its key, as far as it has one (a document that is
+    not valid may still repeat another's key)."""
+    try:
+        item = schema.model_validate(document)
+    except ValidationError as exc:
+        checked.errors += [
+            {"loc": [index, *error_path(e["loc"])], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False)
+        ]
+    except ConditionError as exc:
+        checked.errors += [
+            {**detail, "loc": [index, *detail.get("loc", [])]} for detail in exc.details
+        ]
+    else:
         key: str = getattr(item, "key")  # noqa: B009 (every document schema has a key)
-        if key in parsed:
-            errors.append({"loc": [index, "key"], "msg": "key repeated", "type": "duplicate"})
-        parsed[key] = item
-    if errors:
-        raise InvalidInput(f"the {plural} are not valid", details=errors)
-    return parsed
+        checked.valid[key] = item
+        return key
+    checked.invalid[index] = document
+    written = document.get("key") if isinstance(document, dict) else None
+    return written if isinstance(written, str) else None
+
+
+def parse_documents(documents: Any, schema: type[Document], *, plural: str) -> dict[str, Document]:
+    """The valid documents of a file by key (`check_documents`); InvalidInput naming every
+    error of every document if any."""
+    checked = check_documents(documents, schema, plural=plural)
+    if checked.errors:
+        raise InvalidInput(f"the {plural} are not valid", details=checked.errors)
+    return checked.valid
 
 
 def read_document_file(file: Path) -> Any:

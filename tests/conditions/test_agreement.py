@@ -71,7 +71,10 @@ TEXTS = (
     "1990-03-01",
     "20260401",
 )
-NUMBERS: tuple[int | float, ...] = (0, 1, 1.0, 1.5, -2.25, 0.1, 1000, 10**15, 1e20)
+NUMBERS: tuple[int | float, ...] = (
+    *(0, 1, 1.0, 1.5, -2.25, 0.1, 1000, 10**15, 1e20),
+    *(2**63 - 1, 1e308, -1e308, 5e-324),  # the ends of what conditions take
+)
 DATES = (
     "2026-03-31",
     "2026-04-01",
@@ -358,7 +361,7 @@ def score_conditions(draw: st.DrawFn) -> dict[str, Any]:
         "model": draw(st.sampled_from((*sorted(SCORING_MODELS), "unknown"))),
         "op": draw(st.sampled_from(("gt", "gte", "lt", "lte", "between"))),
     }
-    values = st.sampled_from((*SCORE_VALUES, 15.0, 30.0, 52.5))
+    values = st.sampled_from((*SCORE_VALUES, 15.0, 30.0, 52.5, -1e12, 1e12))
     if spec["op"] == "between":
         spec["value"] = sorted([draw(values), draw(values)])
     else:

@@ -14,6 +14,8 @@ from sodate.conditions.schemas import (
     AttrCondition,
     ConditionError,
     LifecycleCondition,
+    bounded,
+    check_depth,
     dump_condition,
     parse_condition,
 )
@@ -171,11 +173,80 @@ def test_invalid_lifecycle_conditions_are_refused(
     assert any(loc == path and expected in message for loc, message in _errors(document))
 
 
-def test_nesting_is_bounded() -> None:
+def test_nesting_is_bounded_and_the_error_names_where() -> None:
     document: dict[str, Any] = {"attr": "plan", "op": "exists"}
-    for _ in range(MAX_DEPTH):
+    for _ in range(MAX_DEPTH - 2):
         document = {"not": document}
-    assert _errors(document) == [([], "too deeply nested")]
+    parse_condition(document)  # the values of the innermost object are the 12th level
+    document = {"not": document}
+    assert _errors(document) == [(["not"] * 11 + ["attr"], "too deeply nested: at most 12 levels")]
+
+    # The first value too deep, in document order, wherever it is: here in the second child.
+    deep: dict[str, Any] = {"attr": "plan", "op": "exists"}
+    for _ in range(12):
+        deep = {"all": [deep]}
+    with pytest.raises(ConditionError) as caught:
+        parse_condition({"any": [{"attr": "y", "op": "exists"}, deep]})
+    path = ["any", 1, *["all", 0] * 10, "all"]
+    assert caught.value.details == [
+        {"loc": path, "msg": "too deeply nested: at most 12 levels", "type": "depth"}
+    ]
+    assert caught.value.message.endswith("at " + ".".join(str(part) for part in path))
+    with pytest.raises(ConditionError) as caught:
+        check_depth({"all": [deep]}, at=["condition"])
+    assert caught.value.details[0]["loc"][:4] == ["condition", "all", 0, "all"]
+
+
+def test_a_document_holding_a_condition_names_the_path_of_one_too_deep() -> None:
+    deep: dict[str, Any] = {"attr": "plan", "op": "exists"}
+    for _ in range(12):
+        deep = {"not": deep}
+    with pytest.raises(ValueError, match=r"at when\.not\.not"):
+        bounded({"when": deep, "points": 1}, "when")
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        (1e308, ["score", "value"]),
+        (-1e308, ["score", "value"]),
+        (1e12 + 1, ["score", "value"]),
+        (2**63 - 1, ["score", "value"]),
+        ([0, 1e308], ["score", "value"]),
+        ([-1e300, 0], ["score", "value"]),
+    ],
+)
+def test_a_score_is_compared_with_bounded_numbers(value: Any, path: list[Any]) -> None:
+    # 1e308 passed as finite, and comparing a score with it as shown overflowed (HTTP 500).
+    op = "between" if isinstance(value, list) else "gte"
+    document = {"score": {"model": "default", "op": op, "value": value}}
+    assert _errors(document) == [
+        (path, "a score is compared with numbers from -1,000,000,000,000 to 1,000,000,000,000")
+    ]
+
+
+def test_a_float_written_as_its_digits_is_taken_as_that_float() -> None:
+    # PostgreSQL's jsonb gives a saved 1e308 back as 1 and 308 zeros: beyond 64 bits, which
+    # refused the segment's own condition as it was recomputed.
+    for value, expected in ((10**308, 1e308), (-(10**20), -1e20)):
+        condition = parse_condition({"attr": "n", "op": "gte", "value": value})
+        assert isinstance(condition, AttrCondition)
+        assert (condition.value, type(condition.value)) == (expected, float)
+    condition = parse_condition({"attr": "n", "op": "in", "value": [10**20, 2**63 - 1]})
+    assert isinstance(condition, AttrCondition)
+    assert condition.value == [1e20, 2**63 - 1]
+    # An integer no float spells is still refused: it would not compare as written.
+    for value in (2**63, 10**20 + 1, 10**400):
+        assert _errors({"attr": "n", "op": "eq", "value": value}) == [
+            (["value"], "integers must fit in 64 bits")
+        ]
+
+
+@pytest.mark.parametrize("op", ["gt", "gte", "lt", "lte"])
+def test_scores_compare_up_to_the_bound(op: str) -> None:
+    for value in (1e12, -1e12, 10**12, 0.005):
+        parse_condition({"score": {"model": "default", "op": op, "value": value}})
+    parse_condition({"score": {"model": "m", "op": "between", "value": [-1e12, 1e12]}})
 
 
 def test_paths_name_fields_traits_and_company() -> None:

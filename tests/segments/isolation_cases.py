@@ -179,6 +179,6 @@ def _members_from_csv(pair: Pair) -> None:
             assert response.status_code == 200, response.text
             result = response.json()
             assert (result["matched"], result["changed"], result["error_count"]) == (0, 0, 1)
-            assert result["errors"][0]["column"] == column
+            assert result["errors"][0]["loc"] == ["line", 2, column]
     assert pair.get("/api/v1/segments/booth/members", pair.b_key)["items"] == []
     assert _a_state(pair) == before

@@ -109,6 +109,64 @@ def test_every_segment_of_a_file_is_checked_and_cycles_within_it_are_named(
     assert [s["key"] for s in json.loads(run("segments", "list", "--json")[1])] == ["s"]
 
 
+def test_errors_of_form_and_of_what_segments_read_are_named_together(
+    run: Run, tmp_path: Path
+) -> None:
+    run("workspace", "create", "Acme")
+    path = tmp_path / "segments.json"
+    documents = [
+        {"key": "ok1", "name": "ok1", "condition": {"attr": "email", "op": "exists"}},
+        {"key": "broken2", "name": "壊れた2", "condition": {"segment": "nope"}},
+        {
+            "key": "broken3",
+            "name": "壊れた3",
+            "condition": {"score": {"model": "nomodel", "op": "gte", "value": 1}},
+        },
+        {"key": "ok1", "name": "dup", "condition": {"attr": "email", "op": "exists"}},
+        # Not valid (no name), but its condition is: what it reads is checked, the segments
+        # of the file counting as existing.
+        {
+            "key": "unnamed",
+            "name": "",
+            "condition": {"all": [{"segment": "nope2"}, {"segment": "ok1"}, {"segment": "bad"}]},
+        },
+        # A condition that is not valid cannot be checked; its readers cannot be saved.
+        {"key": "bad", "name": "bad", "condition": {"attr": "plan", "op": "gt", "value": "a"}},
+        {
+            "key": "reader",
+            "name": "reader",
+            "condition": {
+                "all": [
+                    {"segment": "bad"},
+                    {"score": {"model": "nomodel2", "op": "lt", "value": 5}},
+                ]
+            },
+        },
+        {"key": "broken2", "name": "no condition"},  # not valid, and repeats a key
+    ]
+    path.write_text(json.dumps(documents), encoding="utf-8")
+    code, _, err = run("segments", "apply", str(path))
+    assert code == 1
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    assert lines[:-1] == [
+        "3.key: key repeated",
+        "4.name: String should have at least 1 character",
+        "5.condition.value: gt needs a number",
+        "7: Value error, a dynamic segment needs a condition",
+        "7.key: key repeated",
+        "reader.condition: reads 'bad', which cannot be saved",
+        "4.condition.all.0.segment: no segment 'nope2'",
+        "reader.condition.all.1.score.model: no scoring model 'nomodel2'",
+        "broken2.condition.segment: no segment 'nope'",
+        "broken3.condition.score.model: no scoring model 'nomodel'",
+    ]
+    # Said once, not "nothing was saved; nothing was saved".
+    assert lines[-1] == (
+        "error: segments.json: some segments of the file are not valid; nothing was saved"
+    )
+    assert json.loads(run("segments", "list", "--json")[1]) == []
+
+
 def test_unreadable_or_malformed_files_are_one_line(run: Run, tmp_path: Path) -> None:
     run("workspace", "create", "Acme")
     code, _, err = run("segments", "apply", str(tmp_path / "missing.yaml"))
@@ -154,6 +212,12 @@ def test_add_and_remove_the_contacts_of_a_csv_file(run: Run, tmp_path: Path) -> 
     assert "Rejected rows" in out
     assert "no contact has this email address" in out
     assert "not an email address" in out
+    code, out, _ = run("segments", "remove", "booth-2026", str(leaving), "--json")
+    assert code == 0, out
+    assert [error["loc"] for error in json.loads(out)["errors"]] == [
+        ["line", 3, "email"],
+        ["line", 4, "email"],
+    ]
     code, out, _ = run("segments", "list", "--json")
     assert {s["key"]: s["member_count"] for s in json.loads(out)}["booth-2026"] == 1
 

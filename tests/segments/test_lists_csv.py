@@ -1,7 +1,8 @@
 """Static lists from CSV files: `POST /api/v1/segments/{key}/members/csv[?remove=true]`.
 
 Each row names one existing contact (by id, email, phone or user_id); rows that name nobody are
-reported with their line, column and reason, and every good row is applied.
+reported with their line, column and reason (in the one error format: `loc` and `msg`), and
+every good row is applied.
 """
 
 from __future__ import annotations
@@ -44,7 +45,15 @@ def changed_by_csv(
 
 
 def errors(result: dict[str, Any]) -> list[tuple[int, str | None, str]]:
-    return [(e["line"], e["column"], e["reason"]) for e in result["errors"]]
+    """Each rejected row's line, column (None for the row as a whole) and reason."""
+    found = []
+    for error in result["errors"]:
+        assert set(error) == {"loc", "msg", "type"}, error
+        assert error["loc"][0] == "line", error
+        assert 2 <= len(error["loc"]) <= 3, error
+        column = error["loc"][2] if len(error["loc"]) == 3 else None
+        found.append((error["loc"][1], column, error["msg"]))
+    return found
 
 
 @pytest.fixture
@@ -90,8 +99,18 @@ def test_rows_name_contacts_by_id_email_phone_and_user_id(
     assert errors(result) == [
         (7, "Email", "no contact has this email address"),
         (8, "PHONE", "not a valid phone number"),
-        (9, "id, Email, PHONE, user_id", "no identifier: every identifying column is empty"),
+        (
+            9,
+            None,
+            "no identifier: every identifying column is empty (id, Email, PHONE, user_id)",
+        ),
     ]
+    assert result["errors"][0] == {
+        "loc": ["line", 7, "Email"],
+        "msg": "no contact has this email address",
+        "type": "contact",
+    }
+    assert [error["type"] for error in result["errors"][1:]] == ["value", "empty"]
     expected = sorted(visitors.values())
     assert member_ids(client, admin_headers, "booth") == expected
     assert changes(client, admin_headers, "booth") == [(c, True, "api") for c in expected]
@@ -198,8 +217,14 @@ def test_refused_segments_and_files(
     message = error_of(no_column)["message"]
     assert "id, email, phone or user_id" in message
     assert "氏名, 会社名" in message
+    assert error_of(no_column)["details"] == [
+        {"loc": ["file", "header"], "msg": message, "type": "header"}
+    ]
     empty = post_csv(client, admin_headers, "booth", b"")
     assert empty.status_code == 422
+    assert error_of(empty)["details"] == [
+        {"loc": ["file"], "msg": error_of(empty)["message"], "type": "file"}
+    ]
     assert member_ids(client, admin_headers, "booth") == []
 
 
@@ -229,6 +254,7 @@ def test_cells_that_cannot_be_identifiers_are_reported(
         (7, None, "2 values, but the header has 3 columns"),
         (9, None, 'bad CSV: a value in quotes is not closed (a " opens it on this line)'),
     ]
+    assert [error["type"] for error in result["errors"]][-2:] == ["columns", "csv"]
     assert (result["rows"], result["matched"], result["changed"]) == (8, 1, 1)
     assert member_ids(client, admin_headers, "booth") == [visitors["tanaka"]]
 
@@ -252,7 +278,7 @@ def test_rows_are_looked_up_set_based_and_the_error_list_is_capped(
     assert (result["rows"], result["matched"], result["changed"]) == (1201, 1, 1)
     assert result["error_count"] == 1200
     assert len(result["errors"]) == 1000
-    assert [e["line"] for e in result["errors"][:2]] == [3, 4]
+    assert [e["loc"] for e in result["errors"][:2]] == [["line", 3, "email"], ["line", 4, "email"]]
 
 
 def test_a_contact_of_another_workspace_is_nobody(

@@ -126,6 +126,33 @@ def test_a_condition_nested_too_deeply_is_refused(
     )
     assert response.status_code == 422
     assert "nests" in error_of(response)["message"]
+    assert error_of(response)["details"] == [
+        {
+            "loc": ["condition", *["not"] * 12],
+            "msg": "too deeply nested: at most 12 levels",
+            "type": "depth",
+        }
+    ]
+
+    # The error names the path to the first value too deep, not the top of the condition.
+    deep: dict[str, Any] = {"attr": "x", "op": "exists"}
+    for _ in range(12):
+        deep = {"all": [deep]}
+    condition = {"any": [{"attr": "y", "op": "exists"}, deep]}
+    path = ["condition", "any", 1, *["all", 0] * 10, "all"]
+    response = client.post(
+        "/api/v1/segments/preview", json={"condition": condition}, headers=admin_headers
+    )
+    assert response.status_code == 422
+    assert [detail["loc"] for detail in error_of(response)["details"]] == [path]
+    saved = client.put(
+        "/api/v1/segments/deep",
+        json={"name": "deep", "condition": condition},
+        headers=admin_headers,
+    )
+    assert saved.status_code == 422
+    assert [detail["loc"] for detail in error_of(saved)["details"]] == [path]
+    assert client.get("/api/v1/segments/deep", headers=admin_headers).status_code == 404
 
 
 def test_the_readme_preview_example_runs(

@@ -23,7 +23,7 @@ from sodate.workspaces import service as workspaces
 from sodate.workspaces.schemas import Created
 from tests.conftest import bearer
 from tests.events.helpers import advance, only_contact, process_all, send
-from tests.workspaces.helpers import create_key, error_of
+from tests.workspaces.helpers import create_key, error_locs, error_of
 
 HOT = {
     "all": [
@@ -224,6 +224,62 @@ def test_segments_built_on_segments_follow_them(
     assert client.delete("/api/v1/segments/pro-managers", headers=admin_headers).status_code == 204
     assert client.delete("/api/v1/segments/pro", headers=admin_headers).status_code == 204
     assert client.get("/api/v1/segments/pro", headers=admin_headers).status_code == 404
+
+
+def test_every_reference_a_condition_cannot_use_is_named_at_once(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    put(client, admin_headers, "pro", plan_is("pro"))
+    condition = {
+        "all": [
+            {"segment": "nope"},
+            {"score": {"model": "nomodel", "op": "gte", "value": 3}},
+            {"segment": "pro"},
+            {"not": {"segment": "x"}},
+        ]
+    }
+    # A missing model hid the missing segment, and the cycle.
+    refused = client.put(
+        "/api/v1/segments/x", json={"name": "x", "condition": condition}, headers=admin_headers
+    )
+    assert refused.status_code == 422, refused.text
+    error = error_of(refused)
+    assert error["message"] == "the condition names segments or scoring models it cannot use"
+    assert sorted(error["details"], key=str) == sorted(
+        [
+            {
+                "loc": ["condition", "all", 1, "score", "model"],
+                "msg": "no scoring model 'nomodel'",
+                "type": "model",
+            },
+            {
+                "loc": ["condition", "all", 0, "segment"],
+                "msg": "no segment 'nope'",
+                "type": "segment",
+            },
+            {
+                "loc": ["condition", "all", 3, "not", "segment"],
+                "msg": "segments would read each other in a cycle: x → x",
+                "type": "cycle",
+            },
+        ],
+        key=str,
+    )
+    assert client.get("/api/v1/segments/x", headers=admin_headers).status_code == 404
+    preview = client.post(
+        "/api/v1/segments/preview", json={"condition": condition}, headers=admin_headers
+    )
+    assert preview.status_code == 422
+    assert sorted(map(str, error_locs(preview))) == sorted(
+        map(
+            str,
+            [
+                ["condition", "all", 1, "score", "model"],
+                ["condition", "all", 0, "segment"],
+                ["condition", "all", 3, "not", "segment"],
+            ],
+        )
+    )
 
 
 def test_a_reader_counts_the_events_of_contacts_moved_by_the_segment_it_reads(

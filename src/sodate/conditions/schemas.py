@@ -35,6 +35,7 @@ from sodate.consents.models import DEFAULT_PURPOSE, Channel
 from sodate.consents.schemas import Purpose
 from sodate.errors import InvalidInput
 from sodate.lifecycle.models import Stage
+from sodate.scoring.decay import MAX_BOUND
 
 MAX_LIST_VALUES = 1000
 MAX_TEXT = 1000
@@ -216,8 +217,23 @@ def _finite(value: int | float) -> int | float:
     if isinstance(value, float) and not math.isfinite(value):
         raise _error("value", "numbers must be finite")
     if isinstance(value, int) and abs(value) > MAX_INTEGER:
-        raise _error("value", "integers must fit in 64 bits")
+        # PostgreSQL's jsonb writes a number as its digits (1e20 as 100000000000000000000), so
+        # a saved condition's float comes back as an integer beyond what SQLite binds: it is
+        # taken back as that float, which compares as the same decimal (`exact_number`).
+        spelled = _spelled_float(value)
+        if spelled is None:
+            raise _error("value", "integers must fit in 64 bits")
+        return spelled
     return value
+
+
+def _spelled_float(value: int) -> float | None:
+    """The float whose shortest spelling is this integer's value, if there is one."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if terms.exact_number(number) == value else None
 
 
 def _number(value: Any, op: Operator) -> int | float:
@@ -415,11 +431,24 @@ class ScoreSpec(_Node):
         if op is Operator.BETWEEN:
             if not isinstance(value, list) or len(value) != 2:
                 raise _error("value", "between needs a list of two numbers: [low, high]")
-            low, high = (_number(item, op) for item in value)
+            low, high = (_score_bound(item, op) for item in value)
             if low > high:
                 raise _error("value", "between needs low <= high")
             return [low, high]
-        return _number(value, Operator(op))
+        return _score_bound(value, Operator(op))
+
+
+def _score_bound(value: Any, op: Operator) -> int | float:
+    # Scores are compared as shown, to a hundredth of a point, which only a bounded number
+    # can be moved to (`sodate.scoring.decay.MAX_BOUND`).
+    number = _number(value, op)
+    if abs(number) > MAX_BOUND:
+        raise _error(
+            "value",
+            "a score is compared with numbers from -{most} to {most}",
+            most=f"{MAX_BOUND:,}",
+        )
+    return number
 
 
 class ScoreCondition(_Node):
@@ -564,21 +593,33 @@ def parse_condition(document: Any) -> Condition:
         raise ConditionError("the condition is not valid", details=error_details(exc)) from None
 
 
-def check_depth(document: Any) -> None:
-    """Refuse a document nested deeper than a condition may be, before validating it."""
-    if (depth := _depth(document)) > MAX_DEPTH:
+def check_depth(document: Any, *, at: Sequence[int | str] = ()) -> None:
+    """Refuse a document nested deeper than a condition may be, before validating it; the
+    error's `loc` is the path to the first value beyond the limit, after `at` (where the
+    condition is in the document holding it)."""
+    found = _too_deep(document)
+    if found is not None:
+        path = [*at, *found]
+        where = ".".join(str(part) for part in path)
         raise ConditionError(
-            f"the condition nests {depth} levels deep; at most {MAX_DEPTH} are allowed",
-            details=[{"loc": [], "msg": "too deeply nested", "type": "depth"}],
+            f"the condition nests more than {MAX_DEPTH} levels deep, at {where}",
+            details=[
+                {
+                    "loc": path,
+                    "msg": f"too deeply nested: at most {MAX_DEPTH} levels",
+                    "type": "depth",
+                }
+            ],
         )
 
 
 def bounded(data: Any, key: str) -> Any:
     """For a `mode="before"` validator of a document holding a condition at `key`: refuse one
-    nested too deep, as a ValueError so that pydantic says where it is."""
+    nested too deep, as a ValueError, so that pydantic names the document; the message names
+    the path in it."""
     if isinstance(data, dict):
         try:
-            check_depth(data.get(key))
+            check_depth(data.get(key), at=[key])
         except ConditionError as exc:
             raise ValueError(exc.message) from None
     return data
@@ -596,19 +637,25 @@ def error_path(loc: Sequence[int | str]) -> list[int | str]:
     return [part for part in loc if part not in _TAG_NAMES]
 
 
-def _depth(document: Any) -> int:
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(document, 1)]
+def _too_deep(document: Any) -> list[int | str] | None:
+    """The path to the first value, in document order, more than `MAX_DEPTH` levels deep (the
+    document is the first level, each object's values one more); None if there is none.
+    Iterative: the document may be nested beyond any recursion limit."""
+    stack: list[tuple[Any, int, tuple[int | str, ...]]] = [(document, 1, ())]
     while stack:
-        value, depth = stack.pop()
+        value, depth, path = stack.pop()
         if depth > MAX_DEPTH:
-            return depth
+            return list(path)
         if isinstance(value, dict):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in value.values())
+            children: list[tuple[int | str, Any]] = list(value.items())
+            depth += 1
         elif isinstance(value, list):
-            stack.extend((child, depth) for child in value)
-    return deepest
+            children = list(enumerate(value))
+        else:
+            continue
+        # Reversed, so that the first child is looked at first.
+        stack.extend((child, depth, (*path, key)) for key, child in reversed(children))
+    return None
 
 
 def dump_condition(condition: Condition) -> dict[str, Any]:

@@ -29,6 +29,13 @@ decay's arithmetic may leave it at 59.99999999999999. So a comparison tests the 
 the edge between two hundredths, which also keeps it off the whole numbers totals land on
 exactly, where the Python and SQL arithmetic could disagree."""
 
+MAX_BOUND = 10**12
+"""The largest threshold or condition bound, in absolute value, a score is compared with. The
+edge between two hundredths is found in `bound × 100`, which must be a finite double whose
+hundredths are still exact (below 2^53, about 9e15): 1e308 × 100 is infinite. Thresholds and
+score conditions refuse larger bounds; no real score comes near one (a rule gives at most a
+million points)."""
+
 
 def _hundredths_up(bound: float) -> float:
     return math.ceil(round(bound * 100, 6)) / 100

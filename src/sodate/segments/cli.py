@@ -132,7 +132,8 @@ def _change_from_file(
     if result.errors:
         table = Table("line", "column", "reason", title="Rejected rows")
         for error in result.errors:
-            table.add_row(str(error.line), escape(error.column or ""), escape(error.reason))
+            line, column = error.loc[1], error.loc[2] if len(error.loc) > 2 else ""
+            table.add_row(str(line), escape(str(column)), escape(error.msg))
         base.out.print(table)
     if result.error_count > len(result.errors):
         base.out.print(

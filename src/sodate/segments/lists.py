@@ -1,5 +1,5 @@
 """Static lists from CSV files: each row names one existing contact; the good rows are
-applied, the bad ones reported with their line, column and reason.
+applied, the bad ones reported with their line, column and reason (as `loc` and `msg`).
 
 Files are read as imports read them (`sodate.imports.csvfile`): UTF-8 with or without a byte
 order mark, or CP932; comma- or tab-separated; a header on the first line; blank lines
@@ -92,6 +92,22 @@ class NamedRow(NamedTuple):
     value: str
 
 
+class RejectedRow(NamedTuple):
+    line: int
+    column: str | None
+    """The header of the column at fault; None when the row as a whole is."""
+    reason: str
+    type: str
+
+    def out(self) -> FileRowError:
+        where: list[str | int] = ["line", self.line]
+        return FileRowError(
+            loc=where if self.column is None else [*where, self.column],
+            msg=self.reason,
+            type=self.type,
+        )
+
+
 @dataclass
 class ListFile:
     """A file read: the rows that name someone, and the first of those that cannot."""
@@ -99,13 +115,13 @@ class ListFile:
     encoding: str
     rows: int = 0
     named: list[NamedRow] = field(default_factory=list)
-    errors: list[FileRowError] = field(default_factory=list)
+    errors: list[RejectedRow] = field(default_factory=list)
     error_count: int = 0
 
-    def reject(self, line: int, column: str | None, reason: str) -> None:
+    def reject(self, line: int, column: str | None, reason: str, error_type: str) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS:
-            self.errors.append(FileRowError(line=line, column=column, reason=reason))
+            self.errors.append(RejectedRow(line, column, reason, error_type))
 
 
 def read_list_file(stream: BinaryIO, encoding: Encoding = Encoding.AUTO) -> ListFile:
@@ -114,7 +130,9 @@ def read_list_file(stream: BinaryIO, encoding: Encoding = Encoding.AUTO) -> List
     try:
         layout = read_layout(stream, encoding)
     except FileFormatError as exc:
-        raise InvalidInput(str(exc), details=[{"field": "file", "message": str(exc)}]) from None
+        raise InvalidInput(
+            str(exc), details=[{"loc": ["file"], "msg": str(exc), "type": "file"}]
+        ) from None
     columns = sorted(
         (
             (kind, index)
@@ -128,7 +146,9 @@ def read_list_file(stream: BinaryIO, encoding: Encoding = Encoding.AUTO) -> List
             f"no column names the contacts: the header needs a column {EXPECTED}; "
             f"its columns are: {', '.join(layout.header)}"
         )
-        raise InvalidInput(message, details=[{"field": "file", "message": message}])
+        raise InvalidInput(
+            message, details=[{"loc": ["file", "header"], "msg": message, "type": "header"}]
+        )
     parsed = ListFile(encoding=layout.encoding)
     for record in iter_records(
         stream, layout.encoding, layout.delimiter, start=layout.data_start, line=layout.data_line
@@ -145,14 +165,16 @@ def _read_row(
 ) -> None:
     line, cells = record.line, record.fields
     if cells is None:
-        parsed.reject(line, None, record.problem)
+        parsed.reject(line, None, record.problem, "csv")
         return
     # As imports do: a short row (or a long one) has lost its alignment with the header, and
     # its identifying cell may hold another column's value.
     if len(cells) != len(header) and not (
         len(cells) > len(header) and not "".join(cells[len(header) :]).strip()
     ):
-        parsed.reject(line, None, f"{len(cells)} values, but the header has {len(header)} columns")
+        parsed.reject(
+            line, None, f"{len(cells)} values, but the header has {len(header)} columns", "columns"
+        )
         return
     for kind, index in columns:
         raw = cells[index].strip()
@@ -160,12 +182,14 @@ def _read_row(
             continue
         value, problem = _normalized(kind, raw, parsed.encoding)
         if value is None:
-            parsed.reject(line, header[index], problem)
+            parsed.reject(line, header[index], problem, "value")
         else:
             parsed.named.append(NamedRow(line, header[index], kind, value))
         return
     names = ", ".join(header[index] for _, index in columns)
-    parsed.reject(line, names, "no identifier: every identifying column is empty")
+    parsed.reject(
+        line, None, f"no identifier: every identifying column is empty ({names})", "empty"
+    )
 
 
 def _normalized(kind: IdColumn, raw: str, encoding: str) -> tuple[str | None, str]:
@@ -225,7 +249,7 @@ def apply_rows(
     for row in parsed.named:
         contact = found[row.kind].get(row.value)
         if contact is None:
-            unknown.reject(row.line, row.column, f"no contact has this {NOUN[row.kind]}")
+            unknown.reject(row.line, row.column, f"no contact has this {NOUN[row.kind]}", "contact")
         else:
             matched.append(contact)
     wanted = sorted(set(matched))
@@ -245,6 +269,6 @@ def apply_rows(
         rows=parsed.rows,
         matched=len(matched),
         changed=changed,
-        errors=list(itertools.islice(errors, MAX_ERRORS)),
+        errors=[error.out() for error in itertools.islice(errors, MAX_ERRORS)],
         error_count=parsed.error_count + unknown.error_count,
     )

@@ -26,7 +26,7 @@ class PreviewIn(BaseModel):
     @classmethod
     def _bounded_nesting(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            check_depth(data.get("condition"))
+            check_depth(data.get("condition"), at=["condition"])
         return data
 
 
@@ -50,7 +50,7 @@ class SegmentIn(BaseModel):
     @classmethod
     def _bounded_nesting(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            check_depth(data.get("condition"))
+            check_depth(data.get("condition"), at=["condition"])
         return data
 
     @model_validator(mode="after")
@@ -121,11 +121,16 @@ class MembersChanged(BaseModel):
 
 
 class FileRowError(BaseModel):
-    line: int
-    """The line the record starts on, as an editor numbers it."""
-    column: str | None
-    """The header of the column at fault; None when the record itself is (broken quoting)."""
-    reason: str
+    """A rejected row of a CSV file, in the one error format."""
+
+    loc: list[str | int]
+    """`["line", 14, "メールアドレス"]`: the line the record starts on, as an editor numbers
+    it, and the header of the column at fault; `["line", 14]` when the row as a whole is
+    (broken quoting, not the header's number of values, every identifying cell empty)."""
+    msg: str
+    type: str
+    """`contact` (names nobody), `value` (not an id, email, phone or user id), `empty` (no
+    identifier), `columns` (not the header's number of values), `csv` (broken quoting)."""
 
 
 class MembersFromFile(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from sodate.conditions.kept import tracked_filters
 from sodate.conditions.reads import nodes, reads
 from sodate.conditions.schemas import (
     Condition,
+    ConditionError,
     ScoreCondition,
     SegmentCondition,
     dump_condition,
@@ -23,7 +24,7 @@ from sodate.conditions.sql import matching_contacts
 from sodate.contacts import service as contacts
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
-from sodate.documents import parse_documents
+from sodate.documents import check_documents
 from sodate.errors import Conflict, InvalidInput, NotFound, SodateError
 from sodate.scoring import service as scoring
 from sodate.segments import membership, realtime
@@ -108,20 +109,36 @@ def apply_documents(
     session: Session, workspace_id: str, documents: Any, *, now: datetime
 ) -> list[SegmentApplied]:
     """Create or replace the segments of a file (one document, a list, or `{"segments": [...]}`),
-    in the order their references need; every error of every segment is named, and nothing is
-    saved unless all are valid (the caller's transaction)."""
-    parsed = parse_documents(documents, SegmentDocument, plural="segments")
-    ordered, refused = _file_order(parsed)
+    in the order their references need; every error of every segment is named at once, those
+    of its form and those of what it reads, and nothing is saved unless all are valid (the
+    caller's transaction)."""
+    checked = check_documents(documents, SegmentDocument, plural="segments")
+    in_file = set(checked.valid) | _keys(checked.invalid.values())
+    ordered, refused = _file_order(checked.valid, in_file - set(checked.valid))
     errors = [
-        {"loc": [key, "condition"], "msg": reason, "type": "segment"}
-        for key, reason in refused.items()
+        *checked.errors,
+        *(
+            {"loc": [key, "condition"], "msg": reason, "type": "segment"}
+            for key, reason in refused.items()
+        ),
     ]
+    # The conditions that will not be saved are checked for what they read here, so that
+    # fixing the errors above does not reveal more. A segment of the file counts as existing:
+    # its own errors are named with it.
+    unsaved = [*_valid_conditions(checked.invalid), *_conditions(checked.valid, refused)]
+    for name, condition in unsaved:
+        errors += [
+            {**detail, "loc": [name, *detail["loc"]]}
+            for detail in _reference_errors(session, workspace_id, None, condition, in_file)
+        ]
     applied = []
     for key in ordered:
         try:
             # Each in a savepoint: a refused segment leaves nothing, and the rest are checked.
             with session.begin_nested():
-                saved, created = put_segment(session, workspace_id, key, parsed[key], now=now)
+                saved, created = put_segment(
+                    session, workspace_id, key, checked.valid[key], now=now
+                )
         except SodateError as exc:  # invalid, or a conflict (a kind changed in place)
             errors += [
                 {**detail, "loc": [key, *detail.get("loc", [])]} for detail in exc.details
@@ -137,15 +154,48 @@ def apply_documents(
             )
         )
     if errors:
-        raise InvalidInput(
-            "some segments of the file are not valid; nothing was saved", details=errors
-        )
+        # Not "nothing was saved": the caller says so (`sodate.cli._apply_file`).
+        raise InvalidInput("some segments of the file are not valid", details=errors)
     return applied
 
 
-def _file_order(segments: dict[str, SegmentDocument]) -> tuple[list[str], dict[str, str]]:
+def _keys(documents: Iterable[Any]) -> set[str]:
+    """The keys documents name, valid or not."""
+    return {
+        document["key"]
+        for document in documents
+        if isinstance(document, dict) and isinstance(document.get("key"), str)
+    }
+
+
+def _valid_conditions(invalid: dict[int, Any]) -> list[tuple[int, Condition]]:
+    """The conditions that are valid in documents that are not, by the documents' indexes (as
+    their other errors)."""
+    found = []
+    for index, document in invalid.items():
+        written = document.get("condition") if isinstance(document, dict) else None
+        if written is None:
+            continue
+        try:
+            found.append((index, parse_condition(written)))
+        except ConditionError:
+            continue  # named with the document's errors; what it reads is unknown
+    return found
+
+
+def _conditions(
+    segments: dict[str, SegmentDocument], keys: Iterable[str]
+) -> list[tuple[str, Condition]]:
+    """The conditions of the segments `keys`, by key."""
+    return [(key, condition) for key in keys if (condition := segments[key].condition) is not None]
+
+
+def _file_order(
+    segments: dict[str, SegmentDocument], invalid: set[str]
+) -> tuple[list[str], dict[str, str]]:
     """Keys so that a segment comes after the segments of the file it reads; and, by key, why
-    the others cannot be saved: they read each other in a cycle, or read one that does."""
+    the others cannot be saved: they read each other in a cycle, or read one that does, or
+    read a key of the file's `invalid` documents."""
     ordered: list[str] = []
     placed: set[str] = set()
     refused: dict[str, str] = {}
@@ -163,7 +213,7 @@ def _file_order(segments: dict[str, SegmentDocument]) -> tuple[list[str], dict[s
         condition = segments[key].condition
         for name in sorted(reads(condition).segments if condition else ()):
             place(name, (*path, key))
-            if name in refused and key not in refused:
+            if (name in refused or name in invalid) and key not in refused:
                 refused[key] = f"reads {name!r}, which cannot be saved"
         if key not in refused:
             placed.add(key)
@@ -188,7 +238,24 @@ def _check_references(
     session: Session, workspace_id: str, key: str | None, condition: Condition
 ) -> None:
     """Every segment and scoring model the condition names exists, and no segment leads back
-    to `key`."""
+    to `key`: InvalidInput naming every one that does not."""
+    errors = _reference_errors(session, workspace_id, key, condition)
+    if errors:
+        raise InvalidInput(
+            "the condition names segments or scoring models it cannot use", details=errors
+        )
+
+
+def _reference_errors(
+    session: Session,
+    workspace_id: str,
+    key: str | None,
+    condition: Condition,
+    also: Set[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """The scoring models and segments the condition names that do not exist (segments named
+    in `also` do), and those that would lead back to `key`."""
+    errors: list[dict[str, Any]] = []
     models = [
         (path, node.score.model)
         for path, node in nodes(condition)
@@ -196,7 +263,7 @@ def _check_references(
     ]
     if models:
         known = scoring.model_keys(session, workspace_id)
-        unknown = [
+        errors += [
             {
                 "loc": ["condition", *path, "score", "model"],
                 "msg": f"no scoring model {name!r}",
@@ -205,13 +272,9 @@ def _check_references(
             for path, name in models
             if name not in known
         ]
-        if unknown:
-            raise InvalidInput(
-                "the condition names scoring models that do not exist", details=unknown
-            )
     named = _named_segments(condition)
     if not named:
-        return
+        return errors
     stored = {
         row.key: row.condition
         for row in session.execute(
@@ -220,10 +283,10 @@ def _check_references(
             )
         )
     }
-    errors: list[dict[str, Any]] = [
+    errors += [
         {"loc": ["condition", *path, "segment"], "msg": f"no segment {name!r}", "type": "segment"}
         for path, name in named
-        if name not in stored and name != key
+        if name not in stored and name != key and name not in also
     ]
     if key is not None:
         graph = {
@@ -245,8 +308,7 @@ def _check_references(
                         "type": "cycle",
                     }
                 )
-    if errors:
-        raise InvalidInput("the condition names segments it cannot use", details=errors)
+    return errors
 
 
 def _named_segments(condition: Condition) -> list[tuple[list[int | str], str]]:

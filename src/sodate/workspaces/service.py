@@ -28,6 +28,10 @@ from sodate.workspaces.schemas import (
 )
 
 SENDER_FIELDS = ("name", "email", "postal_address", "contact")
+QUERY_YEARS = range(1000, 9001)
+"""The years a time in a query may name (as the condition language's dates). Near either end
+of the calendar, moving it to UTC (year 1 in Tokyo is year 0 there) or a caller moving it by
+a span (a report's default period) would fall off the calendar."""
 
 
 def create_workspace(session: Session, data: WorkspaceCreate, *, now: datetime) -> Workspace:
@@ -90,7 +94,20 @@ def workspace_instant(
     offset (a date alone, `2026-11-01`, is its midnight) it is read in the workspace's time
     zone, as the person who typed it meant. Of a wall time that comes twice (the clocks going
     back), the first; one the clocks skipped (going forward) is refused, as no instant is it.
+    So is one outside `QUERY_YEARS`.
     """
+    if value.year not in QUERY_YEARS:
+        raise InvalidInput(
+            f"{parameter}: {value.isoformat()} is out of range: use a year from"
+            f" {QUERY_YEARS.start} to {QUERY_YEARS.stop - 1}",
+            details=[
+                {
+                    "loc": ["query", parameter],
+                    "msg": f"a year from {QUERY_YEARS.start} to {QUERY_YEARS.stop - 1}",
+                    "type": "time",
+                }
+            ],
+        )
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     zone = workspace_zone(session, workspace_id)
