@@ -466,6 +466,22 @@ def test_events_up_to_an_engagement_reset_give_no_points_even_when_they_arrive_l
     assert_exact(runtime, workspace)  # as a recomputation (a model save) scores them
 
 
+def test_an_event_from_a_clock_ahead_is_worth_its_points_and_no_more(
+    client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
+) -> None:
+    put_model(client, admin_headers, "default", MODEL)
+    # A device's clock twelve hours ahead, with no sentAt to correct it by: accepted as sent.
+    ahead = (runtime.clock.now() + timedelta(hours=12)).isoformat()
+    body = {"userId": "u1", "event": "Seminar Attended", "timestamp": ahead}
+    send(client, workspace.write_key.key, "track", body)
+    process_all(runtime)
+    sato = only_contact(client, admin_headers, user_id="u1")["id"]
+    assert scores(client, admin_headers, sato)["default"]["engagement"] == 8
+    assert_exact(runtime, workspace)  # a recomputation decays it from the same moment
+    advance(runtime, timedelta(days=30))
+    assert scores(client, admin_headers, sato)["default"]["engagement"] == 4
+
+
 def test_each_model_keeps_its_own_fit_rules_in_real_time(
     client: TestClient, runtime: Runtime, workspace: Created, admin_headers: dict[str, str]
 ) -> None:

@@ -200,7 +200,7 @@ class _Scoring:
         if award <= 0:
             return 0.0
         signed = award if rule.points > 0 else -award
-        base = signed * self.model.weight(event.timestamp)
+        base = signed * self.model.weight(decays_from(event))
         points, so_far = self.added.get((contact, rule.rule), (0.0, 0.0))
         self.added[(contact, rule.rule)] = (points + signed, so_far + base)
         if rule.max_total is not None:
@@ -381,6 +381,13 @@ class _Scoring:
             crossings,
         )
         return {row[1] for row in rows}
+
+
+def decays_from(event: BatchEvent) -> datetime:
+    """When an award starts to decay: the event's time, or its receipt if that came first.
+    A device's clock ahead (up to a day is accepted) would otherwise make an award worth
+    more than its points until its time came; the recomputation decays from the same."""
+    return min(event.timestamp, event.received_at)
 
 
 def _day_value(values: DriverValues, day: date) -> object:

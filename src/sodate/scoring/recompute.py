@@ -162,10 +162,16 @@ def _engagement(
                 >= sa.type_coerce(EVENTS.c.timestamp, sa.BigInteger()),
             )
         )
+    # Decayed from the event's time or its receipt, whichever came first (`decays_from`).
+    decays_from = sa.case(
+        (EVENTS.c.received_at < EVENTS.c.timestamp, EVENTS.c.received_at),
+        else_=EVENTS.c.timestamp,
+    )
     columns: list[ColumnElement[object]] = [
         EVENTS.c.contact_id.label("contact_id"),
         EVENTS.c.timestamp.label("ts"),
         EVENTS.c.id.label("event_id"),
+        decays_from.label("decays_from"),
     ]
     if rule.max_per_day is not None:
         day = _local_day(session, EVENTS.c.timestamp, zone, workspace_id, rule.event, postgresql)
@@ -204,7 +210,7 @@ def _engagement(
         awards = sa.select(daily, award.label("a")).subquery("awards")
     weight: ColumnElement[float] = sa.literal(1.0)
     if model.half_life_days is not None:
-        weight = weight_sql(awards.c.ts, model.epoch, model.half_life_days, postgresql)
+        weight = weight_sql(awards.c.decays_from, model.epoch, model.half_life_days, postgresql)
     session.execute(
         sa.insert(RULES).from_select(
             ["model_id", "contact_id", "rule", "workspace_id", "points", "base"],
