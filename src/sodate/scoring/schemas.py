@@ -27,6 +27,7 @@ from sodate.conditions.schemas import (
     SegmentCondition,
     bounded,
 )
+from sodate.scoring.decay import MAX_BOUND
 
 MAX_RULES = 200
 MAX_POINTS = 1_000_000
@@ -129,8 +130,10 @@ class ScoringModelIn(_Strict):
         if len(thresholds) > MAX_THRESHOLDS:
             raise ValueError(f"at most {MAX_THRESHOLDS} thresholds")
         for name, value in thresholds.items():
-            if not math.isfinite(value) or abs(value) > 1e12:
-                raise ValueError(f"threshold {name!r} must be a finite number")
+            if not math.isfinite(value) or abs(value) > MAX_BOUND:
+                raise ValueError(
+                    f"threshold {name!r} must be a number from -{MAX_BOUND:,} to {MAX_BOUND:,}"
+                )
         return thresholds
 
     @model_validator(mode="after")

@@ -21,7 +21,7 @@ from sodate.workspaces.roles import Role
 
 TIME_PARAMETER_HELP = (
     "A time with its UTC offset (2026-11-01T09:00:00+09:00), or without one (2026-11-01T09:00,"
-    " or 2026-11-01 for its midnight) in the workspace's time zone"
+    " or 2026-11-01 for its midnight) in the workspace's time zone; years 1000 to 9000"
 )
 
 
