@@ -210,19 +210,16 @@ def test_a_document_holding_a_condition_names_the_path_of_one_too_deep() -> None
     [
         (1e308, ["score", "value"]),
         (-1e308, ["score", "value"]),
-        (1e12 + 1, ["score", "value"]),
-        (2**63 - 1, ["score", "value"]),
+        (2e306, ["score", "value"]),
         ([0, 1e308], ["score", "value"]),
-        ([-1e300, 0], ["score", "value"]),
+        ([-1e307, 0], ["score", "value"]),
     ],
 )
 def test_a_score_is_compared_with_bounded_numbers(value: Any, path: list[Any]) -> None:
     # 1e308 passed as finite, and comparing a score with it as shown overflowed (HTTP 500).
     op = "between" if isinstance(value, list) else "gte"
     document = {"score": {"model": "default", "op": op, "value": value}}
-    assert _errors(document) == [
-        (path, "a score is compared with numbers from -1,000,000,000,000 to 1,000,000,000,000")
-    ]
+    assert _errors(document) == [(path, "a score is compared with numbers from -1e306 to 1e306")]
 
 
 def test_a_float_written_as_its_digits_is_taken_as_that_float() -> None:
@@ -244,9 +241,10 @@ def test_a_float_written_as_its_digits_is_taken_as_that_float() -> None:
 
 @pytest.mark.parametrize("op", ["gt", "gte", "lt", "lte"])
 def test_scores_compare_up_to_the_bound(op: str) -> None:
-    for value in (1e12, -1e12, 10**12, 0.005):
+    # Any bound saved before bounds were checked still loads, 2^63 - 1 and 1e306 among them.
+    for value in (1e306, -1e306, 10**12, 2**63 - 1, 0.005):
         parse_condition({"score": {"model": "default", "op": op, "value": value}})
-    parse_condition({"score": {"model": "m", "op": "between", "value": [-1e12, 1e12]}})
+    parse_condition({"score": {"model": "m", "op": "between", "value": [-1e306, 1e306]}})
 
 
 def test_paths_name_fields_traits_and_company() -> None:

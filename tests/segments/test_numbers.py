@@ -15,11 +15,11 @@ from tests.events.helpers import process_all, send
 from tests.segments.test_segments import assert_exact, member_ids, put
 from tests.workspaces.helpers import error_of
 
-SCORE_BOUNDS = "a score is compared with numbers from -1,000,000,000,000 to 1,000,000,000,000"
+SCORE_BOUNDS = "a score is compared with numbers from -1e306 to 1e306"
 
 
 @pytest.mark.parametrize(
-    ("op", "value"), [("gte", 1e308), ("lt", -1e308), ("between", [0, 1e308]), ("gt", 1e12 + 1)]
+    ("op", "value"), [("gte", 1e308), ("lt", -1e308), ("between", [0, 1e308]), ("gt", 2e306)]
 )
 def test_a_score_bound_too_large_to_compare_is_refused_with_its_path(
     client: TestClient, admin_headers: dict[str, str], op: str, value: Any
@@ -48,7 +48,7 @@ def test_a_score_bound_too_large_to_compare_is_refused_with_its_path(
     assert client.get("/api/v1/segments/huge", headers=admin_headers).status_code == 404
 
     # The bounds themselves are taken.
-    for bound in ({"op": "gte", "value": 1e12}, {"op": "between", "value": [-1e12, 1e12]}):
+    for bound in ({"op": "gte", "value": 1e306}, {"op": "between", "value": [-1e306, 1e306]}):
         condition = {"score": {"model": "default", **bound}}
         put(client, admin_headers, "bounded", {"name": "bounded", "condition": condition})
 

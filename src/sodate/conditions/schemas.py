@@ -35,7 +35,7 @@ from sodate.consents.models import DEFAULT_PURPOSE, Channel
 from sodate.consents.schemas import Purpose
 from sodate.errors import InvalidInput
 from sodate.lifecycle.models import Stage
-from sodate.scoring.decay import MAX_BOUND
+from sodate.scoring.decay import MAX_COMPARED
 
 MAX_LIST_VALUES = 1000
 MAX_TEXT = 1000
@@ -439,14 +439,12 @@ class ScoreSpec(_Node):
 
 
 def _score_bound(value: Any, op: Operator) -> int | float:
-    # Scores are compared as shown, to a hundredth of a point, which only a bounded number
-    # can be moved to (`sodate.scoring.decay.MAX_BOUND`).
+    # A score is compared as shown, to a hundredth of a point: the bound is moved to the edge
+    # between two hundredths in `bound × 100` (`sodate.scoring.decay.MAX_COMPARED`).
     number = _number(value, op)
-    if abs(number) > MAX_BOUND:
+    if abs(number) > MAX_COMPARED:
         raise _error(
-            "value",
-            "a score is compared with numbers from -{most} to {most}",
-            most=f"{MAX_BOUND:,}",
+            "value", "a score is compared with numbers from -{most} to {most}", most="1e306"
         )
     return number
 

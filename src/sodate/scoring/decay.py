@@ -30,11 +30,15 @@ the edge between two hundredths, which also keeps it off the whole numbers total
 exactly, where the Python and SQL arithmetic could disagree."""
 
 MAX_BOUND = 10**12
-"""The largest threshold or condition bound, in absolute value, a score is compared with. The
-edge between two hundredths is found in `bound × 100`, which must be a finite double whose
-hundredths are still exact (below 2^53, about 9e15): 1e308 × 100 is infinite. Thresholds and
-score conditions refuse larger bounds; no real score comes near one (a rule gives at most a
-million points)."""
+"""The largest threshold, in absolute value, a model may name. The edge between two
+hundredths is found in `bound × 100`, whose hundredths are exact below 2^53 (about 9e15); no
+real score comes near the bound (a rule gives at most a million points)."""
+
+MAX_COMPARED = 1e306
+"""The largest number, in absolute value, a score condition compares with: beyond it
+`bound × 100` is infinite (1e308 overflowed, HTTP 500). Conditions were saved with any
+finite bound before bounds were checked, and every such condition must still load, so the
+bound is where the arithmetic fails, not where its hundredths stop being exact."""
 
 
 def _hundredths_up(bound: float) -> float:
