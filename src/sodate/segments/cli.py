@@ -16,7 +16,7 @@ from rich.table import Table
 
 from sodate.errors import InvalidInput
 from sodate.imports.csvfile import Encoding
-from sodate.segments import lists, service
+from sodate.segments import files, lists, service
 from sodate.workspaces import service as workspaces
 
 segments_app = typer.Typer(help="Create, replace and list segments.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def apply(
     """Create or replace the file's segments and recompute their members, all or none."""
     from sodate import cli as base
 
-    applied = base._apply_file(file, workspace, service.apply_documents)
+    applied = base._apply_file(file, workspace, files.apply_documents)
     if as_json:
         base._print_json(applied)
         return

@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.kept import tracked_filters
-from sodate.conditions.reads import nodes, reads
+from sodate.conditions.reads import reads
 from sodate.conditions.schemas import (
     Condition,
-    ConditionError,
-    ScoreCondition,
-    SegmentCondition,
     dump_condition,
-    parse_condition,
 )
 from sodate.conditions.sql import matching_contacts
 from sodate.contacts import service as contacts
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
-from sodate.documents import check_documents
-from sodate.errors import Conflict, InvalidInput, NotFound, SodateError
-from sodate.scoring import service as scoring
+from sodate.errors import Conflict, InvalidInput, NotFound
 from sodate.segments import membership, realtime
 from sodate.segments.membership import CHANGES, MEMBERS, SEGMENTS, LiveSegment
 from sodate.segments.models import ChangeCause, Segment, SegmentKind
+from sodate.segments.references import check_references
 from sodate.segments.schemas import (
     ChangeOut,
     ChangePage,
     MemberOut,
     MemberPage,
     PreviewOut,
-    SegmentApplied,
-    SegmentDocument,
     SegmentIn,
     SegmentOut,
     SegmentSaved,
@@ -49,7 +41,7 @@ def preview(
     session: Session, workspace_id: str, condition: Condition, *, sample: int, now: datetime
 ) -> PreviewOut:
     """How many of the workspace's contacts satisfy `condition` at `now`, and the first few."""
-    _check_references(session, workspace_id, None, condition)
+    check_references(session, workspace_id, None, condition)
     matching = matching_contacts(
         condition,
         dialect=session.get_bind().dialect.name,
@@ -79,7 +71,7 @@ def put_segment(
     if segment is not None and segment.kind != data.kind.value:
         raise Conflict(f"segment {key!r} is {segment.kind}; delete it to make it {data.kind.value}")
     if data.condition is not None:
-        _check_references(session, workspace_id, key, data.condition)
+        check_references(session, workspace_id, key, data.condition)
     created = segment is None
     if segment is None:
         segment = Segment(workspace_id=workspace_id, key=key, created_at=now)
@@ -105,125 +97,6 @@ def put_segment(
     return SegmentSaved(segment=_out(session, segment), entered=entered, exited=exited), created
 
 
-def apply_documents(
-    session: Session, workspace_id: str, documents: Any, *, now: datetime
-) -> list[SegmentApplied]:
-    """Create or replace the segments of a file (one document, a list, or `{"segments": [...]}`),
-    in the order their references need; every error of every segment is named at once, those
-    of its form and those of what it reads, and nothing is saved unless all are valid (the
-    caller's transaction)."""
-    checked = check_documents(documents, SegmentDocument, plural="segments")
-    in_file = set(checked.valid) | _keys(checked.invalid.values())
-    ordered, refused = _file_order(checked.valid, in_file - set(checked.valid))
-    errors = [
-        *checked.errors,
-        *(
-            {"loc": [key, "condition"], "msg": reason, "type": "segment"}
-            for key, reason in refused.items()
-        ),
-    ]
-    # The conditions that will not be saved are checked for what they read here, so that
-    # fixing the errors above does not reveal more. A segment of the file counts as existing:
-    # its own errors are named with it.
-    unsaved = [*_valid_conditions(checked.invalid), *_conditions(checked.valid, refused)]
-    for name, condition in unsaved:
-        errors += [
-            {**detail, "loc": [name, *detail["loc"]]}
-            for detail in _reference_errors(session, workspace_id, None, condition, in_file)
-        ]
-    applied = []
-    for key in ordered:
-        try:
-            # Each in a savepoint: a refused segment leaves nothing, and the rest are checked.
-            with session.begin_nested():
-                saved, created = put_segment(
-                    session, workspace_id, key, checked.valid[key], now=now
-                )
-        except SodateError as exc:  # invalid, or a conflict (a kind changed in place)
-            errors += [
-                {**detail, "loc": [key, *detail.get("loc", [])]} for detail in exc.details
-            ] or [{"loc": [key], "msg": exc.message, "type": "segment"}]
-            continue
-        applied.append(
-            SegmentApplied(
-                key=key,
-                created=created,
-                entered=saved.entered,
-                exited=saved.exited,
-                member_count=saved.segment.member_count,
-            )
-        )
-    if errors:
-        # Not "nothing was saved": the caller says so (`sodate.cli._apply_file`).
-        raise InvalidInput("some segments of the file are not valid", details=errors)
-    return applied
-
-
-def _keys(documents: Iterable[Any]) -> set[str]:
-    """The keys documents name, valid or not."""
-    return {
-        document["key"]
-        for document in documents
-        if isinstance(document, dict) and isinstance(document.get("key"), str)
-    }
-
-
-def _valid_conditions(invalid: dict[int, Any]) -> list[tuple[int, Condition]]:
-    """The conditions that are valid in documents that are not, by the documents' indexes (as
-    their other errors)."""
-    found = []
-    for index, document in invalid.items():
-        written = document.get("condition") if isinstance(document, dict) else None
-        if written is None:
-            continue
-        try:
-            found.append((index, parse_condition(written)))
-        except ConditionError:
-            continue  # named with the document's errors; what it reads is unknown
-    return found
-
-
-def _conditions(
-    segments: dict[str, SegmentDocument], keys: Iterable[str]
-) -> list[tuple[str, Condition]]:
-    """The conditions of the segments `keys`, by key."""
-    return [(key, condition) for key in keys if (condition := segments[key].condition) is not None]
-
-
-def _file_order(
-    segments: dict[str, SegmentDocument], invalid: set[str]
-) -> tuple[list[str], dict[str, str]]:
-    """Keys so that a segment comes after the segments of the file it reads; and, by key, why
-    the others cannot be saved: they read each other in a cycle, or read one that does, or
-    read a key of the file's `invalid` documents."""
-    ordered: list[str] = []
-    placed: set[str] = set()
-    refused: dict[str, str] = {}
-
-    def place(key: str, path: tuple[str, ...]) -> None:
-        if key in path:
-            cycle = (*path[path.index(key) :], key)
-            for member in cycle[:-1]:
-                refused.setdefault(
-                    member, f"segments read each other in a cycle: {' → '.join(cycle)}"
-                )
-            return
-        if key in placed or key in refused or key not in segments:
-            return
-        condition = segments[key].condition
-        for name in sorted(reads(condition).segments if condition else ()):
-            place(name, (*path, key))
-            if (name in refused or name in invalid) and key not in refused:
-                refused[key] = f"reads {name!r}, which cannot be saved"
-        if key not in refused:
-            placed.add(key)
-            ordered.append(key)
-
-    for key in segments:
-        place(key, ())
-    return ordered, refused
-
-
 def _with_dependents(session: Session, workspace_id: str, key: str) -> list[LiveSegment]:
     """The segment and every dynamic segment that reads it, directly or not, in order."""
     ordered = membership.dynamic_segments(session, workspace_id)
@@ -232,106 +105,6 @@ def _with_dependents(session: Session, workspace_id: str, key: str) -> list[Live
         if reads(segment.condition).segments & affected:
             affected.add(segment.key)
     return [segment for segment in ordered if segment.key in affected]
-
-
-def _check_references(
-    session: Session, workspace_id: str, key: str | None, condition: Condition
-) -> None:
-    """Every segment and scoring model the condition names exists, and no segment leads back
-    to `key`: InvalidInput naming every one that does not."""
-    errors = _reference_errors(session, workspace_id, key, condition)
-    if errors:
-        raise InvalidInput(
-            "the condition names segments or scoring models it cannot use", details=errors
-        )
-
-
-def _reference_errors(
-    session: Session,
-    workspace_id: str,
-    key: str | None,
-    condition: Condition,
-    also: Set[str] = frozenset(),
-) -> list[dict[str, Any]]:
-    """The scoring models and segments the condition names that do not exist (segments named
-    in `also` do), and those that would lead back to `key`."""
-    errors: list[dict[str, Any]] = []
-    models = [
-        (path, node.score.model)
-        for path, node in nodes(condition)
-        if isinstance(node, ScoreCondition)
-    ]
-    if models:
-        known = scoring.model_keys(session, workspace_id)
-        errors += [
-            {
-                "loc": ["condition", *path, "score", "model"],
-                "msg": f"no scoring model {name!r}",
-                "type": "model",
-            }
-            for path, name in models
-            if name not in known
-        ]
-    named = _named_segments(condition)
-    if not named:
-        return errors
-    stored = {
-        row.key: row.condition
-        for row in session.execute(
-            sa.select(SEGMENTS.c.key, SEGMENTS.c.condition).where(
-                SEGMENTS.c.workspace_id == workspace_id
-            )
-        )
-    }
-    errors += [
-        {"loc": ["condition", *path, "segment"], "msg": f"no segment {name!r}", "type": "segment"}
-        for path, name in named
-        if name not in stored and name != key and name not in also
-    ]
-    if key is not None:
-        graph = {
-            other: {
-                n.segment
-                for _, n in nodes(parse_condition(document))
-                if isinstance(n, SegmentCondition)
-            }
-            for other, document in stored.items()
-            if document is not None and other != key
-        }
-        graph[key] = {name for _, name in named}
-        for path, name in named:
-            if cycle := _cycle(graph, name, key):
-                errors.append(
-                    {
-                        "loc": ["condition", *path, "segment"],
-                        "msg": "segments would read each other in a cycle: " + " → ".join(cycle),
-                        "type": "cycle",
-                    }
-                )
-    return errors
-
-
-def _named_segments(condition: Condition) -> list[tuple[list[int | str], str]]:
-    return [
-        (path, node.segment)
-        for path, node in nodes(condition)
-        if isinstance(node, SegmentCondition)
-    ]
-
-
-def _cycle(graph: dict[str, set[str]], start: str, target: str) -> list[str] | None:
-    """A path from `start` back to `target` through the segments each one reads, if any."""
-    stack: list[list[str]] = [[target, start]]
-    seen: set[str] = set()
-    while stack:
-        path = stack.pop()
-        if path[-1] == target:
-            return path
-        if path[-1] in seen:
-            continue
-        seen.add(path[-1])
-        stack.extend([*path, following] for following in sorted(graph.get(path[-1], ())))
-    return None
 
 
 def get_segment(session: Session, workspace_id: str, key: str) -> SegmentOut:

@@ -1,0 +1,121 @@
+"""What a segment's condition may name: segments and scoring models that exist, and no
+segment that leads back to the segment itself."""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from sodate.conditions.reads import nodes
+from sodate.conditions.schemas import (
+    Condition,
+    ScoreCondition,
+    SegmentCondition,
+    parse_condition,
+)
+from sodate.errors import InvalidInput
+from sodate.scoring import service as scoring
+from sodate.segments.membership import SEGMENTS
+
+
+def check_references(
+    session: Session, workspace_id: str, key: str | None, condition: Condition
+) -> None:
+    """Every segment and scoring model the condition names exists, and no segment leads back
+    to `key`: InvalidInput naming every one that does not."""
+    errors = reference_errors(session, workspace_id, key, condition)
+    if errors:
+        raise InvalidInput(
+            "the condition names segments or scoring models it cannot use", details=errors
+        )
+
+
+def reference_errors(
+    session: Session,
+    workspace_id: str,
+    key: str | None,
+    condition: Condition,
+    also: Set[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """The scoring models and segments the condition names that do not exist (segments named
+    in `also` do), and those that would lead back to `key`."""
+    errors: list[dict[str, Any]] = []
+    models = [
+        (path, node.score.model)
+        for path, node in nodes(condition)
+        if isinstance(node, ScoreCondition)
+    ]
+    if models:
+        known = scoring.model_keys(session, workspace_id)
+        errors += [
+            {
+                "loc": ["condition", *path, "score", "model"],
+                "msg": f"no scoring model {name!r}",
+                "type": "model",
+            }
+            for path, name in models
+            if name not in known
+        ]
+    named = _named_segments(condition)
+    if not named:
+        return errors
+    stored = {
+        row.key: row.condition
+        for row in session.execute(
+            sa.select(SEGMENTS.c.key, SEGMENTS.c.condition).where(
+                SEGMENTS.c.workspace_id == workspace_id
+            )
+        )
+    }
+    errors += [
+        {"loc": ["condition", *path, "segment"], "msg": f"no segment {name!r}", "type": "segment"}
+        for path, name in named
+        if name not in stored and name != key and name not in also
+    ]
+    if key is not None:
+        graph = {
+            other: {
+                n.segment
+                for _, n in nodes(parse_condition(document))
+                if isinstance(n, SegmentCondition)
+            }
+            for other, document in stored.items()
+            if document is not None and other != key
+        }
+        graph[key] = {name for _, name in named}
+        for path, name in named:
+            if cycle := _cycle(graph, name, key):
+                errors.append(
+                    {
+                        "loc": ["condition", *path, "segment"],
+                        "msg": "segments would read each other in a cycle: " + " → ".join(cycle),
+                        "type": "cycle",
+                    }
+                )
+    return errors
+
+
+def _named_segments(condition: Condition) -> list[tuple[list[int | str], str]]:
+    return [
+        (path, node.segment)
+        for path, node in nodes(condition)
+        if isinstance(node, SegmentCondition)
+    ]
+
+
+def _cycle(graph: dict[str, set[str]], start: str, target: str) -> list[str] | None:
+    """A path from `start` back to `target` through the segments each one reads, if any."""
+    stack: list[list[str]] = [[target, start]]
+    seen: set[str] = set()
+    while stack:
+        path = stack.pop()
+        if path[-1] == target:
+            return path
+        if path[-1] in seen:
+            continue
+        seen.add(path[-1])
+        stack.extend([*path, following] for following in sorted(graph.get(path[-1], ())))
+    return None
