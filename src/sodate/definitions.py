@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from sodate.documents import parse_documents
 from sodate.errors import Conflict, InvalidInput
-from sodate.handoff import service as handoff
+from sodate.handoff import rules as handoff_rules
 from sodate.lifecycle import service as lifecycle
 from sodate.scoring import service as scoring
 from sodate.scoring.schemas import (
@@ -95,7 +95,7 @@ def delete_segment(session: Session, workspace_id: str, key: str, *, now: dateti
     ]
     readers += [
         {"kind": "handoff", "key": rule}
-        for rule in handoff.rules_reading_segment(session, workspace_id, key)
+        for rule in handoff_rules.rules_reading_segment(session, workspace_id, key)
     ]
     if readers:
         raise Conflict(f"segment {key!r} is used by {_names(readers)}", details=readers)

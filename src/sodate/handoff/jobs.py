@@ -17,6 +17,7 @@ from sodate import mail
 from sodate.db.locks import lock_workspace
 from sodate.errors import NotFound
 from sodate.handoff import notify, opening, service
+from sodate.handoff import rules as handoff_rules
 from sodate.handoff.schemas import HandoffRulesIn
 from sodate.queue.handlers import ClaimedJob, JobContext, job_handler
 from sodate.worker_types import Service, ServiceContext, sweep_workspaces
@@ -28,7 +29,7 @@ def _open_one(session: Session, workspace_id: str, now: datetime) -> int:
 
 
 def _open(context: ServiceContext) -> int:
-    return sweep_workspaces(context, service.workspaces_with_rules, _open_one)
+    return sweep_workspaces(context, handoff_rules.workspaces_with_rules, _open_one)
 
 
 handoff_opener = Service(
@@ -47,7 +48,7 @@ def _lead(
     workspace, its rules or the handoff are gone (nothing left to tell)."""
     if job.workspace_id is None:
         return None
-    rules = service.saved_rules(context.session, job.workspace_id)
+    rules = handoff_rules.saved_rules(context.session, job.workspace_id)
     if rules is None:
         return None
     try:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 
 from sodate.deps import Caller, allowed
-from sodate.handoff import service
+from sodate.handoff import rules, service
 from sodate.handoff.models import HandoffState
 from sodate.handoff.schemas import (
     HandoffOut,
@@ -31,7 +31,7 @@ Cursor = Annotated[int | None, Query(alias="cursor", ge=0, le=2**62)]
 @router.get("/handoff", response_model=HandoffRulesOut, tags=["handoff"])
 def get_rules(caller: Caller = Depends(allowed(Permission.READ))) -> HandoffRulesOut:
     with caller.runtime.db.read() as session:
-        return service.get_rules(session, caller.workspace_id)
+        return rules.get_rules(session, caller.workspace_id)
 
 
 @router.put("/handoff", response_model=HandoffRulesOut, tags=["handoff"])
@@ -41,7 +41,7 @@ def put_rules(
     """Replace how new MQLs are handed to sales (owners, notifications, SLA, CRM webhook)."""
     can_email = caller.runtime.settings.smtp_url is not None
     with caller.runtime.db.transaction() as session:
-        return service.put_rules(
+        return rules.put_rules(
             session, caller.workspace_id, body, can_email=can_email, now=caller.now()
         )
 

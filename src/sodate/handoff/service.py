@@ -5,24 +5,20 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from sodate.conditions.reads import reads
-from sodate.conditions.references import unknown_references
 from sodate.contacts import service as contacts
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
 from sodate.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sodate.handoff import opening
-from sodate.handoff.models import Handoff, HandoffRules, HandoffState, HandoffStep, StepKind
+from sodate.handoff import rules as handoff_rules
+from sodate.handoff.models import Handoff, HandoffState, HandoffStep, StepKind
 from sodate.handoff.schemas import (
     HandoffOut,
     HandoffPage,
-    HandoffRulesIn,
-    HandoffRulesOut,
     LeadKpis,
     StepOut,
 )
@@ -31,7 +27,6 @@ from sodate.lifecycle.models import ChangeSource, Stage
 from sodate.lifecycle.progress import Actor
 from sodate.queue import service as queue
 from sodate.scoring import service as scoring
-from sodate.segments import service as segments
 from sodate.workspaces import service as workspaces
 from sodate.workspaces.auth import Principal
 from sodate.workspaces.roles import Role
@@ -57,104 +52,6 @@ class Decider:
     def actor(self, reason: str) -> Actor:
         source = ChangeSource.USER if self.api_key_id is None else ChangeSource.API
         return Actor(source, user_id=self.user_id, api_key_id=self.api_key_id, reason=reason)
-
-
-def get_rules(session: Session, workspace_id: str) -> HandoffRulesOut:
-    row = session.get(HandoffRules, workspace_id)
-    if row is None:
-        return HandoffRulesOut()
-    return HandoffRulesOut.of(HandoffRulesIn.model_validate(row.definition), row.updated_at)
-
-
-def put_rules(
-    session: Session,
-    workspace_id: str,
-    data: HandoffRulesIn,
-    *,
-    can_email: bool,
-    now: datetime,
-) -> HandoffRulesOut:
-    """Save the rules. Contacts that become MQL from now on are handed off by them."""
-    _check(session, workspace_id, data, can_email=can_email)
-    lock_workspace(session, workspace_id, wait=True)
-    definition = data.model_dump(mode="json", exclude_none=True)
-    definition["assign"] = HandoffRulesOut.of(data, now).assign
-    row = session.get(HandoffRules, workspace_id)
-    if row is None:
-        session.add(
-            HandoffRules(
-                workspace_id=workspace_id,
-                definition=definition,
-                read_changes_to=lifecycle.latest_change_id(session, workspace_id),
-                last_owners={},
-                updated_at=now,
-            )
-        )
-    else:
-        row.definition, row.updated_at = definition, now
-    session.flush()
-    return get_rules(session, workspace_id)
-
-
-def _check(session: Session, workspace_id: str, data: HandoffRulesIn, *, can_email: bool) -> None:
-    users = {user.email.lower(): user for user in workspaces.list_users(session, workspace_id)}
-    errors: list[dict[str, Any]] = []
-    for index, rule in enumerate(data.assign):
-        for place, email in enumerate(rule.owners):
-            user = users.get(email.lower())
-            if user is None or not user.is_active:
-                errors.append(_error(["assign", index, "owners", place], f"no active user {email}"))
-            elif not opening.can_own(user.role):
-                errors.append(
-                    _error(
-                        ["assign", index, "owners", place],
-                        f"{email} is {user.role}: only sales, admins and owners take leads",
-                    )
-                )
-    for place, email in enumerate(data.escalate_to):
-        user = users.get(email.lower())
-        if user is None or not user.is_active:
-            errors.append(_error(["escalate_to", place], f"no active user {email}"))
-    errors += unknown_references(
-        ((["assign", index, "when"], rule.when) for index, rule in enumerate(data.assign)),
-        segments=segments.existing_segment_keys(session, workspace_id),
-        models=scoring.model_keys(session, workspace_id),
-    )
-    if data.notify.email and not can_email:
-        errors.append(
-            _error(
-                ["notify", "email"],
-                "email needs an SMTP server: set SODATE_SMTP_URL, or set email to false",
-            )
-        )
-    if errors:
-        raise InvalidInput("the handoff rules are not valid", details=errors)
-
-
-def _error(loc: list[Any], message: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": message, "type": "reference"}
-
-
-def rules_reading_segment(session: Session, workspace_id: str, key: str) -> list[str]:
-    """The assignment rules (`assign.N`) whose conditions read the segment. (None reads a
-    scoring model: scores decay, and the rules may not read the clock.)"""
-    rules = saved_rules(session, workspace_id)
-    if rules is None:
-        return []
-    return [
-        f"assign.{index}"
-        for index, rule in enumerate(rules.assign)
-        if key in reads(rule.when).segments
-    ]
-
-
-def saved_rules(session: Session, workspace_id: str) -> HandoffRulesIn | None:
-    row = session.get(HandoffRules, workspace_id)
-    return None if row is None else HandoffRulesIn.model_validate(row.definition)
-
-
-def workspaces_with_rules(session: Session) -> list[str]:
-    return list(session.scalars(sa.select(HandoffRules.workspace_id)))
 
 
 def list_handoffs(
@@ -287,7 +184,7 @@ def escalate(
     """The SLA passed: tell the managers, pass the lead to the next owner of its pool if the
     rules say so, and start the clock again. False if the handoff no longer waits on it."""
     handoff = session.get(Handoff, handoff_id)
-    rules = saved_rules(session, workspace_id)
+    rules = handoff_rules.saved_rules(session, workspace_id)
     if (
         handoff is None
         or handoff.workspace_id != workspace_id
@@ -347,7 +244,7 @@ def escalate(
 def _tell_crm(
     session: Session, workspace_id: str, handoff_id: int, event: str, *, now: datetime
 ) -> None:
-    rules = saved_rules(session, workspace_id)
+    rules = handoff_rules.saved_rules(session, workspace_id)
     if rules is not None and rules.crm_webhook is not None:
         job = opening.crm_job(workspace_id, handoff_id, event, now=now)
         queue.enqueue(session, [job], now=now, max_attempts=opening.JOB_ATTEMPTS)
