@@ -428,6 +428,14 @@ def test_companies_are_created_updated_listed_and_shown(
     ).json()
     assert [c["group_key"] for c in rest["items"]] == ["gamma"]
     assert rest["next_cursor"] is None
+    # Searched as every text comparison is, on both databases: A–Z folded, nothing else.
+    assert listed(q="BETA INC") == ["beta-key"]
+    client.put(
+        "/api/v1/companies/zeta", json={"traits": {"name": "ＡＢＣ École"}}, headers=admin_headers
+    )
+    assert listed(q="ＡＢＣ ÉCOLE") == ["zeta"]
+    assert listed(q="école") == []
+    assert listed(q="ａｂｃ") == []
     assert beta["contact_count"] == 0
     missing = client.get(f"/api/v1/companies/{beta['id'] + 100}", headers=admin_headers)
     assert missing.status_code == 404
