@@ -266,3 +266,11 @@ def test_the_readme_example_is_a_valid_condition() -> None:
     readme = Path(conditions.__file__).with_name("README.md").read_text(encoding="utf-8")
     block = readme.split("```json", 1)[1].split("```", 1)[0]
     parse_condition(json.loads(block))
+
+
+@pytest.mark.parametrize("name", ["$x", "a$b", 'a"b', "a\\b", "a\x00b", "a\nb"])
+def test_a_path_name_a_json_path_cannot_address_is_named_as_such(name: str) -> None:
+    message = 'names in a path may not contain $, ", \\ or control characters'
+    assert _errors({"attr": name, "op": "eq", "value": 1}) == [(["attr"], message)]
+    event = {"event": {"name": "E", "where": [{"prop": f"p.{name}", "op": "eq", "value": 1}]}}
+    assert _errors(event) == [(["event", "where", 0, "prop"], message)]

@@ -135,7 +135,7 @@ class _Node(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-PathText = Annotated[str, StringConstraints(min_length=1, max_length=300, pattern=r"^[^\x00$]*$")]
+PathText = Annotated[str, StringConstraints(min_length=1, max_length=300)]
 
 
 def _check_value(op: Operator, value: Any, kind: ValueKind) -> Any:

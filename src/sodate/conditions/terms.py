@@ -80,8 +80,9 @@ def attribute_path(text: str) -> AttributePath:
     return AttributePath(Source.TRAITS, parts, ValueKind.JSON)
 
 
-_UNADDRESSABLE = re.compile(r'["\\\x00-\x1f]')
-"""Characters SQLite's JSON paths cannot address in a key (its stored text escapes them)."""
+_UNADDRESSABLE = re.compile(r'["\\$\x00-\x1f]')
+"""Characters SQLite's JSON paths cannot address in a key (its stored text escapes them), and
+`$`, which begins a JSON path."""
 
 
 @lru_cache(maxsize=4096)
@@ -90,7 +91,7 @@ def split_path(text: str) -> tuple[str, ...]:
     if any(not part.strip() for part in parts):
         raise ValueError("a path is names separated by single dots, e.g. address.city")
     if _UNADDRESSABLE.search(text):
-        raise ValueError('names in a path may not contain ", \\ or control characters')
+        raise ValueError('names in a path may not contain $, ", \\ or control characters')
     if len(parts) > MAX_PATH_DEPTH:
         raise ValueError(f"a path has at most {MAX_PATH_DEPTH} parts")
     return parts
