@@ -25,13 +25,19 @@ def unknown_references(
         for path, node in nodes(condition):
             loc = [*at, *path]
             if isinstance(node, SegmentCondition) and node.segment not in segments:
-                errors.append(_error([*loc, "segment"], f"no segment {node.segment!r}"))
+                errors.append(
+                    {
+                        "loc": [*loc, "segment"],
+                        "msg": f"no segment {node.segment!r}",
+                        "type": "segment",
+                    }
+                )
             if isinstance(node, ScoreCondition) and node.score.model not in models:
                 errors.append(
-                    _error([*loc, "score", "model"], f"no scoring model {node.score.model!r}")
+                    {
+                        "loc": [*loc, "score", "model"],
+                        "msg": f"no scoring model {node.score.model!r}",
+                        "type": "model",
+                    }
                 )
     return errors
-
-
-def _error(loc: list[Any], message: str) -> dict[str, Any]:
-    return {"loc": loc, "msg": message, "type": "reference"}

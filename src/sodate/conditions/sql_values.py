@@ -24,6 +24,12 @@ def bound_number(operand: int | float, postgresql: bool) -> Any:
     return sa.literal(operand)
 
 
+def folded(text: Any, *, postgresql: bool) -> Any:
+    """Text folded in SQL as `terms.fold` folds it in Python: A–Z only. PostgreSQL's `lower`
+    folds only them under the "C" collation; SQLite's always does."""
+    return sa.func.lower(sa.collate(text, "C") if postgresql else text)
+
+
 def definite(expression: Boolean) -> Boolean:
     """SQL's unknown (a NULL anywhere) read as false, so that NOT means "does not hold"."""
     return sa.func.coalesce(expression, sa.false())
@@ -56,8 +62,7 @@ class Value:
         return sa.false()
 
     def folded(self) -> Any:
-        text = sa.collate(self.text(), "C") if self.postgresql else self.text()
-        return sa.func.lower(text)
+        return folded(self.text(), postgresql=self.postgresql)
 
     def find(self, folded: str) -> Any:
         """Where the folded operand first occurs in the folded text (1-based; 0 if nowhere)."""

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from sodate.conditions.sql_values import folded
 from sodate.conditions.terms import fold
 from sodate.contacts.companies import CompanyChange, contacts_of_companies, upsert_companies
 from sodate.contacts.identifiers import (
@@ -325,14 +326,13 @@ def list_companies(
     if after is not None:
         statement = statement.where(Company.id > after)
     if q:
-        # Case folded as every text comparison folds it, on both databases: A–Z only
-        # (`conditions.terms.fold`), where PostgreSQL's ILIKE also folded É and Ａ.
+        # Case folded as every text comparison folds it, on both databases: A–Z only, where
+        # PostgreSQL's ILIKE also folded É and Ａ.
         pattern = "%" + _escape_like(fold(q.strip())) + "%"
-        name: Any = Company.name
-        if session.get_bind().dialect.name == "postgresql":
-            name = sa.collate(name, "C")
+        postgresql = session.get_bind().dialect.name == "postgresql"
+        name = folded(Company.name, postgresql=postgresql)
         statement = statement.where(
-            sa.or_(sa.func.lower(name).like(pattern, escape="\\"), Company.group_key == q.strip())
+            sa.or_(name.like(pattern, escape="\\"), Company.group_key == q.strip())
         )
     page, next_cursor = fetch_page(session, statement, limit=limit)
     return CompanyPage(items=_companies_out(session, page), next_cursor=next_cursor)

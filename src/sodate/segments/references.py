@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from sodate.conditions.reads import nodes
+from sodate.conditions.references import unknown_references
 from sodate.conditions.schemas import (
     Condition,
-    ScoreCondition,
     SegmentCondition,
     parse_condition,
 )
@@ -41,41 +41,28 @@ def reference_errors(
     also: Set[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """The scoring models and segments the condition names that do not exist (segments named
-    in `also` do), and those that would lead back to `key`."""
-    errors: list[dict[str, Any]] = []
-    models = [
-        (path, node.score.model)
-        for path, node in nodes(condition)
-        if isinstance(node, ScoreCondition)
-    ]
-    if models:
-        known = scoring.model_keys(session, workspace_id)
-        errors += [
-            {
-                "loc": ["condition", *path, "score", "model"],
-                "msg": f"no scoring model {name!r}",
-                "type": "model",
-            }
-            for path, name in models
-            if name not in known
-        ]
+    in `also` do, and `key` itself), and those that would lead back to `key`."""
     named = _named_segments(condition)
-    if not named:
-        return errors
-    stored = {
-        row.key: row.condition
-        for row in session.execute(
-            sa.select(SEGMENTS.c.key, SEGMENTS.c.condition).where(
-                SEGMENTS.c.workspace_id == workspace_id
+    # Every stored segment's condition, read only when this one names segments: the cycles
+    # are found in them.
+    stored = (
+        {
+            row.key: row.condition
+            for row in session.execute(
+                sa.select(SEGMENTS.c.key, SEGMENTS.c.condition).where(
+                    SEGMENTS.c.workspace_id == workspace_id
+                )
             )
-        )
-    }
-    errors += [
-        {"loc": ["condition", *path, "segment"], "msg": f"no segment {name!r}", "type": "segment"}
-        for path, name in named
-        if name not in stored and name != key and name not in also
-    ]
-    if key is not None:
+        }
+        if named
+        else {}
+    )
+    errors = unknown_references(
+        [(["condition"], condition)],
+        segments={*stored, *also, *([] if key is None else [key])},
+        models=scoring.model_keys(session, workspace_id),
+    )
+    if key is not None and named:
         graph = {
             other: {
                 n.segment
