@@ -4,14 +4,15 @@ Set-based work (recomputing a segment, counting a preview) asks which contacts o
 satisfy a condition; `matching_contacts` answers with one SELECT, on SQLite and PostgreSQL.
 Values from the condition are always bound parameters, never SQL text. The rules are those
 of `sodate.conditions.memory`; every leaf is a definite true or false (never NULL), so `not`
-and the negative operators hold exactly when their positive form does not.
+and the negative operators hold exactly when their positive form does not. Values are
+compared with operands by `sodate.conditions.sql_comparisons`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,8 +23,6 @@ from sodate.conditions.kept import TrackedFilter, answering
 from sodate.conditions.models import EventFilterLatestTimes
 from sodate.conditions.reads import reads_zone
 from sodate.conditions.schemas import (
-    NEGATIONS,
-    ORDER_OPERATORS,
     AllCondition,
     AnyCondition,
     AttrCondition,
@@ -38,14 +37,8 @@ from sodate.conditions.schemas import (
     ScoreCondition,
     SegmentCondition,
 )
-from sodate.conditions.sql_values import (
-    Boolean,
-    TextColumn,
-    Value,
-    bound_number,
-    definite,
-    json_value,
-)
+from sodate.conditions.sql_comparisons import ComparisonCompiler, Zone, zone_of
+from sodate.conditions.sql_values import Boolean, TextColumn, Value, definite, json_value
 from sodate.conditions.terms import Source, ValueKind
 from sodate.consents.models import ContactConsent
 from sodate.contacts.models import Company, Contact
@@ -107,7 +100,7 @@ def contact_condition(
     kept: Mapping[str, TrackedFilter] | None = None,
 ) -> Boolean:
     """The condition over a row of `contacts` outer-joined to its row of `companies`."""
-    compiler = _Compiler(dialect == "postgresql", workspace_id, now, zone, kept or {})
+    compiler = _Compiler(dialect == "postgresql", now, zone, workspace_id, kept or {})
     return compiler.condition(condition, CONTACTS)
 
 
@@ -122,17 +115,14 @@ def property_filters(
 ) -> list[Boolean]:
     """Filters on an events `properties` column, for filters that read no contact's time zone
     (scoring rules refuse the others), so no contact row is needed."""
-    compiler = _Compiler(dialect == "postgresql", workspace_id, now, zone, {})
-    no_contact = _Zone(sa.null(), zone, now)
+    compiler = _Compiler(dialect == "postgresql", now, zone, workspace_id, {})
+    no_contact = Zone(sa.null(), zone, now)
     return [compiler.property_holds(properties, item, no_contact) for item in where]
 
 
 @dataclass
-class _Compiler:
-    postgresql: bool
+class _Compiler(ComparisonCompiler):
     workspace_id: str
-    now: datetime
-    zone: ZoneInfo
     kept: Mapping[str, TrackedFilter]
 
     def condition(self, condition: Condition, contacts: sa.FromClause) -> Boolean:
@@ -222,7 +212,7 @@ class _Compiler:
         else:
             doc = contacts.c.traits if path.source is Source.TRAITS else COMPANIES.c.traits
             value = json_value(doc, path.path, self.postgresql)
-        return self.compares(value, condition.op, condition.value, _zone_of(contacts, self))
+        return self.compares(value, condition.op, condition.value, zone_of(contacts, self))
 
     def events(self, condition: EventCondition, contacts: sa.FromClause) -> Boolean:
         """The count compared, as tests of "at least k events" (`at_least`)."""
@@ -301,9 +291,9 @@ class _Compiler:
         if any(reads_zone(item) for item in spec.where):
             owners = CONTACTS.alias("event_owners")
             source = events.join(owners, owners.c.id == events.c.contact_id)
-            zone = _zone_of(owners, self)
+            zone = zone_of(owners, self)
         else:
-            zone = _Zone(sa.null(), self.zone, self.now)
+            zone = Zone(sa.null(), self.zone, self.now)
         where += [self.property_holds(events.c.properties, item, zone) for item in spec.where]
         return (
             sa.select(sa.literal(1))
@@ -313,111 +303,3 @@ class _Compiler:
             .offset(k - 1)
             .exists()
         )
-
-    def property_holds(self, properties: Any, item: PropFilter, zone: _Zone) -> Boolean:
-        value = json_value(properties, item.path, self.postgresql)
-        return definite(self.compares(value, item.op, item.value, zone))
-
-    def time_compares(self, column: Any, op: Operator, operand: Any) -> Boolean:
-        if op in NEGATIONS:
-            return sa.not_(definite(self.time_compares(column, NEGATIONS[op], operand)))
-        if op is Operator.EXISTS:
-            return column.is_not(None)  # type: ignore[no-any-return]
-        if op is Operator.WITHIN_LAST:
-            since = self.now - terms.parse_positive_duration(operand)
-            return sa.and_(column >= since, column <= self.now)
-        if op is Operator.BETWEEN:
-            low, high = (self.instant(text) for text in operand)
-            return sa.and_(column >= low, column <= high)
-        bound = self.instant(operand)
-        return column < bound if op is Operator.BEFORE else column > bound  # type: ignore[no-any-return]
-
-    def instant(self, text: str) -> datetime:
-        return terms.parse_date_value(text).at(self.now, self.zone)
-
-    def compares(self, value: Value, op: Operator, operand: Any, zone: _Zone) -> Boolean:
-        if op in NEGATIONS:
-            return sa.not_(definite(self.compares(value, NEGATIONS[op], operand, zone)))
-        if op is Operator.EXISTS:
-            return value.present()
-        if op is Operator.EQ:
-            return value.equals(operand)
-        if op is Operator.IN:
-            return sa.or_(*(value.equals(item) for item in operand))
-        if op is Operator.CONTAINS:
-            found: Boolean = sa.false()
-            if isinstance(operand, str):
-                found = sa.and_(value.is_string(), value.find(terms.fold(operand)) > 0)
-            return sa.or_(found, value.any_element(lambda item: item.equals(operand)))
-        if op is Operator.STARTS_WITH:
-            return sa.and_(value.is_string(), value.find(terms.fold(operand)) == 1)
-        if op is Operator.ENDS_WITH:
-            folded = terms.fold(operand)
-            return sa.and_(value.is_string(), value.suffix(len(folded)) == folded)
-        if op in ORDER_OPERATORS:
-            return sa.and_(
-                value.is_number(), ORDER_OPERATORS[op](value.number(), self.number(operand))
-            )
-        if op is Operator.BETWEEN and not isinstance(operand[0], str):
-            low, high = (self.number(item) for item in operand)
-            return sa.and_(value.is_number(), value.number() >= low, value.number() <= high)
-        day = value.day()
-        if op is Operator.BETWEEN:
-            return sa.and_(day >= self.day(operand[0], zone), day <= self.day(operand[1], zone))
-        if op is Operator.BEFORE:
-            return day < self.day(operand, zone)  # type: ignore[no-any-return]
-        if op is Operator.AFTER:
-            return day > self.day(operand, zone)  # type: ignore[no-any-return]
-        if op is Operator.WITHIN_LAST:
-            since = self.now - terms.parse_positive_duration(operand)
-            return sa.and_(day >= zone.day(since), day <= zone.day(self.now))
-        assert op is Operator.ANNIVERSARY
-        offset = terms.parse_day_offset(operand) if operand is not None else 0
-        return zone.anniversary(value.month_day(), offset)
-
-    def number(self, operand: int | float) -> Any:
-        return bound_number(operand, self.postgresql)
-
-    def day(self, text: str, zone: _Zone) -> Any:
-        value = terms.parse_date_value(text)
-        absolute = value.absolute_day()
-        if absolute is not None:
-            return sa.literal(absolute, sa.String())
-        assert value.offset is not None
-        return zone.day(self.now + value.offset)
-
-
-@dataclass
-class _Zone:
-    """Local dates in each contact's own time zone (the `timezone` trait), else the default."""
-
-    name: Any
-    default: ZoneInfo
-    now: datetime
-
-    def day(self, instant: datetime) -> Any:
-        default_day, others = terms.local_dates(instant, self.default)
-        return sa.case(
-            *((self.name.in_(names), sa.literal(day.isoformat())) for day, names in others.items()),
-            else_=sa.literal(default_day.isoformat()),
-        )
-
-    def anniversary(self, month_day: Any, offset: int) -> Boolean:
-        default_day, others = terms.local_dates(self.now, self.default)
-
-        def falls_on(day: date) -> Boolean:
-            return month_day.in_(terms.month_days(day + timedelta(days=offset)))  # type: ignore[no-any-return]
-
-        return sa.case(
-            *((self.name.in_(names), falls_on(day)) for day, names in others.items()),
-            else_=falls_on(default_day),
-        )
-
-
-def _zone_of(contacts: sa.FromClause, compiler: _Compiler) -> _Zone:
-    timezone = json_value(contacts.c.traits, (terms.TIME_ZONE_TRAIT,), compiler.postgresql)
-    return _Zone(
-        sa.case((timezone.is_string(), timezone.text()), else_=sa.null()),
-        compiler.zone,
-        compiler.now,
-    )
