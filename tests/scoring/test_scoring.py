@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from sodate.runtime import Runtime
-from sodate.scoring import live, recompute, service
+from sodate.scoring import live, recompute, service, tables
 from sodate.scoring.jobs import score_sweeper
 from sodate.scoring.models import ScoreCause
 from sodate.worker_types import ServiceContext
@@ -82,10 +82,10 @@ def stored_scores(runtime: Runtime) -> dict[tuple[int, int], tuple[float, float]
     with runtime.db.read() as session:
         rows = session.execute(
             sa.select(
-                recompute.SCORES.c.model_id,
-                recompute.SCORES.c.contact_id,
-                recompute.SCORES.c.fit,
-                recompute.SCORES.c.engagement_base,
+                tables.SCORES.c.model_id,
+                tables.SCORES.c.contact_id,
+                tables.SCORES.c.fit,
+                tables.SCORES.c.engagement_base,
             )
         ).all()
     return {(model, contact): (fit, base) for model, contact, fit, base in rows}

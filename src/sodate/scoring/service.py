@@ -18,15 +18,7 @@ from sodate.errors import NotFound
 from sodate.scoring.decay import reached
 from sodate.scoring.live import LiveModel, live_models, rounded
 from sodate.scoring.models import ScoreCause, ScoringModel
-from sodate.scoring.recompute import (
-    CROSSINGS,
-    HISTORY,
-    RESETS,
-    RULES,
-    SCORES,
-    recompute_model,
-    sync_levels,
-)
+from sodate.scoring.recompute import recompute_model, sync_levels
 from sodate.scoring.schemas import (
     CrossingOut,
     CrossingPage,
@@ -39,6 +31,7 @@ from sodate.scoring.schemas import (
     ScoringModelOut,
     ScoringModelSaved,
 )
+from sodate.scoring.tables import CROSSINGS, HISTORY, RESETS, RULES, SCORES
 from sodate.workspaces import service as workspaces
 
 
