@@ -8,7 +8,7 @@ is an explicit act through the REST API.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -16,7 +16,16 @@ from typing import Any, NamedTuple
 from sqlalchemy.orm import Session
 
 from sodate.contacts.identifiers import normalize_email, normalize_phone, width_folded
-from sodate.db.bulk import DriverValues, driver_values, execute_many, fetch_in
+from sodate.contacts.profile_rows import (
+    UPDATE_PROFILE,
+    UPDATE_SEEN,
+    Known,
+    Profile,
+    load_identity_fields,
+    load_profiles,
+    move_seen,
+)
+from sodate.db.bulk import DriverValues, driver_values, execute_many
 
 SEARCHED_TRAITS = ("name", "firstName", "lastName", "firstNameKana", "lastNameKana", "title")
 
@@ -91,7 +100,7 @@ def apply_profile_changes(
     """
     if not changes:
         return set()
-    known = _load_identity_fields(session, workspace_id, {change.contact_id for change in changes})
+    known = load_identity_fields(session, workspace_id, {change.contact_id for change in changes})
     profiled = {
         change.contact_id
         for change in changes
@@ -104,7 +113,7 @@ def apply_profile_changes(
             continue
         first, last = seen.get(change.contact_id, (at, at))
         seen[change.contact_id] = (min(first, at), max(last, at))
-    _move_seen(session, workspace_id, seen)
+    move_seen(session, workspace_id, seen)
     return _apply_profiles(
         session,
         workspace_id,
@@ -114,16 +123,7 @@ def apply_profile_changes(
     )
 
 
-class _Known(NamedTuple):
-    """What the first, narrow load says of a contact."""
-
-    user_id: str | None
-    sources: list[str]
-    blank: bool
-    """Nothing else is known of it (a contact just created): it need not be loaded whole."""
-
-
-def _may_change_profile(change: ProfileChange, known: _Known) -> bool:
+def _may_change_profile(change: ProfileChange, known: Known) -> bool:
     return bool(
         change.traits
         or change.clear
@@ -133,95 +133,11 @@ def _may_change_profile(change: ProfileChange, known: _Known) -> bool:
     )
 
 
-def _load_identity_fields(
-    session: Session, workspace_id: str, ids: Iterable[int]
-) -> dict[int, _Known]:
-    """The user id and sources of each live contact: what decides if a change is only "seen"."""
-    # `|| ''` here and in `_load`: see `sodate.db.plans`.
-    rows = fetch_in(
-        session,
-        "SELECT id, user_id, sources, CASE WHEN email IS NULL AND phone IS NULL"
-        " AND company_id IS NULL AND first_seen_at IS NULL AND last_seen_at IS NULL"
-        " THEN traits = '{}' ELSE false END"
-        " FROM contacts WHERE workspace_id || '' = ? AND merged_into_id IS NULL AND id IN",
-        sorted(ids),
-        (workspace_id,),
-    )
-    stored_json = DriverValues.stored_json
-    return {
-        contact_id: _Known(user_id, stored_json(sources), bool(blank))
-        for contact_id, user_id, sources, blank in rows
-    }
-
-
-def _move_seen(
-    session: Session, workspace_id: str, seen: Mapping[int, tuple[datetime, datetime]]
-) -> None:
-    if not seen:
-        return
-    values = driver_values(session)
-    if values.postgresql:
-        # One statement over arrays: an executemany costs PostgreSQL a statement per contact.
-        session.connection().exec_driver_sql(
-            "UPDATE contacts SET"
-            " first_seen_at = LEAST(first_seen_at, seen.first_at),"
-            " last_seen_at = GREATEST(last_seen_at, seen.last_at)"
-            " FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[])"
-            " AS seen(id, first_at, last_at)"
-            " WHERE contacts.id = seen.id AND contacts.workspace_id = %s",
-            (
-                list(seen),
-                [first for first, _last in seen.values()],
-                [last for _first, last in seen.values()],
-                workspace_id,
-            ),
-        )
-        return
-    rows = []
-    for contact_id, (first_at, last_at) in seen.items():
-        first, last = values.time(first_at), values.time(last_at)
-        rows.append((first, first, last, last, contact_id, workspace_id))
-    # A comparison with NULL is not true: a contact never seen takes the new times.
-    execute_many(
-        session,
-        "UPDATE contacts SET"
-        " first_seen_at = CASE WHEN first_seen_at <= ? THEN first_seen_at ELSE ? END,"
-        " last_seen_at = CASE WHEN last_seen_at >= ? THEN last_seen_at ELSE ? END"
-        " WHERE id = ? AND workspace_id = ?",
-        rows,
-    )
-
-
-@dataclass(slots=True)
-class _Profile:
-    """The profile fields of one contact, as loaded, then as its changes leave them."""
-
-    traits: dict[str, Any]
-    user_id: str | None
-    email: str | None
-    phone: str | None
-    company_id: int | None
-    sources: list[str]
-    first_seen_at: datetime | None = None
-    last_seen_at: datetime | None = None
-    seen_moved: bool = False
-
-
-_UPDATE_PROFILE = (
-    "UPDATE contacts SET traits = ?::jsonb, user_id = ?, email = ?, phone = ?, company_id = ?,"
-    " sources = ?::jsonb, first_seen_at = ?, last_seen_at = ?, search_text = ?, updated_at = ?"
-    " WHERE id = ? AND workspace_id = ?"
-)
-_UPDATE_SEEN = (
-    "UPDATE contacts SET first_seen_at = ?, last_seen_at = ? WHERE id = ? AND workspace_id = ?"
-)
-
-
 def _apply_profiles(
     session: Session,
     workspace_id: str,
     changes: Sequence[ProfileChange],
-    known: Mapping[int, _Known],
+    known: Mapping[int, Known],
     *,
     now: datetime,
 ) -> set[int]:
@@ -229,13 +145,13 @@ def _apply_profiles(
         return set()
     # A contact that holds nothing but its user id and sources (one just created) is not
     # loaded: the first load said as much.
-    profiles: dict[int, _Profile] = {}
+    profiles: dict[int, Profile] = {}
     for contact_id in {change.contact_id for change in changes}:
         stored = known[contact_id]
         if stored.blank:
-            profiles[contact_id] = _Profile({}, stored.user_id, None, None, None, stored.sources)
+            profiles[contact_id] = Profile({}, stored.user_id, None, None, None, stored.sources)
     profiles.update(
-        _load(session, workspace_id, {c.contact_id for c in changes}.difference(profiles))
+        load_profiles(session, workspace_id, {c.contact_id for c in changes}.difference(profiles))
     )
     changed: set[int] = set()
     for change in changes:
@@ -250,7 +166,7 @@ def _apply_profiles(
     # A contact whose changes changed nothing but its first or last seen gets the narrow update.
     execute_many(
         session,
-        _UPDATE_SEEN,
+        UPDATE_SEEN,
         [
             (time(profile.first_seen_at), time(profile.last_seen_at), contact_id, workspace_id)
             for contact_id, profile in profiles.items()
@@ -260,7 +176,7 @@ def _apply_profiles(
     stamp = values.time(now)
     execute_many(
         session,
-        _UPDATE_PROFILE,
+        UPDATE_PROFILE,
         [
             (*_profile_columns(profile, values), stamp, contact_id, workspace_id)
             for contact_id, profile in profiles.items()
@@ -327,7 +243,7 @@ def new_contact_row(
                 stamp,
                 stamp,
             )
-    profile = _Profile({}, None, None, None, None, [source])
+    profile = Profile({}, None, None, None, None, [source])
     for change in changes:
         _apply(profile, change)
     return (contact_id, workspace_id, *_profile_columns(profile, values), stamp, stamp)
@@ -356,7 +272,7 @@ def prepare_profile(
 
     `text`, the traits' JSON if the caller has it, is taken as the profile's when the profile
     keeps every trait as given (none empty): then it is one string, not two equal ones."""
-    profile = _Profile({}, None, None, None, None, [source])
+    profile = Profile({}, None, None, None, None, [source])
     _apply(profile, ProfileChange(0, traits=traits, user_id=user_id, source=source))
     if text is None or profile.traits != traits:
         text = DriverValues.json(profile.traits)
@@ -371,7 +287,7 @@ def prepare_profile(
     )
 
 
-def _profile_columns(profile: _Profile, values: DriverValues) -> tuple[Any, ...]:
+def _profile_columns(profile: Profile, values: DriverValues) -> tuple[Any, ...]:
     """traits, user_id, email, phone, company_id, sources, first_seen_at, last_seen_at and
     search_text, as the driver writes them."""
     first, last = profile.first_seen_at, profile.last_seen_at
@@ -388,38 +304,13 @@ def _profile_columns(profile: _Profile, values: DriverValues) -> tuple[Any, ...]
     )
 
 
-def _search_text_of(profile: _Profile) -> str:
+def _search_text_of(profile: Profile) -> str:
     return search_text(
         profile.traits, email=profile.email, phone=profile.phone, user_id=profile.user_id
     )
 
 
-def _load(session: Session, workspace_id: str, ids: Iterable[int]) -> dict[int, _Profile]:
-    rows = fetch_in(
-        session,
-        "SELECT id, traits, user_id, email, phone, company_id, sources, first_seen_at,"
-        " last_seen_at FROM contacts"
-        " WHERE workspace_id || '' = ? AND merged_into_id IS NULL AND id IN",
-        sorted(ids),
-        (workspace_id,),
-    )
-    stored_json, stored_time = DriverValues.stored_json, DriverValues.stored_time
-    return {
-        row[0]: _Profile(
-            stored_json(row[1]),
-            row[2],
-            row[3],
-            row[4],
-            row[5],
-            stored_json(row[6]),
-            stored_time(row[7]),
-            stored_time(row[8]),
-        )
-        for row in rows
-    }
-
-
-def _apply(profile: _Profile, change: ProfileChange) -> bool:
+def _apply(profile: Profile, change: ProfileChange) -> bool:
     before = (profile.traits, profile.user_id, profile.company_id, profile.sources)
     traits = dict(profile.traits)
     for key, value in change.traits.items():
