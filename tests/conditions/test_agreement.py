@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from sodate.conditions.memory import Evaluation, EventFact
-from sodate.conditions.schemas import CHANNELS, STAGES, ConditionError, parse_condition
+from sodate.conditions.schemas import ConditionError, parse_condition
 from sodate.conditions.sql import (
     COMPANIES,
     CONTACT_CONSENTS,
@@ -36,6 +36,7 @@ from sodate.conditions.sql import (
     matching_contacts,
 )
 from sodate.conditions.sql import SCORING_MODELS as SCORING_MODELS_TABLE
+from sodate.conditions.standing import CHANNELS, STAGES
 from sodate.conditions.state import load_states
 from sodate.events.latest import keep_latest_times
 from sodate.runtime import Runtime
