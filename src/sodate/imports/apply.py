@@ -2,26 +2,33 @@
 
 Both go through the event pipeline (`sodate.contacts.writes` and `sodate.pipeline`), so an
 imported row resolves identities, merges and updates profiles exactly as the tracking API
-would, and later stages (scores, segments, journeys) see it.
+would, and later stages (scores, segments, journeys) see it. An import writes each chunk with
+`apply_chunk`: in one savepoint, else row by row, so that only the rows that fail are reported.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy.orm import Session
 
 from sodate.contacts import writes
 from sodate.events import service as event_log
 from sodate.events.pipeline import BatchEvent, EventBatch
 from sodate.events.schemas import MessageType
-from sodate.imports.rows import ParsedRow
+from sodate.imports.models import Import, ImportKind
+from sodate.imports.rows import ParsedRow, RowError
 from sodate.pipeline import process_batch
+
+# A chunk's failures are logged under the name of the import service, which runs the chunks.
+log = structlog.get_logger("sodate.imports.service")
 
 MESSAGE_ID_PREFIX = "import-"
 
@@ -149,3 +156,54 @@ def message_id(source: str, row: ParsedRow) -> str:
     ]
     digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
     return MESSAGE_ID_PREFIX + digest[:40]
+
+
+def apply_chunk(
+    session: Session, record: Import, rows: list[ParsedRow], *, now: datetime
+) -> tuple[Applied, list[RowError]]:
+    """Write the chunk; if that fails, write its rows one by one and report those that fail.
+
+    When every row of the chunk fails on its own too, the fault is not in the rows (the
+    database, a bug): the error propagates and the chunk is retried later, not rejected.
+    """
+    writer = apply_contacts if record.kind == ImportKind.CONTACTS else apply_events
+    context: dict[str, Any] = {"importId": record.id}
+
+    def write(chunk: list[ParsedRow]) -> Applied:
+        return writer(
+            session, record.workspace_id, chunk, now=now, source=record.source, context=context
+        )
+
+    try:
+        with session.begin_nested():
+            return write(rows), []
+    except Exception:
+        log.exception("an import chunk failed; retrying its rows one by one", import_id=record.id)
+    total = Applied()
+    failed: list[RowError] = []
+    for index, row in enumerate(rows):
+        try:
+            with session.begin_nested():
+                one = write([row])
+        except Exception as exc:
+            if len(failed) == index and index == len(rows) - 1 and index > 0:
+                raise
+            reason = f"could not be stored: {str(exc).strip().splitlines()[0][:250]}"
+            failed.append(RowError(row.line, None, None, reason))
+            _let_go(exc)
+            continue
+        total.created += one.created
+        total.updated += one.updated
+        total.skipped += one.skipped
+    return total, failed
+
+
+def _let_go(error: BaseException) -> None:
+    """Clear the frames of a caught error and of the errors it chains: they refer to the error,
+    in cycles (some fifty objects a failed row) that reference counting cannot free. A local
+    import writes its chunk with the collector paused (`runtime.collection_deferred`), and a
+    transaction's chunks retried row by row would hold them all until it ends."""
+    seen: BaseException | None = error
+    while seen is not None:
+        traceback.clear_frames(seen.__traceback__)
+        seen = seen.__cause__ or seen.__context__

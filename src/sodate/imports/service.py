@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import functools
 import io
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.orm import Session
 
 from sodate.db.paging import fetch_page
@@ -40,7 +38,7 @@ from sodate.imports.mapping import (
 )
 from sodate.imports.models import Import, ImportBlock, ImportKind, ImportRowError, ImportStatus
 from sodate.imports.reading import ParsedChunk, parse_chunk
-from sodate.imports.rows import ParsedRow, RowError, RowParser
+from sodate.imports.rows import RowError, RowParser
 from sodate.imports.schemas import (
     ColumnOut,
     ImportOptions,
@@ -51,8 +49,6 @@ from sodate.imports.schemas import (
 )
 from sodate.queue import service as queue
 from sodate.workspaces import service as workspaces
-
-log = structlog.get_logger(__name__)
 
 CHUNK_ROWS = 2000
 BLOCK_SIZE = 1 << 20
@@ -214,7 +210,9 @@ def write_chunk(
     if chunk.end is not None:  # set once: the import is an ORM object, its attributes are slow
         record.position, record.line = chunk.end
     rows, errors = chunk.rows, list(chunk.errors)
-    applied, failed = _apply(session, record, rows, now=now) if rows else (apply.Applied(), [])
+    applied, failed = (
+        apply.apply_chunk(session, record, rows, now=now) if rows else (apply.Applied(), [])
+    )
     errors.extend(failed)
     _record_errors(session, record, errors)
     record.total += chunk.total
@@ -245,57 +243,6 @@ def row_parser(session: Session, record: Import) -> Callable[[], RowParser]:
         source=record.source,
         submitted_at=record.created_at,
     )
-
-
-def _apply(
-    session: Session, record: Import, rows: list[ParsedRow], *, now: datetime
-) -> tuple[apply.Applied, list[RowError]]:
-    """Write the chunk; if that fails, write its rows one by one and report those that fail.
-
-    When every row of the chunk fails on its own too, the fault is not in the rows (the
-    database, a bug): the error propagates and the chunk is retried later, not rejected.
-    """
-    writer = apply.apply_contacts if record.kind == ImportKind.CONTACTS else apply.apply_events
-    context: dict[str, Any] = {"importId": record.id}
-
-    def write(chunk: list[ParsedRow]) -> apply.Applied:
-        return writer(
-            session, record.workspace_id, chunk, now=now, source=record.source, context=context
-        )
-
-    try:
-        with session.begin_nested():
-            return write(rows), []
-    except Exception:
-        log.exception("an import chunk failed; retrying its rows one by one", import_id=record.id)
-    total = apply.Applied()
-    failed: list[RowError] = []
-    for index, row in enumerate(rows):
-        try:
-            with session.begin_nested():
-                one = write([row])
-        except Exception as exc:
-            if len(failed) == index and index == len(rows) - 1 and index > 0:
-                raise
-            reason = f"could not be stored: {str(exc).strip().splitlines()[0][:250]}"
-            failed.append(RowError(row.line, None, None, reason))
-            _let_go(exc)
-            continue
-        total.created += one.created
-        total.updated += one.updated
-        total.skipped += one.skipped
-    return total, failed
-
-
-def _let_go(error: BaseException) -> None:
-    """Clear the frames of a caught error and of the errors it chains: they refer to the error,
-    in cycles (some fifty objects a failed row) that reference counting cannot free. A local
-    import writes its chunk with the collector paused (`runtime.collection_deferred`), and a
-    transaction's chunks retried row by row would hold them all until it ends."""
-    seen: BaseException | None = error
-    while seen is not None:
-        traceback.clear_frames(seen.__traceback__)
-        seen = seen.__cause__ or seen.__context__
 
 
 def _record_errors(session: Session, record: Import, errors: Sequence[RowError]) -> None:
