@@ -5,7 +5,8 @@ import sys
 
 if sys.argv[1:2] == ["up-services"]:
     # Before the imports, which take about a second: a Ctrl-C reaches the whole process group,
-    # and `up` stops its services itself, by closing their stdin (`sodate.cli.up_services`).
+    # and `up` stops its services itself, by closing their stdin
+    # (`sodate.commands.servers.up_services`).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 from sodate.cli import main

@@ -27,8 +27,7 @@ from sodate.imports.models import Import, ImportKind
 from sodate.imports.rows import ParsedRow, RowError
 from sodate.pipeline import process_batch
 
-# A chunk's failures are logged under the name of the import service, which runs the chunks.
-log = structlog.get_logger("sodate.imports.service")
+log = structlog.get_logger(__name__)
 
 MESSAGE_ID_PREFIX = "import-"
 
