@@ -86,18 +86,30 @@ def test_events_upload(client: TestClient, runtime: Runtime, admin_headers: dict
     assert (done["kind"], done["created"]) == ("events", 1)
 
 
+EMAIL_ONLY = csv_bytes([["email"], ["a@example.jp"]])
+MAPPING = ["query", "mapping"]
+SOURCE = ["query", "source"]
+
+
 @pytest.mark.parametrize(
-    ("data", "params", "message"),
+    ("data", "params", "message", "loc", "error_type"),
     [
-        (b"", {}, "empty"),
-        (csv_bytes([["氏名"], ["山田"]]), {}, "no column identifies the contact"),
-        (csv_bytes([["email"], ["a@example.jp"]]), {"mapping": "x"}, "header=field"),
-        (csv_bytes([["email"], ["a@example.jp"]]), {"mapping": "会社=company"}, "no column"),
-        (csv_bytes([["email"], ["a@example.jp"]]), {"kind": "events"}, "no event column"),
-        (csv_bytes([["email"], ["a@example.jp"]]), {"source": " "}, "not valid"),
-        (csv_bytes([["email"], ["a@example.jp"]]), {"source": "a\x00b"}, "not valid"),
-        (csv_bytes([["email", "a\x00b"], ["a@example.jp", "x"]]), {}, "header"),
-        (csv_bytes([["email"], ["a@example.jp"]]), {"mapping": "email=x\x01y"}, "control"),
+        (b"", {}, "empty", ["file"], "file"),
+        (
+            csv_bytes([["氏名"], ["山田"]]),
+            {},
+            "no column identifies the contact",
+            MAPPING,
+            "mapping",
+        ),
+        (EMAIL_ONLY, {"mapping": "x"}, "header=field", MAPPING, "mapping"),
+        (EMAIL_ONLY, {"mapping": "会社=company"}, "no column", MAPPING, "mapping"),
+        (EMAIL_ONLY, {"kind": "events"}, "no event column", MAPPING, "mapping"),
+        (EMAIL_ONLY, {"source": " "}, "not valid", SOURCE, "string_too_short"),
+        (EMAIL_ONLY, {"source": "a\x00b"}, "not valid", SOURCE, "string_pattern_mismatch"),
+        (EMAIL_ONLY, {"event": ""}, "not valid", ["query", "event"], "string_too_short"),
+        (csv_bytes([["email", "a\x00b"], ["a@example.jp", "x"]]), {}, "header", ["file"], "file"),
+        (EMAIL_ONLY, {"mapping": "email=x\x01y"}, "control", MAPPING, "mapping"),
     ],
 )
 def test_files_that_cannot_be_imported_are_refused_at_once(
@@ -106,10 +118,21 @@ def test_files_that_cannot_be_imported_are_refused_at_once(
     data: bytes,
     params: dict[str, str],
     message: str,
+    loc: list[str],
+    error_type: str,
 ) -> None:
     response = client.post("/api/v1/imports", content=data, params=params, headers=admin_headers)
     assert response.status_code == 422, response.text
-    assert message in error_of(response)["message"]
+    error = error_of(response)
+    assert message in error["message"]
+    # One detail, in the shape request validation gives: the file, or the query parameter.
+    (detail,) = error["details"]
+    assert set(detail) == {"loc", "msg", "type"}, detail
+    assert (detail["loc"], detail["type"]) == (loc, error_type)
+    if error_type in ("file", "mapping"):
+        assert detail["msg"] == error["message"]
+    else:
+        assert detail["msg"].startswith("String should"), detail
     assert client.get("/api/v1/imports", headers=admin_headers).json()["items"] == []
 
 

@@ -32,15 +32,22 @@ from sodate.workspaces.roles import Permission
 
 def _no_nul(request: Request) -> None:
     """Refuse NUL characters in the path and the query: PostgreSQL's text cannot hold them."""
+    params = (
+        ("path", request.path_params.items()),
+        ("query", request.query_params.multi_items()),
+    )
     bad = [
-        name
-        for name, value in (*request.path_params.items(), *request.query_params.multi_items())
+        [where, name]
+        for where, items in params
+        for name, value in items
         if "\x00" in name or "\x00" in str(value)
     ]
     if bad:
         raise InvalidInput(
             "NUL characters are not allowed",
-            details=[{"field": name, "message": "contains a NUL character"} for name in bad],
+            details=[
+                {"loc": loc, "msg": "contains a NUL character", "type": "value"} for loc in bad
+            ],
         )
 
 
@@ -105,7 +112,13 @@ def _trait_filters(request: Request) -> tuple[tuple[str, str], ...]:
         if '"' in name:  # a JSON path on SQLite cannot name it
             raise InvalidInput(
                 "a trait filter cannot name a trait with a double quote",
-                details=[{"field": f"trait.{name}", "message": "contains a double quote"}],
+                details=[
+                    {
+                        "loc": ["query", f"trait.{name}"],
+                        "msg": "contains a double quote",
+                        "type": "unsupported_name",
+                    }
+                ],
             )
     return filters
 
@@ -115,8 +128,10 @@ def _external(value: str | None) -> tuple[str, str] | None:
         return None
     kind, _, identifier = value.partition(":")
     if not kind or not identifier:
+        msg = f"must be `type:value`, not {value!r}"
         raise InvalidInput(
-            "external_id must be `type:value`", details=[{"field": "external_id", "message": value}]
+            "external_id must be `type:value`",
+            details=[{"loc": ["query", "external_id"], "msg": msg, "type": "value"}],
         )
     return kind, identifier
 

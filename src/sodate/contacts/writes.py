@@ -47,21 +47,19 @@ class Upserted:
 
 
 def check_identifiers(data: ContactUpsert) -> list[dict[str, Any]]:
-    """The errors of identifiers that cannot be used, by field."""
-    errors = []
+    """An error detail for each identifier that cannot be used: its `loc`, `msg`, and `type`
+    "value", as a static list's rejected rows say of the same identifiers."""
+    problems: list[tuple[list[str], str]] = []
     if data.user_id is not None and usable_id(data.user_id) is None:
-        message = f"a placeholder, not an id: {data.user_id!r}"
-        errors.append({"field": "user_id", "message": message})
+        problems.append((["user_id"], f"a placeholder, not an id: {data.user_id!r}"))
     for kind, value in data.external_ids.items():
         if usable_id(value) is None:
-            errors.append(
-                {"field": f"external_ids.{kind}", "message": f"a placeholder, not an id: {value!r}"}
-            )
+            problems.append((["external_ids", kind], f"a placeholder, not an id: {value!r}"))
     if data.email is not None and normalize_email(data.email) is None:
-        errors.append({"field": "email", "message": f"not an email address: {data.email!r}"})
+        problems.append((["email"], f"not an email address: {data.email!r}"))
     if data.phone is not None and normalize_phone(data.phone) is None:
-        errors.append({"field": "phone", "message": f"not a valid phone number: {data.phone!r}"})
-    return errors
+        problems.append((["phone"], f"not a valid phone number: {data.phone!r}"))
+    return [{"loc": loc, "msg": msg, "type": "value"} for loc, msg in problems]
 
 
 def upsert_contacts(

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from sodate.conditions.schemas import error_details
 from sodate.deps import Caller, allowed
 from sodate.errors import InvalidInput
 from sodate.imports import jobs as _jobs  # noqa: F401 - registers the job that runs uploads
@@ -106,9 +107,8 @@ def _options(values: dict[str, object]) -> ImportOptions:
     try:
         return ImportOptions.model_validate(values)
     except ValidationError as exc:
-        details = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
-        ]
+        # The options are the request's query parameters: located as FastAPI locates them.
+        details = [{**d, "loc": ["query", *d["loc"]]} for d in error_details(exc)]
         raise InvalidInput("the import options are not valid", details=details) from None
 
 

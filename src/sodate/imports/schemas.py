@@ -96,9 +96,10 @@ def parse_mapping(pairs: Iterable[str]) -> dict[str, str]:
     for pair in pairs:
         header, equals, field = pair.rpartition("=")
         if not equals or not header.strip():
+            message = f"a mapping is `header=field`, not {pair!r}"
             raise InvalidInput(
-                f"a mapping is `header=field`, not {pair!r}",
-                details=[{"field": "mapping", "message": pair}],
+                message,
+                details=[{"loc": ["query", "mapping"], "msg": message, "type": "mapping"}],
             )
         mapping[header.strip()] = field.strip()
     return mapping

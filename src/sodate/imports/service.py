@@ -62,13 +62,17 @@ def prepare(stream: BinaryIO, options: ImportOptions) -> tuple[Layout, list[Fiel
     try:
         layout = read_layout(stream, options.encoding)
     except FileFormatError as exc:
-        raise InvalidInput(str(exc), details=[{"field": "file", "message": str(exc)}]) from None
+        raise InvalidInput(
+            str(exc), details=[{"loc": ["file"], "msg": str(exc), "type": "file"}]
+        ) from None
     try:
         fields = resolve_mapping(
             options.kind, layout.header, options.mapping, fixed_event=options.event
         )
     except MappingError as exc:
-        raise InvalidInput(str(exc), details=[{"field": "mapping", "message": str(exc)}]) from None
+        raise InvalidInput(
+            str(exc), details=[{"loc": ["query", "mapping"], "msg": str(exc), "type": "mapping"}]
+        ) from None
     return layout, fields
 
 
