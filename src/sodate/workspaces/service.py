@@ -271,7 +271,8 @@ def create_api_key(
     if data.kind is ApiKeyKind.TRACKING:
         if data.role is not None:
             raise InvalidInput(
-                "a tracking key has no role", details=[{"loc": ["role"], "msg": "must be empty"}]
+                "a tracking key has no role",
+                details=[{"loc": ["role"], "msg": "must be empty", "type": "value"}],
             )
         role = None
         prefix = secrets.WRITE_KEY_PREFIX
