@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from sodate.conditions.schemas import ConditionError, error_path
+from sodate.conditions.schemas import ConditionError, error_details
 from sodate.errors import InvalidInput
 
 Document = TypeVar("Document", bound=BaseModel)
@@ -58,10 +58,7 @@ def _validate(
     try:
         item = schema.model_validate(document)
     except ValidationError as exc:
-        checked.errors += [
-            {"loc": [index, *error_path(e["loc"])], "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors(include_url=False)
-        ]
+        checked.errors += error_details(exc, at=[index])
     except ConditionError as exc:
         checked.errors += [
             {**detail, "loc": [index, *detail.get("loc", [])]} for detail in exc.details

@@ -305,9 +305,11 @@ def bounded(data: Any, key: str) -> Any:
     return data
 
 
-def error_details(exc: ValidationError) -> list[dict[str, Any]]:
+def error_details(exc: ValidationError, *, at: Sequence[int | str] = ()) -> list[dict[str, Any]]:
+    """Pydantic's errors as error details, each `loc` after `at` (where the validated value is:
+    a document's index in a file, `query` for a request's parameters)."""
     return [
-        {"loc": error_path(error["loc"]), "msg": error["msg"], "type": error["type"]}
+        {"loc": [*at, *error_path(error["loc"])], "msg": error["msg"], "type": error["type"]}
         for error in exc.errors(include_url=False)
     ]
 

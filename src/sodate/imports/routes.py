@@ -108,7 +108,7 @@ def _options(values: dict[str, object]) -> ImportOptions:
         return ImportOptions.model_validate(values)
     except ValidationError as exc:
         # The options are the request's query parameters: located as FastAPI locates them.
-        details = [{**d, "loc": ["query", *d["loc"]]} for d in error_details(exc)]
+        details = error_details(exc, at=["query"])
         raise InvalidInput("the import options are not valid", details=details) from None
 
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from sodate.conditions.reads import Reads, reads
 from sodate.conditions.references import unknown_references
-from sodate.conditions.schemas import error_path
+from sodate.conditions.schemas import error_details
 from sodate.db.locks import lock_workspace
 from sodate.db.paging import fetch_page
 from sodate.errors import InvalidInput
@@ -69,10 +69,7 @@ def apply_document(
     except ValidationError as exc:
         raise InvalidInput(
             "the lifecycle rules are not valid",
-            details=[
-                {"loc": error_path(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors(include_url=False)
-            ],
+            details=error_details(exc),
         ) from None
     return [put_rules(session, workspace_id, data, now=now)]
 
